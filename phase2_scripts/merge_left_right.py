@@ -1,0 +1,252 @@
+"""Merge the four intermediate-inference passes into one pseudo-label bank (SPEC §3 "Merge").
+
+Per video with labeled frames a < b (positions in the time-sorted frame list):
+  before a            <- rightsecgt (propagated backward from a alone)
+  a < i < b           <- left  when i - a <= floor((b - a - 1) / 2)   (forward from a)
+                         right otherwise                                (backward from b)
+  after b             <- leftsecgt  (propagated forward from b alone)
+  a, b                <- the true labels of the sparse label folder
+A video with one labeled frame a: before a <- rightsecgt, after a <- leftsecgt.
+
+Everything is validated before anything is written; each video is written into
+`<out>/.tmp_<video>` and renamed into place, so a killed merge never leaves a half video.
+Output PNGs are byte copies of their sources (palette kept).
+
+Run from the repository root:
+  python phase2_scripts/merge_left_right.py --gt_dir G --left L --leftsecgt LS \
+      --right R --rightsecgt RS --out OUT [--frames_dir JPEGImages] [--videos v1 v2]
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+
+from util.errors import UserError, run_main  # noqa: E402
+
+PASS_NAMES = ('left', 'leftsecgt', 'right', 'rightsecgt')
+SOURCE_NAMES = ('gt',) + PASS_NAMES
+FRAME_EXTS = ('.jpg', '.jpeg', '.png')
+
+
+class MissingFrame(UserError):
+    """A source (pass or gt) lacks a frame it must provide."""
+
+    def __init__(self, msg, source, frame):
+        super().__init__(msg)
+        self.source = source
+        self.frame = frame
+
+
+def frame_sort_key(name):
+    """Time order of frame names: digit runs compare as numbers ('00005' < '00010', '9' < '10')."""
+    parts = re.split(r'(\d+)', name)
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
+
+
+def source_plan(n, labeled_idx):
+    """Source name for each of n frame positions given the sorted labeled positions (1 or 2)."""
+    if len(labeled_idx) not in (1, 2):
+        raise ValueError(f'expected 1 or 2 labeled frames, got {len(labeled_idx)}')
+    a = labeled_idx[0]
+    b = labeled_idx[-1]
+    half = (b - a - 1) // 2          # last offset from a that takes the forward (left) pass
+    plan = []
+    for i in range(n):
+        if i in labeled_idx:
+            plan.append('gt')
+        elif i < a:
+            plan.append('rightsecgt')
+        elif i > b:
+            plan.append('leftsecgt')
+        else:                        # a < i < b, only with two labeled frames
+            plan.append('left' if i - a <= half else 'right')
+    return plan
+
+
+def merge_video(frames, labeled, passes, video=''):
+    """Plan one video's merge: which file each frame's pseudo label is copied from.
+
+    frames: frame names (stems, any order; sorted here by time).
+    labeled: the 1 or 2 labeled frame names (must be in frames).
+    passes: {source: {frame: path}} with sources 'gt', 'left', 'leftsecgt', 'right',
+        'rightsecgt'; a frame missing from a source that must provide it is an error.
+    Returns {frame: (source, path)} in time order. Pure: looks only at the given dicts.
+    """
+    frames = sorted(set(frames), key=frame_sort_key)
+    labeled = sorted(set(labeled), key=frame_sort_key)
+    where = f'video {video}: ' if video else ''
+    if len(labeled) not in (1, 2):
+        raise UserError(f'{where}expected 1 or 2 labeled frames, got {len(labeled)}')
+    pos = {f: i for i, f in enumerate(frames)}
+    for f in labeled:
+        if f not in pos:
+            raise UserError(f'{where}labeled frame {f} is not among the video frames')
+    plan = source_plan(len(frames), [pos[f] for f in labeled])
+    out = {}
+    for f, src in zip(frames, plan):
+        path = passes.get(src, {}).get(f)
+        if path is None:
+            raise MissingFrame(f'pass {src}: {where}missing frame file {f}.png', src, f)
+        out[f] = (src, path)
+    return out
+
+
+def resolve_pass_dir(path, name):
+    """A pass output folder, or its Annotations/ subfolder when it has one."""
+    path = Path(path)
+    if (path / 'Annotations').is_dir():
+        path = path / 'Annotations'
+    if not path.is_dir():
+        raise UserError(f'{path}: {name} pass folder not found')
+    return path
+
+
+def list_pngs(folder):
+    """{frame stem: path} of the PNGs in a folder ({} when the folder is missing)."""
+    if not folder.is_dir():
+        return {}
+    return {p.stem: str(p) for p in folder.iterdir()
+            if p.suffix.lower() == '.png' and not p.name.startswith('.') and p.is_file()}
+
+
+def list_frames(folder):
+    """Frame stems of the images in a JPEGImages/<video> folder."""
+    if not folder.is_dir():
+        raise UserError(f'{folder}: frames folder of this video not found')
+    names = [p.stem for p in folder.iterdir()
+             if p.suffix.lower() in FRAME_EXTS and not p.name.startswith('.')]
+    if not names:
+        raise UserError(f'{folder}: no frames (.jpg/.png) in this folder')
+    return names
+
+
+def plan_video(video, gt_dir, pass_dirs, frames_dir=None):
+    """Read one video's folders and return its merge plan (see merge_video)."""
+    gt_files = list_pngs(gt_dir / video)
+    if len(gt_files) not in (1, 2):
+        raise UserError(f'{gt_dir / video}: expected 1 or 2 labeled PNGs, found {len(gt_files)}')
+    sources = {'gt': gt_files}
+    for name, d in pass_dirs.items():
+        sources[name] = list_pngs(d / video)
+    if frames_dir is not None:
+        frames = list_frames(Path(frames_dir) / video)
+        missing = sorted(set(gt_files) - set(frames), key=frame_sort_key)
+        if missing:
+            raise UserError(f'{gt_dir / video / (missing[0] + ".png")}: labeled frame has no '
+                            f'image in {Path(frames_dir) / video}')
+    else:
+        frames = set()
+        for files in sources.values():
+            frames.update(files)
+    try:
+        return merge_video(frames, list(gt_files), sources, video=video)
+    except MissingFrame as e:               # name the full expected path
+        root = gt_dir if e.source == 'gt' else pass_dirs[e.source]
+        raise UserError(f'pass {e.source}: video {video}: missing frame file '
+                        f'{root / video / (e.frame + ".png")}') from None
+
+
+def write_video(out, video, plan):
+    """Copy one video's planned files into <out>/.tmp_<video>, then rename to <out>/<video>."""
+    tmp = out / f'.tmp_{video}'
+    old = out / f'.old_{video}'
+    final = out / video
+    for stale in (tmp, old):
+        if stale.exists():
+            shutil.rmtree(stale)
+    tmp.mkdir(parents=True)
+    for frame, (_, src) in plan.items():
+        shutil.copyfile(src, tmp / f'{frame}.png')
+    if final.exists():              # replace a previous merge: old out of the way, new in
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)
+
+
+def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, videos=None,
+          workers=4, progress=True):
+    """Merge the four pass trees into <out>/<video>/<frame>.png; return a summary dict.
+
+    All videos are planned and checked first; nothing is written if any check fails.
+    """
+    gt_dir = Path(gt_dir)
+    if not gt_dir.is_dir():
+        raise UserError(f'{gt_dir}: sparse label folder not found')
+    pass_dirs = {name: resolve_pass_dir(p, name) for name, p in
+                 zip(PASS_NAMES, (left, leftsecgt, right, rightsecgt))}
+    all_videos = sorted(p.name for p in gt_dir.iterdir()
+                        if p.is_dir() and not p.name.startswith('.'))
+    if videos:
+        unknown = [v for v in videos if v not in all_videos]
+        if unknown:
+            raise UserError(f'{gt_dir}: no sparse labels for video {unknown[0]}')
+        all_videos = [v for v in all_videos if v in set(videos)]
+    if not all_videos:
+        raise UserError(f'{gt_dir}: no video folders to merge')
+
+    plans = {v: plan_video(v, gt_dir, pass_dirs, frames_dir) for v in all_videos}
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f'{out}: cannot create output folder ({e.strerror})') from e
+    items = list(plans.items())
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        jobs = pool.map(lambda kv: write_video(out, *kv), items)
+        if progress:
+            import progressbar
+            jobs = progressbar.progressbar(jobs, max_value=len(items))
+        for _ in jobs:
+            pass
+
+    counts = {s: 0 for s in SOURCE_NAMES}
+    for plan in plans.values():
+        for src, _ in plan.values():
+            counts[src] += 1
+    return {'videos': len(plans), 'frames': sum(counts.values()), 'sources': counts,
+            'out': str(out)}
+
+
+def summary_line(s):
+    per = ', '.join(f'{k} {v}' for k, v in s['sources'].items())
+    return f"merged {s['videos']} videos, {s['frames']} frames into {s['out']} ({per})"
+
+
+def get_parser():
+    p = argparse.ArgumentParser(description='Merge the four intermediate-inference passes '
+                                            'into one pseudo-label bank.')
+    p.add_argument('--gt_dir', default='../YouTube/phase2/yv_gt_480p',
+                   help='sparse label folder: <video>/<1 or 2 labeled pngs>')
+    p.add_argument('--left', default='../vos_phase2/phase1_left_480p')
+    p.add_argument('--leftsecgt', default='../vos_phase2/phase1_leftsecgt_480p')
+    p.add_argument('--right', default='../vos_phase2/phase1_right_480p')
+    p.add_argument('--rightsecgt', default='../vos_phase2/phase1_rightsecgt_480p')
+    p.add_argument('--out', default='../vos_phase2/phase1_merge_480p')
+    p.add_argument('--frames_dir', default=None,
+                   help='JPEGImages folder giving each video\'s full frame list (default: the '
+                        'union of frames in the passes and the sparse labels)')
+    p.add_argument('--videos', nargs='+', default=None, help='merge only these videos')
+    p.add_argument('--workers', type=int, default=4, help='parallel video writers')
+    p.add_argument('--debug', action='store_true', help='full traceback on errors')
+    return p
+
+
+def main(argv=None):
+    args = get_parser().parse_args(argv)
+    s = merge(args.gt_dir, args.left, args.leftsecgt, args.right, args.rightsecgt, args.out,
+              frames_dir=args.frames_dir, videos=args.videos, workers=args.workers)
+    print(summary_line(s))
+    return s
+
+
+if __name__ == '__main__':
+    run_main(main)
