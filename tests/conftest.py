@@ -1,0 +1,20 @@
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _limit_threads():
+    import torch
+    torch.set_num_threads(2)
+    yield
+
+
+@pytest.fixture(scope='session')
+def repo_root():
+    return ROOT
