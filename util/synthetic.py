@@ -154,7 +154,8 @@ class _Object:
             p = np.sin(f * np.sqrt(u * u + v * v))
         p = (np.clip(p, -1, 1) + 1) / 2                            # [H, W] in [0, 1]
         n = self.patch.shape[0]
-        noise = self.patch[np.floor(v * n).astype(np.int64) % n, np.floor(u * n).astype(np.int64) % n]
+        iv, iu = np.floor(v * n).astype(np.int64) % n, np.floor(u * n).astype(np.int64) % n
+        noise = self.patch[iv, iu]                                 # [H, W] texture noise
         colour = self.c1 * (1 - p[..., None]) + self.c2 * p[..., None] + noise[..., None]
         return inside, colour
 
