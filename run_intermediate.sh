@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Intermediate inference of two-shot VOS: the four propagations per training video
+# (left, leftsecgt, right, rightsecgt; SPEC §3) with the phase-1 model, then the merge into
+# one pseudo-label bank.
+#
+#   bash run_intermediate.sh youtube            # four passes + merge
+#   bash run_intermediate.sh davis left right   # only these passes (no merge)
+#   bash run_intermediate.sh youtube merge      # only the merge
+#
+# Everything is overridable by environment variables (defaults: the paper's layout):
+#   MODEL       phase-1 weights (default: newest saves/*_phase1/*_phase1_150000.pth)
+#   YV_ROOT     ../YouTube          DAVIS_ROOT  ../DAVIS
+#   YV_SPARSE   $YV_ROOT/phase2/yv_gt_480p     DAVIS_SPARSE $DAVIS_ROOT/2017/phase2/davis_gt
+#   OUT_ROOT    ../vos_phase2       GPUS (CUDA_VISIBLE_DEVICES, default 0)   PYTHON (python)
+# Extra eval flags can be given in EVAL_ARGS (e.g. EVAL_ARGS="--amp --device cpu").
+set -euo pipefail
+cd "$(dirname "$0")"
+DATASET=${1:?usage: run_intermediate.sh youtube|davis [left leftsecgt right rightsecgt merge]}
+shift
+STEPS=("$@")
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(left leftsecgt right rightsecgt merge)
+
+PYTHON=${PYTHON:-python}
+MODEL=${MODEL:-$(ls -t saves/*_phase1/*_phase1_150000.pth 2>/dev/null | head -n 1 || true)}
+YV_ROOT=${YV_ROOT:-../YouTube}
+DAVIS_ROOT=${DAVIS_ROOT:-../DAVIS}
+OUT_ROOT=${OUT_ROOT:-../vos_phase2}
+export CUDA_VISIBLE_DEVICES=${GPUS:-${CUDA_VISIBLE_DEVICES:-0}}
+
+case "$DATASET" in
+    youtube)
+        SPARSE=${YV_SPARSE:-$YV_ROOT/phase2/yv_gt_480p}
+        SUFFIX=480p
+        DATA_ARGS=(--yv_path "$YV_ROOT" --res -1) ;;    # train_480p is every 5th frame, mem_every 1
+    davis)
+        SPARSE=${DAVIS_SPARSE:-$DAVIS_ROOT/2017/phase2/davis_gt}
+        SUFFIX=davis
+        DATA_ARGS=(--davis --davis_path "$DAVIS_ROOT") ;;  # mem_every 5
+    *) echo "unknown dataset '$DATASET' (youtube or davis)" >&2; exit 2 ;;
+esac
+
+pass_flags() {
+    case "$1" in
+        left) ;;
+        leftsecgt) echo --only_sec_gt ;;
+        right) echo --reverse ;;
+        rightsecgt) echo --reverse --only_sec_gt ;;
+    esac
+}
+
+for step in "${STEPS[@]}"; do
+    if [ "$step" = merge ]; then
+        cmd=("$PYTHON" phase2_scripts/merge_left_right.py --gt_dir "$SPARSE"
+             --left "$OUT_ROOT/phase1_left_$SUFFIX" --leftsecgt "$OUT_ROOT/phase1_leftsecgt_$SUFFIX"
+             --right "$OUT_ROOT/phase1_right_$SUFFIX" --rightsecgt "$OUT_ROOT/phase1_rightsecgt_$SUFFIX"
+             --out "$OUT_ROOT/phase1_merge_$SUFFIX")
+    else
+        case "$step" in left|leftsecgt|right|rightsecgt) ;;
+            *) echo "unknown step '$step'" >&2; exit 2 ;; esac
+        [ -n "$MODEL" ] || { echo "no phase-1 model found: set MODEL=path/to/phase1.pth" >&2; exit 2; }
+        cmd=("$PYTHON" eval_youtube.py --model "$MODEL" "${DATA_ARGS[@]}" --data_file "$SPARSE"
+             $(pass_flags "$step") --output "$OUT_ROOT/phase1_${step}_$SUFFIX" ${EVAL_ARGS:-})
+    fi
+    echo "+ ${cmd[*]}"
+    "${cmd[@]}"
+done

@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Intermediate inference, pass 'right' on youtube (see run_intermediate.sh for the variables).
+exec bash "$(dirname "$0")/../run_intermediate.sh" youtube right "$@"
