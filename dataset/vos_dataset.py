@@ -1,0 +1,319 @@
+"""Training triplets from videos: full supervision, two-shot (phase 1) and phase 2 (SPEC §4).
+
+Three modes, chosen by the constructor arguments:
+
+- full supervision (two_shot and pseudo_root None): STCN's triplets i0 < i1 < i2, gaps
+  1..max_jump+1, masks from gt_root;
+- two-shot (two_shot = {video: ["00030.jpg", ...]}): only the listed frames' masks are ever
+  read. semi=False: triplets of the labeled frames only. semi=True: a triplet starts at a
+  labeled frame, goes forward (or backward, p=reverse_p) with gaps 1..max_jump+1 over all
+  frames, and with p=force_both_p holds both labeled frames; unlabeled frames get
+  cls_gt -1 (ignored) and `labeled` False;
+- phase 2 (pseudo_root = merged pseudo-label bank): ordinary triplets over the frames that
+  have a bank PNG, masks from the bank; `labeled_frames` marks the true labels.
+
+Item (C = crop_size):
+    rgb      float [3, 3, C, C]  ImageNet-normalised frames
+    gt       float [3, 1, C, C]  target object (0/1)
+    sec_gt   float [3, 1, C, C]  second object (0/1; zeros when there is none)
+    cls_gt   long  [3, C, C]     0 background, 1 target, 2 second, -1 ignored (unlabeled)
+    selector float [2]           [1, 1 if a second object exists else 0]
+    labeled  bool  [3]           frame has a true (or, phase 2, bank) label
+    info     dict  name (video), frames (3 image names), target_id, second_id (0 if none)
+
+All randomness comes from torch's global RNG (see dataset/reseed.py).
+"""
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dataset import augment as A
+from util.errors import UserError
+from util.io import read_frame, read_mask
+
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png')
+MAX_TRIALS = 5                 # STCN: resample up to 5 times until a target is visible
+BL_MIN_AREA = 100              # BL30K: an object needs this many pixels in a 384 crop
+
+
+def _stem(name):
+    return os.path.splitext(name)[0]
+
+
+def _list_dirs(root):
+    return sorted(d for d in os.listdir(root)
+                  if not d.startswith('.') and os.path.isdir(os.path.join(root, d)))
+
+
+def _list_images(folder):
+    return sorted(f for f in os.listdir(folder)
+                  if not f.startswith('.') and f.lower().endswith(IMAGE_EXTS))
+
+
+def _load_two_shot(two_shot):
+    """dict {video: [names]} or a path to the split JSON -> {video: set of frame stems}."""
+    if isinstance(two_shot, (str, os.PathLike)):
+        from util.make_two_shot_split import load_split
+        two_shot = load_split(str(two_shot), max_frames=10 ** 6)
+    if not isinstance(two_shot, dict):
+        raise TypeError('two_shot / labeled_frames must be a dict {video: [frame names]}')
+    return {v: {_stem(n) for n in names} for v, names in two_shot.items()}
+
+
+def ordinary_triplet(n, max_jump):
+    """STCN-style frame indices i0 < i1 < i2 in [0, n), each gap in 1..max_jump+1.
+
+    Videos with fewer than 3 frames repeat frames (clipped to the video).
+    """
+    step = max_jump + 1
+    if n < 3:
+        i1 = min(A.randint(1, step), n - 1)
+        return [0, i1, min(i1 + A.randint(1, step), n - 1)]
+    g1 = A.randint(1, min(step, n - 2))          # leave room for the third frame
+    i0 = A.randint(0, n - 2 - g1)
+    i1 = i0 + g1
+    return [i0, i1, i1 + A.randint(1, min(step, n - 1 - i1))]
+
+
+def labeled_triplet(lab):
+    """Triplet from the labeled frame indices only: all of them appear (up to 3), random order."""
+    lab = sorted(set(lab))
+    if len(lab) >= 3:
+        perm = torch.randperm(len(lab))[:3].tolist()
+        return [lab[k] for k in perm]
+    picks = (lab * 3)[:2] + [A.choice(lab)] if len(lab) == 2 else lab * 3
+    return [picks[k] for k in torch.randperm(3).tolist()]
+
+
+def semi_triplet(n, lab, max_jump, reverse_p, force_both_p):
+    """Semi-supervised triplet: starts at a labeled frame, two more frames each 1..max_jump+1
+    further in the chosen time direction (clipped to the video); with p=force_both_p the
+    other labeled frame is inserted in time order and the last frame dropped."""
+    lab = sorted(set(lab))
+    s = A.choice(lab)
+    d = -1 if A.rand() < reverse_p else 1
+    if not 0 <= s + d < n and 0 <= s - d < n:    # no room that way: go the other way
+        d = -d
+    step = max_jump + 1
+    i1 = min(max(s + d * A.randint(1, step), 0), n - 1)
+    i2 = min(max(i1 + d * A.randint(1, step), 0), n - 1)
+    idx = [s, i1, i2]
+    if len(lab) > 1 and A.rand() < force_both_p:
+        other = A.choice([k for k in lab if k != s])
+        if other not in idx:
+            idx = sorted(idx + [other], key=lambda k: d * k)[:3]
+    return idx
+
+
+class VOSDataset(Dataset):
+    """Triplets of frames from a folder of videos; see the module docstring for the modes."""
+
+    def __init__(self, im_root, gt_root, max_jump, is_bl=False, subset=None, two_shot=None,
+                 semi=False, pseudo_root=None, labeled_frames=None, crop_size=384,
+                 force_both_p=0.5, reverse_p=0.5):
+        self.im_root, self.gt_root = str(im_root), None if gt_root is None else str(gt_root)
+        self.max_jump = int(max_jump)          # the trainer's skip curriculum changes this
+        self.is_bl = is_bl
+        self.semi = semi                       # settable: False = labeled-only triplets
+        self.crop_size = int(crop_size)
+        self.force_both_p, self.reverse_p = force_both_p, reverse_p
+        self.pseudo_root = None if pseudo_root is None else str(pseudo_root)
+        self.crop_scale = (0.25, 1.0) if is_bl else (0.36, 1.0)
+        self.min_area = max(1, int(round(BL_MIN_AREA * (self.crop_size / 384) ** 2))) \
+            if is_bl else 1
+        if not os.path.isdir(self.im_root):
+            raise UserError(f'{self.im_root}: image folder not found')
+        subset = None if subset is None else set(subset)
+
+        self.videos = []       # video names
+        self.frames = {}       # video -> sorted image file names usable in triplets
+        self.labeled = {}      # video -> sorted indices (into frames) of labeled frames
+        self.mask_dir = {}     # video -> folder holding its masks
+        if self.pseudo_root is not None:
+            self.mode = 'phase2'
+            self._init_phase2(subset, labeled_frames if labeled_frames is not None else two_shot)
+        elif two_shot is not None:
+            self.mode = 'two_shot'
+            self._init_two_shot(subset, two_shot)
+        else:
+            self.mode = 'full'
+            self._init_full(subset)
+        if not self.videos:
+            raise UserError(f'{self.im_root}: no usable videos found ({self.mode} mode)')
+
+    # ------------------------------------------------------------ listing
+    def _require_gt_root(self):
+        if self.gt_root is None or not os.path.isdir(self.gt_root):
+            raise UserError(f'{self.gt_root}: annotation folder not found')
+
+    def _init_full(self, subset):
+        self._require_gt_root()
+        for v in _list_dirs(self.im_root):
+            if subset is not None and v not in subset:
+                continue
+            frames = _list_images(os.path.join(self.im_root, v))
+            if frames:
+                self._add(v, frames, list(range(len(frames))), os.path.join(self.gt_root, v))
+
+    def _init_two_shot(self, subset, two_shot):
+        self._require_gt_root()
+        split = _load_two_shot(two_shot)
+        for v in sorted(split):
+            if subset is not None and v not in subset:
+                continue
+            folder = os.path.join(self.im_root, v)
+            if not os.path.isdir(folder):
+                raise UserError(f'{folder}: video of the two-shot split not found')
+            frames = _list_images(folder)
+            stems = [_stem(f) for f in frames]
+            lab = []
+            for s in sorted(split[v]):
+                if s not in stems:
+                    raise UserError(f'{folder}: labeled frame {s!r} of the two-shot split '
+                                    'has no image')
+                png = os.path.join(self.gt_root, v, s + '.png')
+                if not os.path.isfile(png):
+                    raise UserError(f'{png}: mask of a labeled frame not found')
+                lab.append(stems.index(s))
+            self._add(v, frames, lab, os.path.join(self.gt_root, v))
+
+    def _init_phase2(self, subset, labeled_frames):
+        if not os.path.isdir(self.pseudo_root):
+            raise UserError(f'{self.pseudo_root}: pseudo-label bank not found')
+        true = {} if labeled_frames is None else _load_two_shot(labeled_frames)
+        for v in _list_dirs(self.pseudo_root):
+            if subset is not None and v not in subset:
+                continue
+            bank = os.path.join(self.pseudo_root, v)
+            have = {_stem(f) for f in os.listdir(bank)
+                    if not f.startswith('.') and f.lower().endswith('.png')}
+            im_dir = os.path.join(self.im_root, v)
+            if not have or not os.path.isdir(im_dir):
+                continue
+            frames = [f for f in _list_images(im_dir) if _stem(f) in have]
+            lab = [k for k, f in enumerate(frames) if _stem(f) in true.get(v, ())]
+            if frames:
+                self._add(v, frames, lab, bank)
+
+    def _add(self, video, frames, labeled, mask_dir):
+        self.videos.append(video)
+        self.frames[video] = frames
+        self.labeled[video] = labeled
+        self.mask_dir[video] = mask_dir
+
+    def __len__(self):
+        return len(self.videos)
+
+    # ------------------------------------------------------------ sampling
+    def _sample(self, video):
+        """Frame indices [3] and whether each frame's mask is to be read [3]."""
+        n, lab = len(self.frames[video]), self.labeled[video]
+        if self.mode == 'two_shot':
+            if not self.semi:                   # warm-up: labeled frames only
+                return labeled_triplet(lab), [True] * 3
+            idx = semi_triplet(n, lab, self.max_jump, self.reverse_p, self.force_both_p)
+            return idx, [k in lab for k in idx]
+        return ordinary_triplet(n, self.max_jump), [True] * 3
+
+    # ------------------------------------------------------------ loading
+    def _read(self, video, name, with_mask):
+        im = read_frame(os.path.join(self.im_root, video, name))
+        if not with_mask:
+            return im, None
+        path = os.path.join(self.mask_dir[video], _stem(name) + '.png')
+        mask = read_mask(path)
+        if mask.shape != im.shape[:2]:
+            raise UserError(f'{path}: mask size {mask.shape[::-1]} differs from its frame '
+                            f'{im.shape[1::-1]}')
+        return im, mask
+
+    def _augment(self, ims, masks):
+        """Shared (flip, crop, jitter, gray) and per-frame (affine, jitter) augmentation.
+
+        ims: list of uint8 [H, W, 3]; masks: list of uint8 [H, W] or None.
+        Returns float [3, 3, C, C] and a list of uint8 [C, C] (or None).
+        """
+        c = self.crop_size
+        first = A.to_pil_image(ims[0])
+        flip = A.rand() < 0.5
+        box = A.sample_crop(first, self.crop_scale)
+        jitter = A.sample_jitter(0.1, 0.03, 0.03, 0)
+        gray = A.rand() < 0.05
+        out_ims, out_masks = [], []
+        for im, mask in zip(ims, masks):
+            im = A.to_pil_image(im)
+            mask = None if mask is None else A.to_pil_mask(mask)
+            if flip:
+                im = A.hflip(im)
+                mask = None if mask is None else A.hflip(mask)
+            im = A.apply_crop(im, box, c, is_mask=False)
+            mask = None if mask is None else A.apply_crop(mask, box, c, is_mask=True)
+            im = A.apply_jitter(im, jitter)
+            if gray:
+                im = A.to_gray(im)
+            aff = A.sample_affine((c, c), degrees=15, shear=10)
+            im = A.apply_affine(im, aff, is_mask=False)
+            mask = None if mask is None else A.apply_affine(mask, aff, is_mask=True)
+            im = A.apply_jitter(im, A.sample_jitter(0.01, 0.01, 0.01, 0))
+            out_ims.append(A.to_normalized_tensor(im))
+            out_masks.append(None if mask is None else np.asarray(mask, dtype=np.uint8))
+        return torch.stack(out_ims, 0), out_masks
+
+    def _pick_objects(self, mask0):
+        """Target and second object ids visible in frame 0 (0 when none)."""
+        ids, counts = np.unique(mask0, return_counts=True)
+        cand = [int(i) for i, k in zip(ids, counts) if i != 0 and k >= self.min_area]
+        if not cand:
+            return 0, 0
+        target = A.choice(cand)
+        rest = [i for i in cand if i != target]
+        return target, (A.choice(rest) if rest else 0)
+
+    def __getitem__(self, idx):
+        video = self.videos[idx]
+        names = self.frames[video]
+        for _ in range(MAX_TRIALS):
+            fidx, with_mask = self._sample(video)
+            cache = {}
+            for k, m in zip(fidx, with_mask):
+                if k not in cache or (m and cache[k][1] is None):
+                    cache[k] = self._read(video, names[k], m)
+            ims = [cache[k][0] for k in fidx]
+            masks = [cache[k][1] if m else None for k, m in zip(fidx, with_mask)]
+            rgb, masks = self._augment(ims, masks)
+            target, second = self._pick_objects(masks[0])
+            if target:
+                break
+
+        c = self.crop_size
+        gt = torch.zeros(3, 1, c, c)
+        sec_gt = torch.zeros(3, 1, c, c)
+        cls_gt = torch.full((3, c, c), -1, dtype=torch.long)
+        for t, mask in enumerate(masks):
+            if mask is None:
+                continue                               # unlabeled: ignored everywhere
+            m = torch.from_numpy(mask.astype(np.int64))
+            tar = (m == target) if target else torch.zeros_like(m, dtype=torch.bool)
+            sec = (m == second) if second else torch.zeros_like(m, dtype=torch.bool)
+            gt[t, 0] = tar.float()
+            sec_gt[t, 0] = sec.float()
+            cls = torch.zeros(c, c, dtype=torch.long)
+            cls[tar] = 1
+            cls[sec] = 2
+            cls_gt[t] = cls
+        if self.mode == 'phase2':
+            labeled = [k in self.labeled[video] for k in fidx]
+        else:
+            labeled = list(with_mask)
+        return {
+            'rgb': rgb,
+            'gt': gt,
+            'sec_gt': sec_gt,
+            'cls_gt': cls_gt,
+            'selector': torch.tensor([1.0, 1.0 if second else 0.0]),
+            'labeled': torch.tensor(labeled, dtype=torch.bool),
+            'info': {'name': video, 'frames': [names[k] for k in fidx],
+                     'target_id': int(target), 'second_id': int(second)},
+        }
