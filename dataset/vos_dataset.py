@@ -90,7 +90,8 @@ def labeled_triplet(lab):
 def semi_triplet(n, lab, max_jump, reverse_p, force_both_p):
     """Semi-supervised triplet: starts at a labeled frame, two more frames each 1..max_jump+1
     further in the chosen time direction (clipped to the video); with p=force_both_p the
-    other labeled frame is inserted in time order and the last frame dropped."""
+    other labeled frame replaces the last sampled frame, all in time order (along the
+    direction: the other labeled frame may come first when it lies behind the start)."""
     lab = sorted(set(lab))
     s = A.choice(lab)
     d = -1 if A.rand() < reverse_p else 1
@@ -102,8 +103,8 @@ def semi_triplet(n, lab, max_jump, reverse_p, force_both_p):
     idx = [s, i1, i2]
     if len(lab) > 1 and A.rand() < force_both_p:
         other = A.choice([k for k in lab if k != s])
-        if other not in idx:
-            idx = sorted(idx + [other], key=lambda k: d * k)[:3]
+        if other not in idx:                     # drop the last sampled frame for it
+            idx = sorted([s, i1, other], key=lambda k: d * k)
     return idx
 
 
