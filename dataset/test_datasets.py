@@ -1,0 +1,426 @@
+"""Test-time datasets: DAVIS 2017 / 2016, YouTube-VOS, intermediate inference, generic folders.
+
+Every dataset is indexable and yields one `Video` per item:
+  images      float [T, 3, H, W], ImageNet-normalised, in processing order, working resolution
+  frames      frame names without extension, in processing order
+  labels      [Label(index, mask, objects, complete)] in processing order; mask uint8 [H, W]
+              holds object indices 0..K (working resolution)
+  object_ids  original id of object k at position k - 1 (ids may skip numbers)
+  size        (H, W) of the stored frames: the output size
+  palette     768 bytes for the output PNGs (the input annotation's palette)
+  outputs     processing indices to write, or None for every frame from the first label on
+Problems with the input (missing folders, frames or masks, a mask whose size differs from its
+frame, a video named in a list but absent) raise UserError naming the file. Folders are
+checked when the dataset is built; frames and masks when a video is loaded.
+"""
+import json
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dataset.range_transform import im_normalization
+from util.errors import UserError
+from util.io import get_palette, read_frame, read_mask
+
+FRAME_EXTS = ('.jpg', '.jpeg', '.png')
+DAVIS_VOID = 255
+
+
+@dataclass
+class Label:
+    index: int                 # position in processing order
+    mask: np.ndarray           # uint8 [H, W], object indices 0..K
+    objects: list              # object indices (1..K) this label defines
+    complete: bool = False     # a full annotation: objects it lacks are absent on this frame
+
+
+@dataclass
+class Video:
+    name: str
+    images: torch.Tensor
+    frames: list
+    labels: list
+    object_ids: list
+    size: tuple
+    palette: bytes
+    outputs: list = None
+
+    @property
+    def num_frames(self):
+        return len(self.frames)
+
+
+# ---------------------------------------------------------------------- helpers
+
+def natural_key(name):
+    """'9.jpg' < '10.jpg'; zero-padded names keep their usual order."""
+    return [int(p) if p.isdigit() else p for p in re.split(r'(\d+)', name)]
+
+
+def stem(name):
+    return os.path.splitext(name)[0]
+
+
+def list_frames(folder):
+    """Image file names in a frame folder, time-sorted; UserError when missing or empty."""
+    if not os.path.isdir(folder):
+        raise UserError(f'{folder}: frame folder not found')
+    names = sorted((f for f in os.listdir(folder)
+                    if f.lower().endswith(FRAME_EXTS) and not f.startswith('.')), key=natural_key)
+    if not names:
+        raise UserError(f'{folder}: no frames (.jpg/.png) in this folder')
+    return names
+
+
+def list_pngs(folder):
+    if not os.path.isdir(folder):
+        raise UserError(f'{folder}: annotation folder not found')
+    return sorted((f for f in os.listdir(folder)
+                   if f.lower().endswith('.png') and not f.startswith('.')), key=natural_key)
+
+
+def require_dir(path, what):
+    if not os.path.isdir(path):
+        raise UserError(f'{path}: {what} not found')
+    return path
+
+
+def read_list(path):
+    if not os.path.isfile(path):
+        raise UserError(f'{path}: image-set file not found')
+    with open(path) as f:
+        names = [line.strip() for line in f if line.strip()]
+    if not names:
+        raise UserError(f'{path}: empty video list')
+    return names
+
+
+def working_size(h, w, res):
+    """(H, W) with the shorter side resized to `res` (res <= 0: as stored)."""
+    if res is None or res <= 0 or min(h, w) == res:
+        return h, w
+    if h <= w:
+        return res, int(res * w / h)
+    return int(res * h / w), res
+
+
+def load_frames(folder, names, res=-1):
+    """Read frames -> (normalised float [T, 3, H', W'], stored size (H, W)).
+
+    All frames must share one size. res > 0: shorter side resized to res, bicubic.
+    """
+    size, out = None, None
+    for i, n in enumerate(names):
+        path = os.path.join(folder, n)
+        img = read_frame(path)
+        if size is None:
+            size = img.shape[:2]
+            h, w = working_size(*size, res)
+            out = torch.empty(len(names), 3, h, w)
+        elif img.shape[:2] != size:
+            raise UserError(f'{path}: frame size {img.shape[1]}x{img.shape[0]} differs from the '
+                            f'first frame of the video ({size[1]}x{size[0]})')
+        if (h, w) != tuple(size):
+            img = np.asarray(Image.fromarray(img).resize((w, h), Image.BICUBIC))
+        out[i] = torch.from_numpy(img.copy()).permute(2, 0, 1).float().div_(255)
+    return im_normalization(out), tuple(int(s) for s in size)
+
+
+def load_mask(path, size, work_size, binarize=False, void=None):
+    """Read a label mask of a frame of `size` -> uint8 [H', W'] at the working size."""
+    mask = read_mask(path)
+    if mask.shape != tuple(size):
+        raise UserError(f'{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from its '
+                        f'frame ({size[1]}x{size[0]})')
+    if void is not None:
+        mask = np.where(mask == void, 0, mask).astype(np.uint8)
+    if binarize:
+        mask = (mask > 0).astype(np.uint8)
+    if tuple(work_size) != tuple(size):
+        mask = np.asarray(Image.fromarray(mask).resize((work_size[1], work_size[0]),
+                                                       Image.NEAREST))
+    return mask
+
+
+def index_labels(raw, object_ids):
+    """Original-id masks -> object-index masks (0..K) given object_ids."""
+    lut = np.zeros(256, dtype=np.uint8)
+    for k, oid in enumerate(object_ids):
+        lut[oid] = k + 1
+    return [lut[m] for m in raw]
+
+
+def present(mask):
+    return [int(i) for i in np.unique(mask) if i != 0]
+
+
+def build_video(name, images, frames, size, palette, raw_labels, complete, outputs=None):
+    """raw_labels: [(processing index, uint8 mask of original ids)] -> Video (ids -> 1..K)."""
+    raw_labels = sorted(raw_labels, key=lambda x: x[0])
+    object_ids = sorted(set(i for _, m in raw_labels for i in present(m)))
+    masks = index_labels([m for _, m in raw_labels], object_ids)
+    labels = [Label(idx, m, present(m), complete) for (idx, _), m in zip(raw_labels, masks)]
+    return Video(name, images, list(frames), labels, object_ids, size, palette, outputs)
+
+
+class _Base(torch.utils.data.Dataset):
+    videos = ()
+
+    def __len__(self):
+        return len(self.videos)
+
+    def __getitem__(self, i):
+        return self.load(self.videos[i])
+
+
+def prefetch(dataset):
+    """Iterate over a dataset loading the next video in a background thread."""
+    if len(dataset) == 0:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        nxt = pool.submit(dataset.__getitem__, 0)
+        for i in range(len(dataset)):
+            cur = nxt.result()
+            if i + 1 < len(dataset):
+                nxt = pool.submit(dataset.__getitem__, i + 1)
+            yield cur
+
+
+# ---------------------------------------------------------------------- DAVIS
+
+class DAVISTestDataset(_Base):
+    """DAVIS 2017 val / test-dev or DAVIS 2016 val, first-frame label, 480p as stored.
+
+    2017: <davis_path>/2017/{trainval,test-dev}/{JPEGImages,Annotations}/480p/<video>/,
+          ImageSets/2017/{val,test-dev}.txt  (<davis_path> may also be the 2017 folder itself)
+    2016: <davis_path>/2016/{JPEGImages,Annotations}/480p/<video>/, ImageSets/2016/val.txt;
+          single object: every id > 0 becomes 1.
+    """
+
+    def __init__(self, davis_path, year=2017, split='val'):
+        year, split = int(year), {'test-dev': 'testdev'}.get(split, split)
+        if year not in (2016, 2017) or split not in ('val', 'testdev'):
+            raise UserError(f'DAVIS {year} {split}: expected year 2016/2017 and split '
+                            'val/testdev')
+        if year == 2016 and split != 'val':
+            raise UserError('DAVIS 2016 has only the val split')
+        self.year, self.split = year, split
+        if year == 2017:
+            sub = 'trainval' if split == 'val' else 'test-dev'
+            cands = [os.path.join(davis_path, '2017', sub), os.path.join(davis_path, sub)]
+            set_name = 'val' if split == 'val' else 'test-dev'
+        else:
+            cands = [os.path.join(davis_path, '2016'), davis_path]
+            set_name = 'val'
+        root = next((c for c in cands if os.path.isdir(os.path.join(c, 'JPEGImages', '480p'))),
+                    None)
+        if root is None:
+            raise UserError(f'{os.path.join(cands[0], "JPEGImages", "480p")}: DAVIS frame '
+                            'folder not found (check --davis_path)')
+        self.root = root
+        self.image_dir = os.path.join(root, 'JPEGImages', '480p')
+        self.mask_dir = require_dir(os.path.join(root, 'Annotations', '480p'),
+                                    'DAVIS annotation folder')
+        self.imageset = os.path.join(root, 'ImageSets', str(year), f'{set_name}.txt')
+        self.videos = read_list(self.imageset)
+        for v in self.videos:
+            if not os.path.isdir(os.path.join(self.image_dir, v)):
+                raise UserError(f'{self.imageset}: video {v!r} has no frame folder '
+                                f'{os.path.join(self.image_dir, v)}')
+
+    def load(self, name):
+        names = list_frames(os.path.join(self.image_dir, name))
+        images, size = load_frames(os.path.join(self.image_dir, name), names)
+        path = os.path.join(self.mask_dir, name, stem(names[0]) + '.png')
+        mask = load_mask(path, size, images.shape[-2:], binarize=self.year == 2016,
+                         void=None if self.year == 2016 else DAVIS_VOID)
+        if not mask.any():
+            raise UserError(f'{path}: the first-frame annotation holds no object')
+        return build_video(name, images, [stem(n) for n in names], size, get_palette(path),
+                           [(0, mask)], complete=True)
+
+
+# ---------------------------------------------------------------------- YouTube-VOS
+
+class YouTubeVOSTestDataset(_Base):
+    """YouTube-VOS valid/test: labels where objects first appear, outputs for meta.json frames.
+
+    <yv_path>/<split>/{JPEGImages,Annotations}/<video>/, <yv_path>/<split>/meta.json;
+    output_all: frames from <yv_path>/all_frames/<split>_all_frames/JPEGImages/<video>/ and
+    every frame from the first label on is output. res: shorter side (-1: as stored).
+    """
+
+    def __init__(self, yv_path, split='valid', output_all=False, res=480):
+        base = require_dir(os.path.join(yv_path, split), 'YouTube-VOS split folder')
+        self.res, self.output_all = res, output_all
+        self.mask_dir = require_dir(os.path.join(base, 'Annotations'),
+                                    'YouTube-VOS annotation folder')
+        if output_all:
+            self.image_dir = require_dir(
+                os.path.join(yv_path, 'all_frames', f'{split}_all_frames', 'JPEGImages'),
+                'YouTube-VOS all-frames folder (needed by --output_all)')
+        else:
+            self.image_dir = require_dir(os.path.join(base, 'JPEGImages'),
+                                         'YouTube-VOS frame folder')
+        self.meta_path = os.path.join(base, 'meta.json')
+        if not os.path.isfile(self.meta_path):
+            raise UserError(f'{self.meta_path}: meta.json not found')
+        try:
+            with open(self.meta_path) as f:
+                self.meta = json.load(f)['videos']
+        except (ValueError, KeyError, TypeError) as e:
+            raise UserError(f'{self.meta_path}: not a YouTube-VOS meta.json ({e})') from e
+        self.videos = sorted(self.meta)
+        for v in self.videos:
+            if not os.path.isdir(os.path.join(self.image_dir, v)):
+                raise UserError(f'{self.meta_path}: video {v!r} has no frame folder '
+                                f'{os.path.join(self.image_dir, v)}')
+
+    def listed_frames(self, name):
+        """Frame names (no extension) listed in meta.json for this video."""
+        try:
+            objs = self.meta[name]['objects']
+            return set(stem(f) for o in objs.values() for f in o['frames'])
+        except (KeyError, TypeError, AttributeError) as e:
+            raise UserError(f'{self.meta_path}: video {name!r}: malformed entry ({e})') from e
+
+    def load(self, name):
+        folder = os.path.join(self.image_dir, name)
+        names = list_frames(folder)
+        stems = [stem(n) for n in names]
+        pos = {s: i for i, s in enumerate(stems)}
+        images, size = load_frames(folder, names, self.res)
+        raw = []
+        for png in list_pngs(os.path.join(self.mask_dir, name)):
+            path = os.path.join(self.mask_dir, name, png)
+            if stem(png) not in pos:
+                raise UserError(f'{path}: labeled frame has no image in {folder}')
+            mask = load_mask(path, size, images.shape[-2:])
+            if mask.any():
+                raw.append((pos[stem(png)], mask))
+        if not raw:
+            raise UserError(f'{os.path.join(self.mask_dir, name)}: no labeled frame with an '
+                            'object')
+        outputs = None
+        if not self.output_all:
+            listed = self.listed_frames(name)
+            missing = sorted(listed - set(stems), key=natural_key)
+            if missing:
+                raise UserError(f'{self.meta_path}: video {name!r}: frame {missing[0]} has no '
+                                f'image in {folder}')
+            outputs = [i for i, s in enumerate(stems) if s in listed]
+        first = os.path.join(self.mask_dir, name, list_pngs(os.path.join(self.mask_dir, name))[0])
+        return build_video(name, images, stems, size, get_palette(first), raw, complete=False,
+                           outputs=outputs)
+
+
+# ---------------------------------------------------------------------- intermediate inference
+
+class IntermediateDataset(_Base):
+    """Training videos with one or two labeled frames (phase-2 intermediate inference).
+
+    image_dir: <root>/<video>/ frames (YouTube train_480p/JPEGImages or DAVIS
+    2017/trainval/JPEGImages/480p). labels: a sparse label folder <labels>/<video>/<1-2 pngs>,
+    or a two-frame JSON {video: ["00030.jpg", ...]} read with the masks of `annotation_dir`
+    (only the listed masks are opened). reverse: frames in reversed time order.
+    only_sec_gt: use only the second labeled frame met in processing order (a one-label video
+    uses its label). Every frame from the first used label (processing order) on is output.
+    """
+
+    def __init__(self, image_dir, labels, annotation_dir=None, reverse=False, only_sec_gt=False,
+                 res=-1, void=None):
+        self.image_dir = require_dir(image_dir, 'frame folder')
+        self.reverse, self.only_sec_gt, self.res, self.void = reverse, only_sec_gt, res, void
+        if os.path.isdir(labels):
+            self.label_files = {}
+            for v in sorted(d for d in os.listdir(labels)
+                            if os.path.isdir(os.path.join(labels, d)) and not d.startswith('.')):
+                pngs = list_pngs(os.path.join(labels, v))
+                if not pngs:
+                    raise UserError(f'{os.path.join(labels, v)}: no labeled PNG for this video')
+                self.label_files[v] = [os.path.join(labels, v, p) for p in pngs]
+        elif labels.lower().endswith('.json'):
+            from util.make_two_shot_split import load_split
+            if annotation_dir is None:
+                raise UserError(f'{labels}: a split JSON needs the annotation folder')
+            require_dir(annotation_dir, 'annotation folder')
+            self.label_files = {v: [os.path.join(annotation_dir, v, stem(f) + '.png')
+                                    for f in names]
+                                for v, names in load_split(labels).items()}
+        else:
+            raise UserError(f'{labels}: label source not found (a sparse label folder or a '
+                            'split .json)')
+        self.videos = sorted(self.label_files)
+        if not self.videos:
+            raise UserError(f'{labels}: no videos with labels')
+        for v in self.videos:
+            if not os.path.isdir(os.path.join(self.image_dir, v)):
+                raise UserError(f'{labels}: video {v!r} has no frame folder '
+                                f'{os.path.join(self.image_dir, v)}')
+
+    def load(self, name):
+        folder = os.path.join(self.image_dir, name)
+        names = list_frames(folder)
+        if self.reverse:
+            names = names[::-1]
+        stems = [stem(n) for n in names]
+        pos = {s: i for i, s in enumerate(stems)}
+        for path in self.label_files[name]:
+            if stem(os.path.basename(path)) not in pos:
+                raise UserError(f'{path}: labeled frame has no image in {folder}')
+        files = sorted(self.label_files[name], key=lambda p: pos[stem(os.path.basename(p))])
+        if self.only_sec_gt and len(files) > 1:
+            files = [files[1]]
+        images, size = load_frames(folder, names, self.res)
+        raw = [(pos[stem(os.path.basename(p))],
+                load_mask(p, size, images.shape[-2:], void=self.void)) for p in files]
+        if not any(m.any() for _, m in raw):
+            raise UserError(f'{files[0]}: the labels of video {name!r} hold no object')
+        return build_video(name, images, stems, size, get_palette(files[0]), raw, complete=True)
+
+
+# ---------------------------------------------------------------------- generic folders
+
+class GenericTestDataset(_Base):
+    """<root>/JPEGImages/<video>/*.jpg|png with <root>/Annotations/<video>/ holding only the
+    labeled frames (objects labeled where they first appear, YouTube-style). Outputs keep the
+    annotation's palette; every frame from the first label on is written."""
+
+    def __init__(self, data_path, res=-1):
+        self.image_dir = require_dir(os.path.join(data_path, 'JPEGImages'), 'frame folder')
+        self.mask_dir = require_dir(os.path.join(data_path, 'Annotations'), 'annotation folder')
+        self.res = res
+        self.videos = sorted(d for d in os.listdir(self.image_dir)
+                             if os.path.isdir(os.path.join(self.image_dir, d))
+                             and not d.startswith('.'))
+        if not self.videos:
+            raise UserError(f'{self.image_dir}: no video folders')
+        for v in self.videos:
+            require_dir(os.path.join(self.mask_dir, v), 'annotation folder of this video')
+
+    def load(self, name):
+        folder = os.path.join(self.image_dir, name)
+        names = list_frames(folder)
+        stems = [stem(n) for n in names]
+        pos = {s: i for i, s in enumerate(stems)}
+        images, size = load_frames(folder, names, self.res)
+        pngs = list_pngs(os.path.join(self.mask_dir, name))
+        raw = []
+        for png in pngs:
+            path = os.path.join(self.mask_dir, name, png)
+            if stem(png) not in pos:
+                raise UserError(f'{path}: labeled frame has no image in {folder}')
+            mask = load_mask(path, size, images.shape[-2:])
+            if mask.any():
+                raw.append((pos[stem(png)], mask))
+        if not raw:
+            raise UserError(f'{os.path.join(self.mask_dir, name)}: no labeled frame with an '
+                            'object')
+        return build_video(name, images, stems, size,
+                           get_palette(os.path.join(self.mask_dir, name, pngs[0])), raw,
+                           complete=False)

@@ -1,0 +1,63 @@
+"""DAVIS 2017 (val / test-dev) and DAVIS 2016 (val) inference, optionally followed by J&F.
+
+    python eval_davis.py --model ckpts/stcn.pth --davis_path ../DAVIS --output out/d17 \
+        [--split val|testdev] [--year 2017|2016] [--top 20] [--mem_every 5] [--include_last]
+        [--amp] [--evaluate] [--device cuda|cpu]
+
+Writes <output>/<video>/<frame>.png (palette of the first-frame annotation, stored size).
+The first frame's annotation propagates through the video with DAVIS-style memory (a frame
+enters memory when its index % mem_every == 0). --evaluate runs the J&F evaluation against
+the split's Annotations and writes the CSVs into <output>.
+"""
+import argparse
+
+from dataset.test_datasets import DAVISTestDataset
+from inference_core import amp_note, load_model, print_args, run_dataset
+from util.device import pick_device
+from util.errors import UserError, run_main
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description='STCN inference on DAVIS 2017 / 2016.')
+    p.add_argument('--model', default='ckpts/stcn.pth', help='checkpoint (state_dict)')
+    p.add_argument('--davis_path', default='../DAVIS', help='DAVIS root (holds 2017/, 2016/)')
+    p.add_argument('--output', required=True, help='output folder')
+    p.add_argument('--split', default='val', choices=['val', 'testdev'])
+    p.add_argument('--year', type=int, default=2017, choices=[2017, 2016])
+    p.add_argument('--top', type=int, default=20, help='top-k memory entries per pixel')
+    p.add_argument('--amp', action='store_true', help='autocast (CUDA only)')
+    p.add_argument('--mem_every', type=int, default=5)
+    p.add_argument('--include_last', action='store_true',
+                   help='keep the previous frame as a temporary memory entry')
+    p.add_argument('--evaluate', action='store_true',
+                   help='compute J&F against the split annotations after inference')
+    p.add_argument('--device', default=None, help="'cuda', 'cuda:1' or 'cpu' (default: auto)")
+    p.add_argument('--debug', action='store_true', help='full tracebacks on errors')
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    print_args(args)
+    if args.mem_every < 1 or args.top < 1:
+        raise UserError('--mem_every and --top must be >= 1')
+    if args.evaluate and args.split == 'testdev':
+        raise UserError('--evaluate: test-dev has no public annotations beyond the first frame')
+    dataset = DAVISTestDataset(args.davis_path, args.year, args.split)
+    device = pick_device(args.device)
+    note = amp_note(device, args.amp)
+    if note:
+        print(note)
+    net = load_model(args.model, device)
+    stats = run_dataset(net, dataset, args.output, top_k=args.top, mem_every=args.mem_every,
+                        include_last=args.include_last, mem_style='davis', device=device,
+                        amp=args.amp)
+    if args.evaluate:
+        from util.evaluate import evaluate
+        stats['results'] = evaluate(dataset.root, args.output, imageset=dataset.imageset,
+                                    split=args.split, out_dir=args.output)
+    return stats
+
+
+if __name__ == '__main__':
+    run_main(main)

@@ -1,0 +1,128 @@
+"""YouTube-VOS inference, and the intermediate inference of two-shot phase 2.
+
+Benchmark mode (YouTube-VOS valid/test):
+    python eval_youtube.py --model ckpts/stcn.pth --yv_path ../YouTube --output out/yv \
+        [--split valid] [--output_all] [--res 480] [--zip] [--top 20] [--mem_every 5] ...
+  Objects start where they are first labeled; only the frames listed in meta.json are
+  written (every frame with --output_all, from all_frames/<split>_all_frames).
+
+Intermediate inference (any of --data_file, --reverse, --only_sec_gt, --davis):
+    python eval_youtube.py --model phase1.pth --output out/left [--reverse] [--only_sec_gt]
+        [--data_file <sparse label folder> | <two-frame split .json>] [--davis --davis_path ..]
+  Frames of <yv_path>/train_480p/JPEGImages (or DAVIS 2017 trainval 480p with --davis);
+  labels from the sparse label folder (default <yv_path>/phase2/yv_gt_480p or
+  <davis_path>/2017/phase2/davis_gt) or a split JSON + the Annotations tree. The four passes
+  left / leftsecgt / right / rightsecgt are (none) / --only_sec_gt / --reverse /
+  --reverse --only_sec_gt. Every frame from the first used label (processing order) on is
+  written. mem_every defaults to 1 (5 with --davis, which also uses DAVIS-style memory).
+
+Output: <output>/Annotations/<video>/<frame>.png; --zip also packs it into <output>.zip.
+"""
+import argparse
+import os
+import zipfile
+
+from dataset.test_datasets import DAVIS_VOID, IntermediateDataset, YouTubeVOSTestDataset
+from inference_core import amp_note, load_model, print_args, run_dataset
+from util.device import pick_device
+from util.errors import UserError, run_main
+from util.io import atomic_write
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description='STCN inference on YouTube-VOS / intermediate '
+                                            'inference for two-shot phase 2.')
+    p.add_argument('--model', default='ckpts/stcn.pth')
+    p.add_argument('--yv_path', default='../YouTube')
+    p.add_argument('--output', required=True)
+    p.add_argument('--split', default='valid')
+    p.add_argument('--output_all', action='store_true',
+                   help='write every frame (all_frames/<split>_all_frames), not only meta.json')
+    p.add_argument('--top', type=int, default=20)
+    p.add_argument('--amp', action='store_true')
+    p.add_argument('--mem_every', type=int, default=None,
+                   help='default 5; 1 for intermediate inference (5 with --davis)')
+    p.add_argument('--include_last', action='store_true')
+    p.add_argument('--res', type=int, default=480,
+                   help='shorter side used for inference (-1: as stored)')
+    p.add_argument('--zip', action='store_true', help='pack <output>/Annotations into '
+                                                      '<output>.zip')
+    g = p.add_argument_group('intermediate inference (phase 2)')
+    g.add_argument('--reverse', action='store_true', help='process frames backwards in time')
+    g.add_argument('--only_sec_gt', action='store_true',
+                   help='use only the second labeled frame met in processing order')
+    g.add_argument('--davis', action='store_true', help='DAVIS 2017 trainval frames')
+    g.add_argument('--davis_path', default='../DAVIS')
+    g.add_argument('--data_file', default=None,
+                   help='sparse label folder <video>/<pngs>, or a two-frame split .json')
+    p.add_argument('--device', default=None)
+    p.add_argument('--debug', action='store_true')
+    return p
+
+
+def intermediate_dataset(args):
+    if args.davis:
+        root = os.path.join(args.davis_path, '2017', 'trainval')
+        image_dir = os.path.join(root, 'JPEGImages', '480p')
+        ann_dir = os.path.join(root, 'Annotations', '480p')
+        labels = args.data_file or os.path.join(args.davis_path, '2017', 'phase2', 'davis_gt')
+        void = DAVIS_VOID
+    else:
+        image_dir = os.path.join(args.yv_path, 'train_480p', 'JPEGImages')
+        ann_dir = os.path.join(args.yv_path, 'train_480p', 'Annotations')
+        labels = args.data_file or os.path.join(args.yv_path, 'phase2', 'yv_gt_480p')
+        void = None
+    return IntermediateDataset(image_dir, labels, annotation_dir=ann_dir, reverse=args.reverse,
+                               only_sec_gt=args.only_sec_gt, res=args.res, void=void)
+
+
+def zip_annotations(output):
+    """<output>/Annotations/** -> <output>.zip (entries Annotations/<video>/<frame>.png)."""
+    src = os.path.join(output, 'Annotations')
+    target = os.path.normpath(output) + '.zip'
+
+    def write(tmp):
+        with zipfile.ZipFile(tmp, 'w', zipfile.ZIP_DEFLATED) as z:
+            for folder, dirs, files in os.walk(src):
+                dirs.sort()
+                for f in sorted(files):
+                    if f.startswith('.'):
+                        continue
+                    path = os.path.join(folder, f)
+                    z.write(path, os.path.relpath(path, output))
+    atomic_write(target, write)
+    print(f'packed {src} into {target}')
+    return target
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    intermediate = bool(args.data_file or args.reverse or args.only_sec_gt or args.davis)
+    if args.mem_every is None:
+        args.mem_every = 1 if intermediate and not args.davis else 5
+    print_args(args)
+    if args.mem_every < 1 or args.top < 1:
+        raise UserError('--mem_every and --top must be >= 1')
+    if intermediate:
+        if args.output_all:
+            raise UserError('--output_all applies to YouTube-VOS valid/test only; intermediate '
+                            'inference writes every frame from the first label on')
+        dataset = intermediate_dataset(args)
+    else:
+        dataset = YouTubeVOSTestDataset(args.yv_path, args.split, args.output_all, args.res)
+    device = pick_device(args.device)
+    note = amp_note(device, args.amp)
+    if note:
+        print(note)
+    net = load_model(args.model, device)
+    stats = run_dataset(net, dataset, os.path.join(args.output, 'Annotations'), top_k=args.top,
+                        mem_every=args.mem_every, include_last=args.include_last,
+                        mem_style='davis' if args.davis else 'youtube', device=device,
+                        amp=args.amp)
+    if args.zip:
+        stats['zip'] = zip_annotations(args.output)
+    return stats
+
+
+if __name__ == '__main__':
+    run_main(main)

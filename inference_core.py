@@ -1,0 +1,380 @@
+"""The propagation engine of every evaluation script: memory bank, top-k readout, aggregation.
+
+One `InferenceCore` per video. Frames arrive in *processing order* (a reversed pass gives the
+frames reversed) as normalised images [1, T, 3, H, W]; they are padded to a multiple of 16
+here. Objects are indexed 1..K (K = every object of the video, known up front); an object
+that has not been labeled yet has zero probability, and its memory values are encoded from
+its (empty) mask so the memory always holds K values per position.
+
+Memory (SPEC §3): the labeled frame's key/value always stay in memory.
+  mem_style='davis'    frame ti enters memory when ti % mem_every == 0 (ti = processing index)
+  mem_style='youtube'  frame ti enters memory when ti - (last memory frame) >= mem_every
+  include_last         the previous frame is a temporary entry, replaced at each step
+The last frame of a pass is never encoded. Frames that are needed neither for memory nor for
+output (`req_frames`) are skipped without encoding their key.
+
+`segment_video` runs a whole `dataset.test_datasets.Video` through a core; `load_model` and
+`amp_context` are the other pieces the scripts share.
+"""
+import contextlib
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model.aggregate import aggregate
+from model.memory import get_affinity, readout, softmax_topk
+from model.network import KEY_DIM, VALUE_DIM
+from util.tensor_util import pad_divide_by, unpad
+
+MEM_STYLES = ('davis', 'youtube')
+
+
+def amp_dtype(device):
+    """bf16 where the GPU supports it, else fp16; None when AMP does not apply (CPU)."""
+    device = torch.device(device)
+    if device.type != 'cuda':
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def amp_context(device, amp):
+    """torch.autocast for --amp on CUDA, else a no-op context."""
+    dtype = amp_dtype(device) if amp else None
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type='cuda', dtype=dtype)
+
+
+def amp_note(device, amp):
+    """The one line a script prints when --amp cannot be honoured, or None."""
+    if amp and amp_dtype(device) is None:
+        return f'note: --amp ignored on {torch.device(device).type} (autocast is used on CUDA only)'
+    return None
+
+
+def sync(device):
+    if torch.device(device).type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+class MemoryBank:
+    """Keys [1, 64, N] and values [K, 512, N] of the memory frames, N = slots * hw.
+
+    Storage is preallocated in frame slots and doubled when full. The temporary entry (the
+    previous frame under include_last) lives in the slot after the last permanent one, so a
+    readout is a view of the first (n + temp) slots and nothing is copied per frame.
+    """
+
+    def __init__(self, num_objects, key_dim, value_dim, hw, capacity, device, dtype):
+        self.k, self.hw = num_objects, hw
+        self.cap = max(2, capacity)
+        self.keys = torch.empty(1, key_dim, self.cap * hw, device=device, dtype=dtype)
+        self.values = torch.empty(num_objects, value_dim, self.cap * hw, device=device,
+                                  dtype=dtype)
+        self.frames = []          # processing index of each permanent slot
+        self.temp_frame = None    # processing index of the temporary entry, if any
+
+    def __len__(self):
+        return len(self.frames) + (self.temp_frame is not None)
+
+    def _grow(self, slots):
+        if slots <= self.cap:
+            return
+        cap = max(slots, 2 * self.cap)
+        used = len(self) * self.hw
+        keys = self.keys.new_empty(self.keys.shape[0], self.keys.shape[1], cap * self.hw)
+        values = self.values.new_empty(self.k, self.values.shape[1], cap * self.hw)
+        keys[..., :used] = self.keys[..., :used]
+        values[..., :used] = self.values[..., :used]
+        self.keys, self.values, self.cap = keys, values, cap
+
+    def add(self, key, value, frame, temp=False):
+        """key [1, 64, hw], value [K, 512, hw]. A permanent entry also drops the temporary one."""
+        n = len(self.frames)
+        self._grow(n + 1)
+        s = slice(n * self.hw, (n + 1) * self.hw)
+        self.keys[..., s] = key
+        self.values[..., s] = value
+        if temp:
+            self.temp_frame = frame
+        else:
+            self.frames.append(frame)
+            self.temp_frame = None
+
+    def view(self):
+        """(keys [1, 64, M], values [K, 512, M]) over the used slots (views, no copy)."""
+        m = len(self) * self.hw
+        return self.keys[..., :m], self.values[..., :m]
+
+
+class InferenceCore:
+    """Propagate labeled frames through one video (see the module docstring).
+
+    net: model.eval_network.STCN (eval mode). images: normalised [1, T, 3, H, W] (or
+    [T, 3, H, W]) in processing order, kept where they are (CPU is fine) and moved one frame
+    at a time. num_objects: K. req_frames: processing indices that must be segmented (others
+    may be skipped when not needed for memory); None = all. Probabilities are kept per frame
+    at the padded resolution ([K+1, 1, Hp, Wp], fp16 on CUDA, fp32 on CPU).
+    """
+
+    def __init__(self, net, images, num_objects, top_k=20, mem_every=5, include_last=False,
+                 mem_style='davis', req_frames=None, device=None, amp=False, prob_dtype=None):
+        if mem_style not in MEM_STYLES:
+            raise ValueError(f'mem_style must be one of {MEM_STYLES}, got {mem_style!r}')
+        if mem_every < 1:
+            raise ValueError('mem_every must be >= 1')
+        if images.dim() == 5:
+            images = images[0]
+        self.net = net
+        self.device = torch.device(device) if device is not None else \
+            next(net.parameters()).device
+        self.images, self.pad = pad_divide_by(images, 16)     # [T, 3, Hp, Wp]
+        self.t = images.shape[0]
+        self.k = int(num_objects)
+        self.top_k, self.mem_every = top_k, mem_every
+        self.include_last, self.mem_style = include_last, mem_style
+        self.req_frames = None if req_frames is None else set(int(i) for i in req_frames)
+        self.amp = amp and amp_dtype(self.device) is not None
+        if prob_dtype is None:
+            prob_dtype = torch.float16 if self.device.type == 'cuda' else torch.float32
+        self.prob_dtype = prob_dtype
+        self.mem_dtype = amp_dtype(self.device) if self.amp else torch.float32
+        self.prob = [None] * self.t          # per frame [K+1, 1, Hp, Wp] or None
+        self.enabled = set()                 # objects (1..K) labeled so far
+        self.processed = 0                   # frames segmented (labeled ones included)
+        self.mem = None
+
+    # ------------------------------------------------------------------ pieces
+    def _frame(self, ti):
+        return self.images[ti:ti + 1].to(self.device, non_blocking=True)
+
+    def _encode_key(self, ti):
+        """-> (frame [1, 3, Hp, Wp], k16 [1, 64, h, w], v16 [1, 512, h, w], f16, f8, f4)."""
+        frame = self._frame(ti)
+        return (frame,) + tuple(self.net.encode_key(frame))
+
+    def _memory(self, hw):
+        if self.mem is None:
+            style_cap = self.t // self.mem_every + 2 if self.mem_style == 'davis' else \
+                (self.t + self.mem_every - 1) // self.mem_every + 2
+            self.mem = MemoryBank(self.k, KEY_DIM, VALUE_DIM, hw, min(self.t, style_cap),
+                                  self.device, self.mem_dtype)
+        return self.mem
+
+    def _add_memory(self, ti, feats, prob, temp=False):
+        """Encode frame ti's values from prob [K+1, 1, Hp, Wp] and store key + value."""
+        frame, k16, _, f16, _, _ = feats
+        value = self.net.encode_value(frame, f16, prob[1:].to(frame.dtype))   # [K, 512, 1, h, w]
+        mem = self._memory(k16.shape[-2] * k16.shape[-1])
+        mem.add(k16.flatten(2), value.flatten(2), ti, temp=temp)
+
+    def _mask_disabled(self, prob):
+        """Zero the rows of objects not labeled yet. prob [K+1, ...] (in place)."""
+        for obj in range(1, self.k + 1):
+            if obj not in self.enabled:
+                prob[obj] = 0
+        return prob
+
+    def _segment(self, feats):
+        """Predict one frame from the memory -> aggregated probabilities [K+1, 1, Hp, Wp]."""
+        _, k16, v16, _, f8, f4 = feats
+        mk, mv = self.mem.view()
+        h, w = k16.shape[-2:]
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            # affinity and top-k in fp32 (bf16 would blur close affinities)
+            weights = softmax_topk(get_affinity(mk.float(), k16.flatten(2).float()),
+                                   self.top_k)                             # [1, M, hw]
+        mem = readout(weights.to(mv.dtype), mv.reshape(1, self.k * mv.shape[1], -1))
+        mem = mem.view(self.k, -1, h, w)                                   # [K, 512, h, w]
+        objs = sorted(self.enabled)
+        if not objs:                                                       # nothing labeled
+            prob = torch.zeros((self.k + 1, 1) + tuple(self.images.shape[-2:]), device=self.device)
+            prob[0] = 1
+            return prob
+        idx = torch.tensor([o - 1 for o in objs], device=self.device)
+        p = self.net.decode(mem.index_select(0, idx), v16, f8, f4).float()  # [Ke, 1, Hp, Wp]
+        full = p.new_zeros((self.k,) + p.shape[1:])
+        full[idx] = p
+        prob = aggregate(full, dim=0, return_logits=False)                  # [K+1, 1, Hp, Wp]
+        return self._mask_disabled(prob)
+
+    def _is_mem_frame(self, ti, last_mem):
+        if self.mem_style == 'davis':
+            return ti % self.mem_every == 0
+        return ti - last_mem >= self.mem_every
+
+    # ------------------------------------------------------------------ public
+    @torch.inference_mode()
+    def interact(self, mask, frame_idx, end_idx, objects=None):
+        """Label frame `frame_idx` and propagate to `end_idx` (exclusive).
+
+        mask: probabilities [K+1, 1, H, W] (background first) or [K, 1, H, W] at the
+        un-padded input size. objects: the object indices (1..K) this label defines; they take
+        the label, every other object keeps its predicted probability outside the labeled
+        regions. Default: the objects with a pixel above 0.5 in `mask`.
+        """
+        if not 0 <= frame_idx < self.t or end_idx > self.t:
+            raise ValueError(f'frame {frame_idx} / end {end_idx} outside 0..{self.t}')
+        mask = mask.to(self.device, torch.float32)
+        if mask.shape[0] == self.k + 1:
+            mask = mask[1:]
+        if mask.shape[0] != self.k:
+            raise ValueError(f'mask has {mask.shape[0]} rows for {self.k} objects')
+        mask, _ = pad_divide_by(mask, 16)                                  # [K, 1, Hp, Wp]
+        if objects is None:
+            objects = [k + 1 for k in range(self.k) if mask[k].max() > 0.5]
+        objects = sorted(set(int(o) for o in objects))
+        with amp_context(self.device, self.amp):
+            feats = self._encode_key(frame_idx)
+            others = self.enabled - set(objects)
+            if self.prob[frame_idx] is None and others and self.mem is not None:
+                self.prob[frame_idx] = self._segment(feats).to(self.prob_dtype)
+            cur = (self.prob[frame_idx][1:].float().clone() if self.prob[frame_idx] is not None
+                   else mask.new_zeros(mask.shape))
+            if objects:
+                sel = [o - 1 for o in objects]
+                region = mask[sel].sum(0) > 0.5                            # [1, Hp, Wp]
+                cur[:, region] = 0
+                cur[sel] = mask[sel]
+            self.enabled |= set(objects)
+            prob = self._mask_disabled(aggregate(cur, dim=0, return_logits=False))
+            self.prob[frame_idx] = prob.to(self.prob_dtype)
+            self.processed += 1
+            self._add_memory(frame_idx, feats, prob)
+            self._propagate(frame_idx, end_idx)
+
+    def _propagate(self, frame_idx, end_idx):
+        last_mem, end = frame_idx, end_idx - 1
+        for ti in range(frame_idx + 1, end_idx):
+            is_mem = self._is_mem_frame(ti, last_mem)
+            to_memory = (is_mem or self.include_last) and ti != end
+            if not to_memory and self.req_frames is not None and ti not in self.req_frames:
+                continue                                    # not needed: skip entirely
+            feats = self._encode_key(ti)
+            prob = self._segment(feats)
+            self.prob[ti] = prob.to(self.prob_dtype)
+            self.processed += 1
+            if to_memory:
+                self._add_memory(ti, feats, prob, temp=not is_mem)
+                if is_mem:
+                    last_mem = ti
+
+    @property
+    def mem_frames(self):
+        """Processing indices of the permanent memory frames (in insertion order)."""
+        return [] if self.mem is None else list(self.mem.frames)
+
+    @torch.inference_mode()
+    def get_prob(self, ti, size=None):
+        """Probabilities [K+1, H, W] (float32) of frame ti at `size` (default: input size)."""
+        p = self.prob[ti]
+        if p is None:
+            return None
+        p = unpad(p.float(), self.pad)[:, 0]                               # [K+1, H, W]
+        if size is not None and tuple(size) != tuple(p.shape[-2:]):
+            p = F.interpolate(p[None], size=tuple(size), mode='bilinear',
+                              align_corners=False)[0]
+        return p
+
+    @torch.inference_mode()
+    def get_mask(self, ti, size=None):
+        """Index mask uint8 numpy [H, W] (0 = background, 1..K) of frame ti, or None when the
+        frame was not segmented. Un-pad, bilinear resize of the probabilities, argmax."""
+        p = self.get_prob(ti, size)
+        if p is None:
+            return None
+        return p.argmax(0).to(torch.uint8).cpu().numpy()
+
+
+# ---------------------------------------------------------------------- script helpers
+
+def load_model(path, device):
+    """model.eval_network.STCN in eval mode on `device`, weights from `path` (any accepted
+    checkpoint form, stage-0 included)."""
+    from model.checkpoint import load_network
+    from model.eval_network import STCN
+    net = STCN().to(device).eval()
+    load_network(net, path)
+    return net
+
+
+def label_tensor(mask, k):
+    """Index mask uint8 [H, W] (0..K) -> one-hot probabilities float [K, 1, H, W]."""
+    m = torch.from_numpy(np.ascontiguousarray(mask)).long()
+    return (m[None] == torch.arange(1, k + 1)[:, None, None]).float()[:, None]
+
+
+def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_style='davis',
+                  device=None, amp=False):
+    """Run one dataset Video through an InferenceCore.
+
+    Each label propagates up to the next label (exclusive) or the end. A label marked
+    `complete` also resets every already labeled object it does not hold (that object is
+    absent there). Returns ({processing index: uint8 [H, W] mask in original ids, at
+    video.size}, frames segmented, seconds of processing (IO excluded), the core).
+    """
+    device = torch.device(device) if device is not None else next(net.parameters()).device
+    k = len(video.object_ids)
+    first = video.labels[0].index
+    outputs = [i for i in (range(video.num_frames) if video.outputs is None else video.outputs)
+               if i >= first]
+    sync(device)
+    start = time.perf_counter()
+    core = InferenceCore(net, video.images, k, top_k=top_k, mem_every=mem_every,
+                         include_last=include_last, mem_style=mem_style,
+                         req_frames=None if video.outputs is None else outputs,
+                         device=device, amp=amp)
+    for j, lab in enumerate(video.labels):
+        end = video.labels[j + 1].index if j + 1 < len(video.labels) else video.num_frames
+        objects = set(lab.objects)
+        if lab.complete:
+            objects |= core.enabled
+        core.interact(label_tensor(lab.mask, k), lab.index, end, sorted(objects))
+    lut = np.asarray([0] + list(video.object_ids), dtype=np.uint8)
+    masks = {}
+    for i in outputs:
+        m = core.get_mask(i, video.size)
+        if m is not None:
+            masks[i] = lut[m]
+    sync(device)
+    return masks, core.processed, time.perf_counter() - start, core
+
+
+def run_dataset(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False,
+                mem_style='davis', device=None, amp=False, progress=True):
+    """Segment every video of a test dataset and write <out_dir>/<video>/<frame>.png.
+
+    Videos are loaded one ahead in a background thread; PNGs are palette images written
+    atomically. Prints and returns the speed: frames segmented / processing seconds (IO
+    excluded). Returns {'videos', 'frames', 'seconds', 'fps', 'written'}.
+    """
+    import os
+
+    import progressbar
+
+    from dataset.test_datasets import prefetch
+    from util.io import write_mask
+    frames, seconds, written = 0, 0.0, 0
+    videos = prefetch(dataset)
+    if progress:
+        videos = progressbar.progressbar(videos, max_value=len(dataset), prefix='videos ')
+    for video in videos:
+        masks, n, secs, _ = segment_video(net, video, top_k=top_k, mem_every=mem_every,
+                                          include_last=include_last, mem_style=mem_style,
+                                          device=device, amp=amp)
+        frames, seconds = frames + n, seconds + secs
+        for i, m in masks.items():
+            write_mask(os.path.join(out_dir, video.name, video.frames[i] + '.png'), m,
+                       video.palette)
+        written += len(masks)
+    fps = frames / seconds if seconds > 0 else float('nan')
+    print(f'{len(dataset)} videos, {frames} frames segmented in {seconds:.2f} s: '
+          f'{fps:.2f} FPS (IO excluded); {written} masks written to {out_dir}')
+    return {'videos': len(dataset), 'frames': frames, 'seconds': seconds, 'fps': fps,
+            'written': written}
+
+
+def print_args(args):
+    print('settings: ' + ', '.join(f'{k}={v}' for k, v in sorted(vars(args).items())))
