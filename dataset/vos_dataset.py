@@ -91,7 +91,8 @@ def semi_triplet(n, lab, max_jump, reverse_p, force_both_p):
     """Semi-supervised triplet: starts at a labeled frame, two more frames each 1..max_jump+1
     further in the chosen time direction (clipped to the video); with p=force_both_p the
     other labeled frame replaces the last sampled frame, all in time order (along the
-    direction: the other labeled frame may come first when it lies behind the start)."""
+    direction: the other labeled frame may come first when it lies behind the start).
+    A start frame at the video's end in the chosen direction goes the other way instead."""
     lab = sorted(set(lab))
     s = A.choice(lab)
     d = -1 if A.rand() < reverse_p else 1

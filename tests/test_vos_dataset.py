@@ -284,3 +284,16 @@ def test_image_and_mask_share_the_warp(tmp_path):
         agree = (bright == (item['gt'][:, 0] > 0)).float().mean()
         assert agree > 0.95, float(agree)
         assert item['selector'].tolist() == [1.0, 0.0]
+
+
+def test_dataloader_batches_and_picklable_worker_init(tree):
+    import pickle
+    from torch.utils.data import ConcatDataset, DataLoader
+    fn = pickle.loads(pickle.dumps(make_worker_init_fn(14159265, 1)))   # spawn-safe
+    assert fn.rank == 1
+    ds = ConcatDataset([_semi(tree)] * 2)
+    reseed(14)
+    batch = next(iter(DataLoader(ds, batch_size=4, shuffle=True, worker_init_fn=fn)))
+    assert batch['rgb'].shape == (4, 3, 3, C, C) and batch['cls_gt'].shape == (4, 3, C, C)
+    assert batch['selector'].shape == (4, 2) and batch['labeled'].shape == (4, 3)
+    assert len(batch['info']['name']) == 4 and batch['info']['target_id'].shape == (4,)
