@@ -1,0 +1,148 @@
+"""Every training flag: STCN's originals, the two-shot additions and a few new ones.
+
+The original command lines (SEED_README.md) parse unchanged. Flags whose default depends on
+the stage (lr, batch size, iterations, lr-drop steps) default to None and are resolved from
+STAGE_DEFAULTS (SPEC §4) after parsing, so an explicit value always wins.
+
+    para = HyperParameters(); para.parse(argv)
+    para['lr'], para.args (a plain dict), para.to_json()
+"""
+import argparse
+import json
+
+# stage: (lr, batch size per process, iterations, lr-drop steps)
+STAGE_DEFAULTS = {
+    0: (1e-5, 8, 300000, [150000]),     # static images, single object
+    1: (1e-5, 4, 500000, [400000]),     # BL30K
+    2: (1e-5, 4, 300000, [250000]),     # DAVIS + YouTube after BL30K
+    3: (1e-5, 4, 150000, [125000]),     # DAVIS + YouTube after static
+}
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        description='Train STCN (stages 0-3), two-shot phase 1 (--semi) and phase 2 '
+                    '(--phase2_train). Launch with torchrun, python -m torch.distributed.launch '
+                    'or plain python (one process).')
+    # ---- STCN's original flags
+    p.add_argument('--benchmark', action='store_true', help='enable cudnn.benchmark')
+    p.add_argument('--no_amp', action='store_true', help='disable mixed precision (CUDA only)')
+    p.add_argument('--static_root', default='../static')
+    p.add_argument('--bl_root', default='../BL30K')
+    p.add_argument('--yv_root', default='../YouTube')
+    p.add_argument('--davis_root', default='../DAVIS')
+    p.add_argument('--stage', type=int, default=0, choices=[0, 1, 2, 3],
+                   help='0 static, 1 BL30K, 2 DAVIS+YouTube after BL30K, 3 after static')
+    p.add_argument('-b', '--batch_size', type=int, default=None,
+                   help='per process; default by stage (8 for stage 0, else 4)')
+    p.add_argument('-i', '--iterations', type=int, default=None,
+                   help='default by stage (300k, 500k, 300k, 150k)')
+    p.add_argument('--steps', type=int, nargs='*', default=None,
+                   help='lr drop iterations; default by stage (150k, 400k, 250k, 125k)')
+    p.add_argument('--lr', type=float, default=None, help='default 1e-5')
+    p.add_argument('--gamma', type=float, default=0.1, help='lr factor at each step')
+    p.add_argument('--load_network', default=None,
+                   help='network weights to start from (stage-0 checkpoints are mapped)')
+    p.add_argument('--load_model', default=None,
+                   help='a *_checkpoint.pth to resume (network, teacher, optimiser, iteration)')
+    p.add_argument('--id', default='NULL', help='experiment name (run folder <date>_<id>)')
+    p.add_argument('--debug', action='store_true',
+                   help='log every iteration, full tracebacks, per-rank weight digests')
+    p.add_argument('--local_rank', '--local-rank', dest='local_rank', type=int, default=0,
+                   help='set by python -m torch.distributed.launch (torchrun sets LOCAL_RANK)')
+    # ---- two-shot (phase 1)
+    p.add_argument('--yv_data', default=None,
+                   help='JSON {video: [labeled frames]} for YouTube-VOS (two-shot)')
+    p.add_argument('--davis_data', default=None, help='JSON {video: [labeled frames]} for DAVIS')
+    p.add_argument('--semi', action='store_true',
+                   help='after --end_warm, train on triplets with unlabeled frames (pseudo labels)')
+    p.add_argument('--semi_thres_upper', type=float, default=0.9,
+                   help='a pseudo label is kept where its class probability is >= this')
+    p.add_argument('--semi_thres_lower', type=float, default=0.1,
+                   help='recorded only (kept for command-line compatibility)')
+    p.add_argument('--end_warm', type=int, default=70000,
+                   help='iteration from which unlabeled frames are used (labeled-only before)')
+    p.add_argument('--use_teacher', action='store_true', help='EMA teacher makes pseudo labels')
+    p.add_argument('--ema_alpha', type=float, default=0.995)
+    # ---- phase 2
+    p.add_argument('--phase2_yv', default=None, help='YouTube pseudo-label bank (merged tree)')
+    p.add_argument('--phase2_davis', default=None, help='DAVIS pseudo-label bank (merged tree)')
+    p.add_argument('--phase2_root', default='',
+                   help='folder the --phase2_* paths are relative to ("" = as given)')
+    p.add_argument('--phase2_train', type=int, default=-1,
+                   help='iteration from which phase-2 data is used (-1 = off)')
+    p.add_argument('--phase2_thres', type=float, default=0.99,
+                   help='confidence for the in-batch refresh of pseudo labels')
+    p.add_argument('--phase2_start_update', type=int, default=70000,
+                   help='iteration from which pseudo labels are refreshed in-batch')
+    p.add_argument('--update_pseudo_bank', type=int, default=-1,
+                   help='iteration from which refreshed labels are written back to the bank '
+                        '(-1 = off)')
+    # ---- new
+    p.add_argument('--device', default=None, help='cuda, cuda:N or cpu (default: CUDA if present)')
+    p.add_argument('--crop_size', type=int, default=384, help='training crop (multiple of 16)')
+    p.add_argument('--save_root', default='saves', help='runs go to <save_root>/<date>_<id>/')
+    p.add_argument('--num_workers', type=int, default=8, help='data loader workers per process')
+    p.add_argument('--seed', type=int, default=14159265)
+    p.add_argument('--bce_start_warm', type=int, default=20000,
+                   help='bootstrapped CE: plain CE before this iteration')
+    p.add_argument('--bce_end_warm', type=int, default=70000,
+                   help='bootstrapped CE: hardest-pixel fraction reaches 0.15 here')
+    p.add_argument('--log_every', type=int, default=100, help='TensorBoard scalars interval')
+    p.add_argument('--image_every', type=int, default=800, help='TensorBoard images interval')
+    p.add_argument('--save_every', type=int, default=50000, help='network save interval')
+    return p
+
+
+class HyperParameters:
+    """Parsed flags as a dict-like object (para['lr'])."""
+
+    def __init__(self):
+        self.args = {}
+
+    def parse(self, argv=None):
+        parser = build_parser()
+        args = vars(parser.parse_args(argv))
+        lr, bs, iters, steps = STAGE_DEFAULTS[args['stage']]
+        for key, default in (('lr', lr), ('batch_size', bs), ('iterations', iters),
+                             ('steps', steps)):
+            if args[key] is None:
+                args[key] = default
+        args['amp'] = not args['no_amp']
+        if args['debug']:
+            args['log_every'] = 1
+            args['image_every'] = 1
+        problems = []
+        if args['batch_size'] < 1:
+            problems.append('--batch_size must be >= 1')
+        if args['iterations'] < 1:
+            problems.append('--iterations must be >= 1')
+        if args['crop_size'] < 16 or args['crop_size'] % 16:
+            problems.append('--crop_size must be a positive multiple of 16')
+        for k in ('log_every', 'image_every', 'save_every'):
+            if args[k] < 1:
+                problems.append(f'--{k} must be >= 1')
+        if not 0.0 <= args['ema_alpha'] <= 1.0:
+            problems.append('--ema_alpha must be in [0, 1]')
+        if problems:
+            parser.error('; '.join(problems))
+        self.args = args
+        return self
+
+    def to_json(self):
+        return json.dumps(self.args, indent=1, sort_keys=True)
+
+    def __getitem__(self, key):
+        return self.args[key]
+
+    def __setitem__(self, key, value):
+        self.args[key] = value
+
+    def __contains__(self, key):
+        return key in self.args
+
+    def get(self, key, default=None):
+        return self.args.get(key, default)
+
+    def __str__(self):
+        return '\n'.join(f'{k}: {self.args[k]}' for k in sorted(self.args))
