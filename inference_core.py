@@ -17,6 +17,7 @@ output (`req_frames`) are skipped without encoding their key.
 `amp_context` are the other pieces the scripts share.
 """
 import contextlib
+import sys
 import time
 
 import numpy as np
@@ -302,7 +303,7 @@ def load_model(path, device):
 
 def label_tensor(mask, k):
     """Index mask uint8 [H, W] (0..K) -> one-hot probabilities float [K, 1, H, W]."""
-    m = torch.from_numpy(np.ascontiguousarray(mask)).long()
+    m = torch.from_numpy(np.array(mask, dtype=np.int64))
     return (m[None] == torch.arange(1, k + 1)[:, None, None]).float()[:, None]
 
 
@@ -342,6 +343,19 @@ def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_sty
     return masks, core.processed, time.perf_counter() - start, core
 
 
+class _CurrentStderr:
+    """Whatever sys.stderr is at write time (progressbar would pin the one seen at import)."""
+
+    def write(self, text):
+        return sys.stderr.write(text)
+
+    def flush(self):
+        sys.stderr.flush()
+
+    def isatty(self):
+        return sys.stderr.isatty()
+
+
 def run_dataset(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False,
                 mem_style='davis', device=None, amp=False, progress=True):
     """Segment every video of a test dataset and write <out_dir>/<video>/<frame>.png.
@@ -359,7 +373,9 @@ def run_dataset(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False
     frames, seconds, written = 0, 0.0, 0
     videos = prefetch(dataset)
     if progress:
-        videos = progressbar.progressbar(videos, max_value=len(dataset), prefix='videos ')
+        bar = progressbar.ProgressBar(max_value=len(dataset), prefix='videos ',
+                                      fd=_CurrentStderr())
+        videos = bar(videos)
     for video in videos:
         masks, n, secs, _ = segment_video(net, video, top_k=top_k, mem_every=mem_every,
                                           include_last=include_last, mem_style=mem_style,
