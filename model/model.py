@@ -181,8 +181,8 @@ class STCNModel:
         """DDP around the student when world > 1 (after any weights are loaded)."""
         if self.dist.distributed and self.ddp is None:
             ids = [self.device.index] if self.device.type == 'cuda' else None
-            self.ddp = DistributedDataParallel(self.module, device_ids=ids,
-                                               broadcast_buffers=False)
+            # frozen BN: buffers never change, so DDP's buffer sync is a no-op copy
+            self.ddp = DistributedDataParallel(self.module, device_ids=ids)
         return self
 
     @property
@@ -263,6 +263,7 @@ class STCNModel:
             out = self.forward_module(rgb, gt[:, 0], sec_gt[:, 0], selector)
 
         old_cls = None
+        refresh = phase2 and it >= para['phase2_start_update']
         if semi and bool(unl.any()):
             ref = self._reference_logits(out, rgb, gt[:, 0], sec_gt[:, 0], selector)
             for f in (1, 2):
@@ -270,7 +271,7 @@ class STCNModel:
                 cls_gt[:, f] = torch.where(labeled[:, f, None, None], cls_gt[:, f], pl)
             sel = unl[:, :, None, None].expand_as(cls_gt[:, 1:])
             stats['pseudo/coverage'] = float((cls_gt[:, 1:][sel] != IGNORE).float().mean())
-        elif phase2 and it >= para['phase2_start_update'] and bool(unl.any()):
+        elif refresh and bool(unl.any()):
             old_cls = cls_gt.clone()
             ref = self._reference_logits(out, rgb, gt[:, 0], sec_gt[:, 0], selector)
             for f in (1, 2):
@@ -305,15 +306,15 @@ class STCNModel:
         self.scheduler.step()
         self._update_teacher(it)
 
-        if (old_cls is not None and para['update_pseudo_bank'] >= 0
-                and it >= para['update_pseudo_bank']):
+        if refresh and 0 <= para['update_pseudo_bank'] <= it:
+            # collective (gathers requests): every rank calls it, with or without requests
             stats['bank/writes'] = self.update_bank(data, old_cls, cls_gt, labeled)
 
         self.averager.add(stats)
         done = it + 1
         if done % para['log_every'] == 0:
             self._log(done)
-        if self.logger is not None and done % para['image_every'] == 0:
+        if self.logger is not None and self.dist.is_main and done % para['image_every'] == 0:
             pred = torch.stack([out['logits_1'].argmax(1), out['logits_2'].argmax(1)], 1)
             self.logger.log_image('train/triplets', training_grid(rgb, cls_gt, pred), done)
         return stats
@@ -374,7 +375,7 @@ class STCNModel:
         """
         requests = []
         info = data.get('info')
-        if info is not None:
+        if info is not None and old_cls is not None:
             for j in range(old_cls.shape[0]):
                 video, frames, tid, sid = sample_info(info, j)
                 if video not in self.bank:
@@ -432,7 +433,7 @@ class STCNModel:
                   flush=True)
             return 0
         dev = self.device
-        rgb = torch.stack([im_normalization(torch.from_numpy(np.ascontiguousarray(i))
+        rgb = torch.stack([im_normalization(torch.from_numpy(np.array(i))
                                             .permute(2, 0, 1).float() / 255) for i in imgs])
         rgb, pad = pad_divide_by(rgb[None].to(dev), 16)                    # [1, 3, 3, H', W']
         m0 = torch.from_numpy(masks[0].astype(np.int64)).to(dev)
