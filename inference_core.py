@@ -131,8 +131,10 @@ class InferenceCore:
         self.net = net
         self.device = torch.device(device) if device is not None else \
             next(net.parameters()).device
-        self.images, self.pad = pad_divide_by(images, 16)     # [T, 3, Hp, Wp]
+        self.images = images                                   # [T, 3, H, W], padded per frame
         self.t = images.shape[0]
+        self.padded_size = tuple(pad_divide_by(images[:1, :1], 16)[0].shape[-2:])
+        self.pad = pad_divide_by(images[:1, :1], 16)[1]
         self.k = int(num_objects)
         self.top_k, self.mem_every = top_k, mem_every
         self.include_last, self.mem_style = include_last, mem_style
@@ -149,7 +151,8 @@ class InferenceCore:
 
     # ------------------------------------------------------------------ pieces
     def _frame(self, ti):
-        return self.images[ti:ti + 1].to(self.device, non_blocking=True)
+        """Frame ti on the device, padded: [1, 3, Hp, Wp]."""
+        return pad_divide_by(self.images[ti:ti + 1].to(self.device, non_blocking=True), 16)[0]
 
     def _encode_key(self, ti):
         """-> (frame [1, 3, Hp, Wp], k16 [1, 64, h, w], v16 [1, 512, h, w], f16, f8, f4)."""
@@ -191,7 +194,7 @@ class InferenceCore:
         mem = mem.view(self.k, -1, h, w)                                   # [K, 512, h, w]
         objs = sorted(self.enabled)
         if not objs:                                                       # nothing labeled
-            prob = torch.zeros((self.k + 1, 1) + tuple(self.images.shape[-2:]), device=self.device)
+            prob = torch.zeros((self.k + 1, 1) + self.padded_size, device=self.device)
             prob[0] = 1
             return prob
         idx = torch.tensor([o - 1 for o in objs], device=self.device)

@@ -58,7 +58,7 @@ def _fast_load(monkeypatch, cached_load):
 
 
 def make_scene(t, objects, h=H, w=W, seed=0):
-    """objects: {id: (enter, (y, x), (dy, dx), (oh, ow))} -> frames [t, h, w, 3], masks [t, h, w]."""
+    """objects: {id: (enter, (y, x), (dy, dx), (oh, ow))} -> frames [t, h, w, 3], masks."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
     bg = np.stack([yy * 2, xx * 2, 100 + 0 * yy], -1).astype(np.float32)
