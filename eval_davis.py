@@ -10,11 +10,14 @@ enters memory when its index % mem_every == 0). --evaluate runs the J&F evaluati
 the split's Annotations and writes the CSVs into <output>.
 """
 import argparse
+import os
+import tempfile
 
 from dataset.test_datasets import DAVISTestDataset
 from inference_core import amp_note, load_model, print_args, run_dataset
 from util.device import pick_device
 from util.errors import UserError, run_main
+from util.io import read_mask, write_mask
 
 
 def build_parser():
@@ -53,10 +56,28 @@ def main(argv=None):
                         include_last=args.include_last, mem_style='davis', device=device,
                         amp=args.amp)
     if args.evaluate:
-        from util.evaluate import evaluate
-        stats['results'] = evaluate(dataset.root, args.output, imageset=dataset.imageset,
-                                    split=args.split, out_dir=args.output)
+        stats['results'] = evaluate_outputs(dataset, args.output, args.split)
     return stats
+
+
+def evaluate_outputs(dataset, output, split):
+    """J&F of <output> against the dataset's annotations; CSVs go into <output>.
+
+    DAVIS 2016 ground truth is 0/255 (255 would read as void): it is evaluated from a
+    temporary binarised copy of the listed videos.
+    """
+    from util.evaluate import evaluate
+    if dataset.year == 2017:
+        return evaluate(dataset.root, output, imageset=dataset.imageset, split=split,
+                        out_dir=output)
+    with tempfile.TemporaryDirectory(prefix='davis16_gt_') as gt:
+        for v in dataset.videos:
+            src = os.path.join(dataset.mask_dir, v)
+            for f in sorted(os.listdir(src)) if os.path.isdir(src) else []:
+                if f.endswith('.png'):
+                    write_mask(os.path.join(gt, v, f),
+                               (read_mask(os.path.join(src, f)) > 0).astype('uint8'))
+        return evaluate(gt, output, split=split, out_dir=output)
 
 
 if __name__ == '__main__':

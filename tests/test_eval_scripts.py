@@ -149,13 +149,16 @@ def test_eval_davis_2016_single_object(tmp_path, ckpt):
     write_frames(str(root / 'JPEGImages' / '480p' / 'v16'), names, frames)
     # DAVIS 2016 ground truth is 0/255 grayscale: every id > 0 is the one object
     os.makedirs(root / 'Annotations' / '480p' / 'v16')
-    Image.fromarray(np.where(masks[0] > 0, 255, 0).astype(np.uint8), 'L').save(
-        root / 'Annotations' / '480p' / 'v16' / '00000.png')
+    for n, m in zip(names, masks):
+        Image.fromarray(np.where(m > 0, 255, 0).astype(np.uint8), 'L').save(
+            root / 'Annotations' / '480p' / 'v16' / (n + '.png'))
     os.makedirs(root / 'ImageSets' / '2016')
     (root / 'ImageSets' / '2016' / 'val.txt').write_text('v16\n')
     out = tmp_path / 'out16'
-    eval_davis_2016.main(['--model', ckpt, '--davis_path', str(tmp_path / 'DAVIS'),
-                          '--output', str(out)])
+    stats = eval_davis_2016.main(['--model', ckpt, '--davis_path', str(tmp_path / 'DAVIS'),
+                                  '--output', str(out), '--evaluate'])
+    assert [o['Sequence'] for o in stats['results']['per_object']] == ['v16_1']
+    assert (out / 'global_results-val.csv').is_file()
     assert png_files(out / 'v16') == names
     first = read_mask(str(out / 'v16' / '00000.png'))
     assert np.array_equal(first, (masks[0] > 0).astype(np.uint8))
