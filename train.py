@@ -111,7 +111,8 @@ class DataMix:
         semi = mode == 'semi'
         davis = os.path.join(para['davis_root'], '2017', 'trainval')
         davis_sets = dict(
-            im=os.path.join(davis, 'JPEGImages', '480p'), gt=os.path.join(davis, 'Annotations', '480p'),
+            im=os.path.join(davis, 'JPEGImages', '480p'),
+            gt=os.path.join(davis, 'Annotations', '480p'),
             subset=_read_list(os.path.join(davis, 'ImageSets', '2017', 'train.txt')),
             split=para['davis_data'], bank=para['phase2_davis'], divisor=1, repeat=5)
         yv = os.path.join(para['yv_root'], 'train_480p')

@@ -10,8 +10,11 @@ The networks are always in eval() mode (frozen batch norm); only the student is 
 student is wrapped (TripletModule) so that DDP sees one forward per iteration.
 
 Pseudo labels (SPEC §4):
-  phase 1 (--semi, it >= end_warm, frames not labeled): the teacher's (else the student's own,
-    detached) prediction of the same triplet, thresholded with --semi_thres_upper, -1 elsewhere.
+  phase 1 (--semi, it >= end_warm, frames not labeled): the teacher's prediction of the same
+    triplet, thresholded with --semi_thres_upper, -1 elsewhere. Without a teacher (no
+    --use_teacher, or before the first step) the student's own prediction is used, detached
+    from its training forward: the same numbers a separate no_grad forward would give, one
+    forward cheaper. The teacher forward runs only when pseudo labels are needed.
   phase 2 (it >= phase2_start_update, frames 1-2 not truly labeled): the bank labels are
     overwritten where the teacher's (else student's) prediction is >= --phase2_thres and kept
     elsewhere. With --update_pseudo_bank IT (it >= IT), a frame whose target region lost pixels
@@ -26,7 +29,6 @@ import zlib
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from dataset.range_transform import im_normalization
@@ -94,7 +96,7 @@ def triplet_forward(net, rgb, first_gt, first_sec_gt=None, selector=None):
             first_sec_gt = torch.zeros_like(first_gt)
         ref_v = torch.stack([net.encode_value(rgb[:, 0], f16[:, 0], first_gt, first_sec_gt),
                              net.encode_value(rgb[:, 0], f16[:, 0], first_sec_gt, first_gt)],
-                            1)                                                     # [B, 2, 512, 1, h, w]
+                            1)                                   # [B, 2, 512, 1, h, w]
         logits1, prob1 = seg(1, k16[:, :, 0:1], ref_v)
         p_t, p_s = prob1[:, 0:1], prob1[:, 1:2]
         prev_v = torch.stack([net.encode_value(rgb[:, 1], f16[:, 1], p_t, p_s),
@@ -359,7 +361,7 @@ class STCNModel:
         if self.dist.is_main:
             if self.logger is not None:
                 self.logger.log_scalars(means, done)
-            shown = ' '.join(f'{k.split("/")[-1]} {v:.4g}' for k, v in sorted(means.items()))
+            shown = ', '.join(f'{k} {v:.4g}' for k, v in sorted(means.items()))
             print(f'it {done}/{self.para["iterations"]}: {shown}', flush=True)
 
     def start_timer(self, it):

@@ -1,9 +1,7 @@
 """STCNModel on hand-made batches (CPU, 32x32 crops): teacher, pseudo labels, bank update."""
 import os
-import shutil
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
@@ -177,7 +175,8 @@ def test_bank_rewrite_forced_change(tmp_path):
     bank = _bank(tmp_path)
     model = make_model('--phase2_train', '0', '--phase2_thres', '0.0', bank=bank)
     root = bank['vid']['bank_root']
-    before = {f: read_mask(os.path.join(root, 'vid', f)) for f in os.listdir(os.path.join(root, 'vid'))}
+    folder = os.path.join(root, 'vid')
+    before = {f: read_mask(os.path.join(folder, f)) for f in os.listdir(folder)}
     # threshold 0: every editable pixel is confidently background (bg is assigned last)
     n = model.rewrite_bank_frames('vid', ['00000.jpg', '00001.jpg', '00002.jpg'], 1, 2, (1,))
     assert n == 1
