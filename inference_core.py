@@ -133,8 +133,8 @@ class InferenceCore:
             next(net.parameters()).device
         self.images = images                                   # [T, 3, H, W], padded per frame
         self.t = images.shape[0]
-        self.padded_size = tuple(pad_divide_by(images[:1, :1], 16)[0].shape[-2:])
-        self.pad = pad_divide_by(images[:1, :1], 16)[1]
+        probe, self.pad = pad_divide_by(images[:1, :1], 16)
+        self.padded_size = tuple(probe.shape[-2:])              # (Hp, Wp)
         self.k = int(num_objects)
         self.top_k, self.mem_every = top_k, mem_every
         self.include_last, self.mem_style = include_last, mem_style
@@ -161,9 +161,8 @@ class InferenceCore:
 
     def _memory(self, hw):
         if self.mem is None:
-            style_cap = self.t // self.mem_every + 2 if self.mem_style == 'davis' else \
-                (self.t + self.mem_every - 1) // self.mem_every + 2
-            self.mem = MemoryBank(self.k, KEY_DIM, VALUE_DIM, hw, min(self.t, style_cap),
+            expected = self.t // self.mem_every + 2          # grows if more are needed
+            self.mem = MemoryBank(self.k, KEY_DIM, VALUE_DIM, hw, min(self.t, expected),
                                   self.device, self.mem_dtype)
         return self.mem
 
@@ -183,6 +182,11 @@ class InferenceCore:
 
     def _segment(self, feats):
         """Predict one frame from the memory -> aggregated probabilities [K+1, 1, Hp, Wp]."""
+        objs = sorted(self.enabled)
+        if not objs:                                                       # nothing labeled
+            prob = torch.zeros((self.k + 1, 1) + self.padded_size, device=self.device)
+            prob[0] = 1
+            return prob
         _, k16, v16, _, f8, f4 = feats
         mk, mv = self.mem.view()
         h, w = k16.shape[-2:]
@@ -192,11 +196,6 @@ class InferenceCore:
                                    self.top_k)                             # [1, M, hw]
         mem = readout(weights.to(mv.dtype), mv.reshape(1, self.k * mv.shape[1], -1))
         mem = mem.view(self.k, -1, h, w)                                   # [K, 512, h, w]
-        objs = sorted(self.enabled)
-        if not objs:                                                       # nothing labeled
-            prob = torch.zeros((self.k + 1, 1) + self.padded_size, device=self.device)
-            prob[0] = 1
-            return prob
         idx = torch.tensor([o - 1 for o in objs], device=self.device)
         p = self.net.decode(mem.index_select(0, idx), v16, f8, f4).float()  # [Ke, 1, Hp, Wp]
         full = p.new_zeros((self.k,) + p.shape[1:])

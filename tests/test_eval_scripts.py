@@ -3,6 +3,8 @@
 Frames are small moving rectangles on a noisy background (CPU, random seeded weights): the
 tests check files, sizes, palettes, ids, frame sets and equalities, not accuracy.
 """
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -30,6 +32,15 @@ H, W = 60, 90                       # not a multiple of 16: exercises padding
 
 
 # ---------------------------------------------------------------------- fixtures / data
+
+@pytest.fixture(scope='module', autouse=True)
+def _one_thread():
+    """One intra-op thread: the 2-core test machine is shared, spinning threads cost more."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 @pytest.fixture(scope='module')
 def ckpt(tmp_path_factory):
@@ -112,13 +123,15 @@ def davis_tree(root, videos=('vid_a',), t=6, palette=None):
 
 # ---------------------------------------------------------------------- DAVIS
 
-def test_eval_davis_writes_every_frame_and_matches_core(tmp_path, ckpt, cached_load, capsys):
+def test_eval_davis_writes_every_frame_and_matches_core(tmp_path, ckpt, cached_load):
     pal = custom_palette()
     tv = davis_tree(str(tmp_path / 'DAVIS'), palette=pal)
     out = str(tmp_path / 'out')
-    stats = eval_davis.main(['--model', ckpt, '--davis_path', str(tmp_path / 'DAVIS'),
-                             '--output', out, '--amp', '--evaluate', '--device', 'cpu'])
-    printed = capsys.readouterr().out
+    buf = io.StringIO()     # stdout only: progressbar keeps the stderr it saw at import
+    with contextlib.redirect_stdout(buf):
+        stats = eval_davis.main(['--model', ckpt, '--davis_path', str(tmp_path / 'DAVIS'),
+                                 '--output', out, '--amp', '--evaluate', '--device', 'cpu'])
+    printed = buf.getvalue()
     assert 'FPS' in printed and 'amp ignored' in printed
     assert stats['frames'] == 6 and stats['written'] == 6
     names = [f'{i:05d}' for i in range(6)]
