@@ -12,9 +12,11 @@ Intermediate inference (any of --data_file, --reverse, --only_sec_gt, --davis):
   Frames of <yv_path>/train_480p/JPEGImages (or DAVIS 2017 trainval 480p with --davis);
   labels from the sparse label folder (default <yv_path>/phase2/yv_gt_480p or
   <davis_path>/2017/phase2/davis_gt) or a split JSON + the Annotations tree. The four passes
-  left / leftsecgt / right / rightsecgt are (none) / --only_sec_gt / --reverse /
-  --reverse --only_sec_gt. Every frame from the first used label (processing order) on is
-  written. mem_every defaults to 1 (5 with --davis, which also uses DAVIS-style memory).
+  left / leftsecgt / right / rightsecgt add nothing / --only_sec_gt / --reverse /
+  --reverse --only_sec_gt to `--data_file X` (the left pass needs --data_file or --davis to
+  select this mode). Every frame from the first used label (processing order) on is
+  written. mem_every defaults to 1 (5 with --davis, which also uses DAVIS-style memory and
+  the stored 480p frames whatever --res says).
 
 Output: <output>/Annotations/<video>/<frame>.png; --zip also packs it into <output>.zip.
 """
@@ -72,8 +74,9 @@ def intermediate_dataset(args):
         ann_dir = os.path.join(args.yv_path, 'train_480p', 'Annotations')
         labels = args.data_file or os.path.join(args.yv_path, 'phase2', 'yv_gt_480p')
         void = None
+    res = -1 if args.davis else args.res        # DAVIS: 480p as stored (SPEC §3)
     return IntermediateDataset(image_dir, labels, annotation_dir=ann_dir, reverse=args.reverse,
-                               only_sec_gt=args.only_sec_gt, res=args.res, void=void)
+                               only_sec_gt=args.only_sec_gt, res=res, void=void)
 
 
 def zip_annotations(output):

@@ -330,6 +330,7 @@ def test_youtube_mode_and_defaults(tmp_path, monkeypatch):
     assert (seen['mem_style'], seen['mem_every']) == ('davis', 5)
     video = seen['dataset'][0]
     assert [lab.index for lab in video.labels] == [3] and video.size == (H, W)
+    assert tuple(video.images.shape[-2:]) == (H, W)          # DAVIS: as stored, not --res 480
 
 
 # ---------------------------------------------------------------------- generic
