@@ -295,9 +295,9 @@ class STCNModel:
                 n_cls = 3 if bool(has_second[j]) else 2
                 loss_j, p = self.loss_fn(logits[j:j + 1, :n_cls], cls_gt[j:j + 1, f], it)
                 loss_f = loss_f + loss_j / b
-            stats[f'loss/ce_{f}'] = loss_f
+            stats[f'loss/ce_{f}'] = float(loss_f.detach())
             total = total + loss_f
-        stats['loss/total'] = total
+        stats['loss/total'] = float(total.detach())
         stats['loss/bootstrap_p'] = p
         stats.update(self._iou_stats(out, cls_gt, has_second))
 

@@ -61,7 +61,7 @@ class TargetRecorder:
 
 def test_teacher_not_run_in_warmup_and_ema():
     model = make_model('--semi', '--use_teacher', '--end_warm', '2', '--ema_alpha', '0.995')
-    batch = make_batch()
+    batch = make_batch(b=1)
     assert model.teacher is None
     model.do_pass(batch, 0)
     # teacher = copy of the student after the first optimiser step
@@ -77,7 +77,7 @@ def test_teacher_not_run_in_warmup_and_ema():
     # EMA after it 1: a = min(1 - 1/2, 0.995) = 0.5
     assert torch.allclose(dict(model.teacher.named_parameters())[name], 0.5 * s0 + 0.5 * s1,
                           atol=1e-7)
-    model.do_pass(make_batch(labeled=(True, True, True)), 2)   # after warm-up, all labeled
+    model.do_pass(make_batch(labeled=(True, True, True), b=1), 2)   # after warm-up, labeled
     assert model.teacher_forward_calls == 0
     stats = model.do_pass(batch, 3)                             # after warm-up, unlabeled
     assert model.teacher_forward_calls == 1
