@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The whole two-shot pipeline at toy scale on synthetic data (CPU, or GPU when present):
+# data -> phase 1 -> four intermediate passes + merge -> phase 2 -> evaluation, then one table.
+# Every step's command is echoed so it can be rerun alone. Knobs (environment variables):
+#   OUT (demo_out)  ITERS1 / ITERS2 (phase-1 / phase-2 iterations)  BATCH  CROP  LR  SEED  DEVICE
+#   DAVIS_VIDEOS (12) DAVIS_VAL (4 of them held out for validation)  YT_VIDEOS (8)  FRAMES (16)  HEIGHT WIDTH
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"        # builds .venv if needed, cd to the repo
+
+OUT=${OUT:-demo_out}
+ITERS1=${ITERS1:-150}
+ITERS2=${ITERS2:-150}
+BATCH=${BATCH:-4}
+CROP=${CROP:-64}
+LR=${LR:-1e-4}
+SEED=${SEED:-0}
+DAVIS_VIDEOS=${DAVIS_VIDEOS:-12}
+DAVIS_VAL=${DAVIS_VAL:-4}
+YT_VIDEOS=${YT_VIDEOS:-8}
+FRAMES=${FRAMES:-16}
+HEIGHT=${HEIGHT:-96}
+WIDTH=${WIDTH:-160}
+DEV_ARGS=()
+[ -n "${DEVICE:-}" ] && DEV_ARGS=(--device "$DEVICE")
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+START=$(date +%s)
+
+run() { echo; echo "+ $*"; "$@"; }
+latest() { ls -t "$OUT"/saves/*_"$1"/*_"$1"_"$2".pth | head -n 1; }
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+DATA=$OUT/data
+DAVIS=$DATA/DAVIS
+YT=$DATA/YouTube
+
+echo "== 1. synthetic two-shot data (DAVIS and YouTube layouts; the split and sparse labels come with it)"
+run python -m util.synthetic --out "$DATA" --layout davis --videos "$DAVIS_VIDEOS" --val_videos "$DAVIS_VAL" \
+    --frames "$FRAMES" --height "$HEIGHT" --width "$WIDTH" --objects 2 --seed "$SEED"
+run python -m util.synthetic --out "$DATA" --layout youtube --videos "$YT_VIDEOS" --val_videos 2 \
+    --frames "$FRAMES" --height "$HEIGHT" --width "$WIDTH" --objects 2 --seed "$((SEED + 1))"
+run python -m util.check_dataset --root "$DAVIS" --layout davis \
+    --split_json "$DAVIS/2017/davis_rand_2frames.json" --sparse "$DAVIS/2017/phase2/davis_gt"
+
+echo "== 2. common starting weights (no ImageNet weights offline: a seeded random init)"
+run python -m util.init_weights --out "$OUT/init.pth" --seed "$SEED"
+
+COMMON=(--stage 3 --davis_root "$DAVIS" --yv_root "$YT"
+        --davis_data "$DAVIS/2017/davis_rand_2frames.json" --yv_data "$YT/yv_rand_2frames.json"
+        --load_network "$OUT/init.pth" --lr "$LR" -b "$BATCH" --crop_size "$CROP"
+        --num_workers 1 --save_root "$OUT/saves" --log_every 10 --save_every 100000
+        --bce_start_warm 0 --bce_end_warm 100000 "${DEV_ARGS[@]}")
+
+echo "== 3. phase 1: semi-supervised training with the EMA teacher"
+run python train.py --id phase1 "${COMMON[@]}" -i "$ITERS1" --steps "$((ITERS1 * 4 / 5))" \
+    --semi --semi_thres_upper 0.9 --end_warm "$((ITERS1 / 2))" --use_teacher --ema_alpha 0.995
+P1=$(latest phase1 "$ITERS1")
+
+echo "== 4. intermediate inference: four passes per training video, then the merge"
+export MODEL=$P1 YV_ROOT=$YT DAVIS_ROOT=$DAVIS OUT_ROOT=$OUT/vos_phase2 PYTHON=python
+export EVAL_ARGS="${DEV_ARGS[*]}"
+run bash run_intermediate.sh youtube
+run bash run_intermediate.sh davis
+
+echo "== 5. phase 2: retrain from the same start on labeled + pseudo-labeled frames"
+run python train.py --id phase2 "${COMMON[@]}" -i "$ITERS2" --steps "$((ITERS2 * 4 / 5))" \
+    --phase2_yv "$OUT/vos_phase2/phase1_merge_480p" --phase2_davis "$OUT/vos_phase2/phase1_merge_davis" \
+    --phase2_train 0 --phase2_thres 0.99 --phase2_start_update "$((ITERS2 / 2))" --use_teacher
+P2=$(latest phase2 "$ITERS2")
+
+echo "== 6. evaluation on the held-out DAVIS-layout validation videos, and of the bank"
+for name in untrained phase1 phase2; do
+    case $name in untrained) ckpt=$OUT/init.pth ;; phase1) ckpt=$P1 ;; phase2) ckpt=$P2 ;; esac
+    run python eval_davis.py --model "$ckpt" --davis_path "$DAVIS" --split val \
+        --output "$OUT/eval/$name" --evaluate "${DEV_ARGS[@]}"
+done
+run python -m util.evaluate --gt_path "$DAVIS/2017/trainval" --split train \
+    --imageset "$DAVIS/2017/trainval/ImageSets/2017/train.txt" \
+    --pred_path "$OUT/vos_phase2/phase1_merge_davis" --out "$OUT/eval/bank"
+
+echo
+python scripts/demo_table.py --eval_dir "$OUT/eval" --seconds "$(( $(date +%s) - START ))"
+echo "all outputs are under $OUT/"

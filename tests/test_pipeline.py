@@ -1,0 +1,62 @@
+"""The whole pipeline (scripts/demo.sh) at the smallest scale: every step's files exist."""
+import csv
+import glob
+import os
+import subprocess
+
+import pytest
+
+from util.io import read_mask
+
+
+def _videos(folder):
+    return sorted(d for d in os.listdir(folder) if not d.startswith('.'))
+
+
+@pytest.mark.slow
+def test_demo_pipeline_end_to_end(tmp_path, repo_root):
+    out = tmp_path / 'demo'
+    env = dict(os.environ, OUT=str(out), ITERS1='2', ITERS2='2', BATCH='1', CROP='32',
+               DAVIS_VIDEOS='4', DAVIS_VAL='2', YT_VIDEOS='2', FRAMES='5', HEIGHT='48',
+               WIDTH='64', DEVICE='cpu')
+    r = subprocess.run(['bash', 'scripts/demo.sh'], cwd=repo_root, env=env, text=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1200)
+    assert r.returncode == 0, r.stdout[-4000:]
+    log = r.stdout
+
+    # every step echoed its command
+    for cmd in ('util.synthetic', 'util.init_weights', 'train.py --id phase1',
+                'eval_youtube.py', 'merge_left_right.py', 'train.py --id phase2',
+                'eval_davis.py', 'util.evaluate'):
+        assert f'{cmd}' in log, cmd
+
+    # phase 1 and phase 2: student, teacher and resume checkpoints
+    for phase in ('phase1', 'phase2'):
+        for suffix in ('_2.pth', '_2_tea.pth', '_checkpoint.pth'):
+            assert glob.glob(str(out / 'saves' / f'*_{phase}' / f'*_{phase}{suffix}')), suffix
+
+    davis = out / 'data' / 'DAVIS' / '2017' / 'trainval'
+    frames = davis / 'JPEGImages' / '480p'
+    train = open(davis / 'ImageSets' / '2017' / 'train.txt').read().split()
+    yt_frames = out / 'data' / 'YouTube' / 'train_480p' / 'JPEGImages'
+    for suffix, frame_root, videos in (('davis', frames, train),
+                                       ('480p', yt_frames, _videos(yt_frames))):
+        for p in ('left', 'leftsecgt', 'right', 'rightsecgt'):
+            assert _videos(out / 'vos_phase2' / f'phase1_{p}_{suffix}' / 'Annotations') == videos
+        bank = out / 'vos_phase2' / f'phase1_merge_{suffix}'
+        assert _videos(bank) == sorted(videos)
+        for v in videos:                   # the bank covers every frame of every video
+            names = sorted(f[:-4] for f in os.listdir(frame_root / v))
+            assert sorted(f[:-4] for f in os.listdir(bank / v)) == names
+            m = read_mask(str(bank / v / (names[0] + '.png')))
+            assert m.shape == (48, 64)
+
+    val = open(davis / 'ImageSets' / '2017' / 'val.txt').read().split()
+    for name in ('untrained', 'phase1', 'phase2'):
+        assert _videos(out / 'eval' / name) == sorted(val)
+        with open(out / 'eval' / name / 'global_results-val.csv') as f:
+            row = next(csv.DictReader(f))
+        assert 0.0 <= float(row['J&F-Mean']) <= 1.0
+    assert (out / 'eval' / 'bank' / 'global_results-train.csv').is_file()
+    # the closing table
+    assert 'after phase 2 (DAVIS-layout val)' in log and 'wall time' in log
