@@ -2,22 +2,24 @@
 
     python eval_davis.py --model ckpts/stcn.pth --davis_path ../DAVIS --output out/d17 \
         [--split val|testdev] [--year 2017|2016] [--top 20] [--mem_every 5] [--include_last]
-        [--amp] [--evaluate] [--device cuda|cpu]
+        [--amp] [--evaluate] [--resume] [--device cuda|cpu]
 
 Writes <output>/<video>/<frame>.png (palette of the first-frame annotation, stored size).
 The first frame's annotation propagates through the video with DAVIS-style memory (a frame
 enters memory when its index % mem_every == 0). --evaluate runs the J&F evaluation against
-the split's Annotations and writes the CSVs into <output>.
+the split's Annotations and writes the CSVs into <output>. --resume skips the videos whose
+PNGs are all present and readable (after an interruption: every PNG is written atomically).
+Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted.
 """
 import argparse
 import os
-import tempfile
 
-from dataset.test_datasets import DAVISTestDataset
+from dataset.test_datasets import DAVISTestDataset, list_frames, stem
+from eval_generic import run_videos
 from inference_core import amp_note, load_model, print_args, run_dataset
 from util.device import pick_device
 from util.errors import UserError, run_main
-from util.io import read_mask, write_mask
+from util.io import ensure_writable_dir
 
 
 def build_parser():
@@ -34,6 +36,8 @@ def build_parser():
                    help='keep the previous frame as a temporary memory entry')
     p.add_argument('--evaluate', action='store_true',
                    help='compute J&F against the split annotations after inference')
+    p.add_argument('--resume', action='store_true',
+                   help='skip videos whose output PNGs are all present and readable')
     p.add_argument('--device', default=None, help="'cuda', 'cuda:1' or 'cpu' (default: auto)")
     p.add_argument('--debug', action='store_true', help='full tracebacks on errors')
     return p
@@ -52,32 +56,28 @@ def main(argv=None):
     if note:
         print(note)
     net = load_model(args.model, device)
-    stats = run_dataset(net, dataset, args.output, top_k=args.top, mem_every=args.mem_every,
-                        include_last=args.include_last, mem_style='davis', device=device,
-                        amp=args.amp)
+    ensure_writable_dir(args.output, 'output folder (--output)')
+    stats = run_videos(net, dataset, args.output, args, device, 'davis',
+                       lambda v: expected_frames(dataset, v), runner=run_dataset)
     if args.evaluate:
         stats['results'] = evaluate_outputs(dataset, args.output, args.split)
     return stats
 
 
+def expected_frames(dataset, name):
+    """Stems of the PNGs written for a DAVIS video: every frame."""
+    return [stem(n) for n in list_frames(os.path.join(dataset.image_dir, name))]
+
+
 def evaluate_outputs(dataset, output, split):
     """J&F of <output> against the dataset's annotations; CSVs go into <output>.
 
-    DAVIS 2016 ground truth is 0/255 (255 would read as void): it is evaluated from a
-    temporary binarised copy of the listed videos.
+    DAVIS 2016 ground truth is 0/255 (255 would read as void): it is read binarised (every
+    id > 0 is the one object).
     """
     from util.evaluate import evaluate
-    if dataset.year == 2017:
-        return evaluate(dataset.root, output, imageset=dataset.imageset, split=split,
-                        out_dir=output)
-    with tempfile.TemporaryDirectory(prefix='davis16_gt_') as gt:
-        for v in dataset.videos:
-            src = os.path.join(dataset.mask_dir, v)
-            for f in sorted(os.listdir(src)) if os.path.isdir(src) else []:
-                if f.endswith('.png'):
-                    write_mask(os.path.join(gt, v, f),
-                               (read_mask(os.path.join(src, f)) > 0).astype('uint8'))
-        return evaluate(gt, output, split=split, out_dir=output)
+    return evaluate(dataset.root, output, imageset=dataset.imageset, split=split,
+                    out_dir=output, binarize=dataset.year == 2016)
 
 
 if __name__ == '__main__':

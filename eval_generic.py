@@ -1,19 +1,23 @@
 """Inference on any folder of videos with sparse first-appearance labels.
 
     python eval_generic.py --model ckpts/stcn.pth --data_path DATA --output OUT \
-        [--top 20] [--mem_every 5] [--include_last] [--amp] [--res -1] [--device cpu]
+        [--top 20] [--mem_every 5] [--include_last] [--amp] [--res -1] [--resume] [--device cpu]
 
 DATA/JPEGImages/<video>/*.jpg|png and DATA/Annotations/<video>/ holding only the labeled
 frames (an object is labeled where it first appears; several labeled frames are fine).
 Writes OUT/<video>/<frame>.png for every frame from the first labeled one on, in the
 annotation's palette, with YouTube-style memory (a memory frame every mem_every frames).
+--resume skips the videos whose PNGs are all present and readable.
+Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted.
 """
 import argparse
+import os
 
-from dataset.test_datasets import GenericTestDataset
+from dataset.test_datasets import GenericTestDataset, list_frames, list_pngs, stem
 from inference_core import amp_note, load_model, print_args, run_dataset
 from util.device import pick_device
 from util.errors import UserError, run_main
+from util.io import ensure_writable_dir, read_mask, skip_complete_videos
 
 
 def build_parser():
@@ -27,6 +31,8 @@ def build_parser():
     p.add_argument('--include_last', action='store_true')
     p.add_argument('--res', type=int, default=-1,
                    help='resize the shorter side to this before inference (-1: as stored)')
+    p.add_argument('--resume', action='store_true',
+                   help='skip videos whose output PNGs are all present and readable')
     p.add_argument('--device', default=None)
     p.add_argument('--debug', action='store_true')
     return p
@@ -43,9 +49,51 @@ def main(argv=None):
     if note:
         print(note)
     net = load_model(args.model, device)
-    return run_dataset(net, dataset, args.output, top_k=args.top, mem_every=args.mem_every,
-                       include_last=args.include_last, mem_style='youtube', device=device,
+    ensure_writable_dir(args.output, 'output folder (--output)')
+    return run_videos(net, dataset, args.output, args, device, 'youtube',
+                      lambda v: expected_frames(dataset, v))
+
+
+def first_object_frame(stems, mask_dir):
+    """Position in `stems` of the first labeled PNG (time order) holding an object, or None
+    (also when a PNG has no frame: loading the video then reports it)."""
+    pos = {s: i for i, s in enumerate(stems)}
+    pngs = list_pngs(mask_dir)
+    if any(stem(p) not in pos for p in pngs):
+        return None
+    for p in sorted(pngs, key=lambda p: pos[stem(p)]):
+        if read_mask(os.path.join(mask_dir, p)).any():
+            return pos[stem(p)]
+    return None
+
+
+def expected_frames(dataset, name):
+    """Stems written for a generic video: every frame from the first labeled object on."""
+    stems = [stem(n) for n in list_frames(os.path.join(dataset.image_dir, name))]
+    first = first_object_frame(stems, os.path.join(dataset.mask_dir, name))
+    return None if first is None else stems[first:]
+
+
+def run_videos(net, dataset, out_dir, args, device, mem_style, expected, runner=None):
+    """run_dataset (or `runner`) over the videos to do: all, or with --resume the incomplete
+    ones (expected(video) -> the stems written for it). Shared by the eval scripts."""
+    runner = runner or run_dataset
+    every = list(dataset.videos)
+    if args.resume:
+        skipped = skip_complete_videos(dataset, out_dir, expected)
+        print(f'--resume: {len(skipped)} of {len(every)} videos already complete, '
+              f'{len(dataset.videos)} to do')
+    try:
+        if len(dataset) == 0:
+            return {'videos': 0, 'frames': 0, 'seconds': 0.0, 'fps': float('nan'),
+                    'written': 0, 'skipped': len(every)}
+        stats = runner(net, dataset, out_dir, top_k=args.top, mem_every=args.mem_every,
+                       include_last=args.include_last, mem_style=mem_style, device=device,
                        amp=args.amp)
+        stats['skipped'] = len(every) - len(dataset.videos)
+        return stats
+    finally:
+        dataset.videos = every
 
 
 if __name__ == '__main__':

@@ -19,16 +19,20 @@ Intermediate inference (any of --data_file, --reverse, --only_sec_gt, --davis):
   the stored 480p frames whatever --res says).
 
 Output: <output>/Annotations/<video>/<frame>.png; --zip also packs it into <output>.zip.
+--resume skips the videos whose PNGs are all present and readable.
+Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted.
 """
 import argparse
 import os
 import zipfile
 
-from dataset.test_datasets import DAVIS_VOID, IntermediateDataset, YouTubeVOSTestDataset
+from dataset.test_datasets import (DAVIS_VOID, IntermediateDataset, YouTubeVOSTestDataset,
+                                   list_frames, natural_key, stem)
+from eval_generic import first_object_frame, run_videos
 from inference_core import amp_note, load_model, print_args, run_dataset
 from util.device import pick_device
 from util.errors import UserError, run_main
-from util.io import atomic_write
+from util.io import atomic_write, ensure_writable_dir
 
 
 def build_parser():
@@ -57,6 +61,8 @@ def build_parser():
     g.add_argument('--davis_path', default='../DAVIS')
     g.add_argument('--data_file', default=None,
                    help='sparse label folder <video>/<pngs>, or a two-frame split .json')
+    p.add_argument('--resume', action='store_true',
+                   help='skip videos whose output PNGs are all present and readable')
     p.add_argument('--device', default=None)
     p.add_argument('--debug', action='store_true')
     return p
@@ -75,8 +81,60 @@ def intermediate_dataset(args):
         labels = args.data_file or os.path.join(args.yv_path, 'phase2', 'yv_gt_480p')
         void = None
     res = -1 if args.davis else args.res        # DAVIS: 480p as stored (SPEC §3)
-    return IntermediateDataset(image_dir, labels, annotation_dir=ann_dir, reverse=args.reverse,
-                               only_sec_gt=args.only_sec_gt, res=res, void=void)
+    dataset = IntermediateDataset(image_dir, labels, annotation_dir=ann_dir,
+                                  reverse=args.reverse, only_sec_gt=args.only_sec_gt, res=res,
+                                  void=void)
+    if labels.lower().endswith('.json') and not os.path.isdir(labels):
+        check_split_frames(dataset, labels)
+    return dataset
+
+
+def check_split_frames(dataset, split_path):
+    """Every frame a split JSON names must have an image and a mask (checked before any
+    inference, so a wrong split fails at once and names the JSON)."""
+    for v in dataset.videos:
+        folder = os.path.join(dataset.image_dir, v)
+        stems = {stem(n) for n in list_frames(folder)}
+        for path in dataset.label_files[v]:
+            s = stem(os.path.basename(path))
+            if s not in stems:
+                raise UserError(f'{split_path}: video {v!r}: labeled frame {s!r} has no image '
+                                f'in {folder}')
+            if not os.path.isfile(path):
+                raise UserError(f'{split_path}: video {v!r}: labeled frame {s!r} has no mask '
+                                f'{path}')
+
+
+def intermediate_expected(dataset, name):
+    """Stems written by an intermediate pass: every frame (processing order) from the first
+    used label on."""
+    stems = [stem(n) for n in list_frames(os.path.join(dataset.image_dir, name))]
+    if dataset.reverse:
+        stems = stems[::-1]
+    pos = {s: i for i, s in enumerate(stems)}
+    used = [stem(os.path.basename(p)) for p in dataset.label_files[name]]
+    if any(s not in pos for s in used):
+        return None
+    used = sorted(used, key=pos.get)
+    if dataset.only_sec_gt and len(used) > 1:
+        used = used[1:2]
+    return stems[pos[used[0]]:]
+
+
+def benchmark_expected(dataset, name):
+    """Stems written for a YouTube-VOS valid/test video: the meta.json frames (every frame
+    with --output_all) from the first labeled object on."""
+    stems = [stem(n) for n in list_frames(os.path.join(dataset.image_dir, name))]
+    first = first_object_frame(stems, os.path.join(dataset.mask_dir, name))
+    if first is None:
+        return None
+    if dataset.output_all:
+        return stems[first:]
+    listed = dataset.listed_frames(name)
+    if listed - set(stems):
+        return None
+    return sorted((s for i, s in enumerate(stems) if i >= first and s in listed),
+                  key=natural_key)
 
 
 def zip_annotations(output):
@@ -118,10 +176,12 @@ def main(argv=None):
     if note:
         print(note)
     net = load_model(args.model, device)
-    stats = run_dataset(net, dataset, os.path.join(args.output, 'Annotations'), top_k=args.top,
-                        mem_every=args.mem_every, include_last=args.include_last,
-                        mem_style='davis' if args.davis else 'youtube', device=device,
-                        amp=args.amp)
+    out_dir = ensure_writable_dir(os.path.join(args.output, 'Annotations'),
+                                  'output folder (--output)')
+    expected = intermediate_expected if intermediate else benchmark_expected
+    stats = run_videos(net, dataset, out_dir, args, device,
+                       'davis' if args.davis else 'youtube',
+                       lambda v: expected(dataset, v), runner=run_dataset)
     if args.zip:
         stats['zip'] = zip_annotations(args.output)
     return stats

@@ -53,13 +53,33 @@ def _list_images(folder):
 
 
 def _load_two_shot(two_shot):
-    """dict {video: [names]} or a path to the split JSON -> {video: set of frame stems}."""
+    """dict {video: [names]} or a path to the split JSON -> ({video: set of frame stems},
+    how errors name the split)."""
+    name = 'the two-shot split'
     if isinstance(two_shot, (str, os.PathLike)):
         from util.make_two_shot_split import load_split
-        two_shot = load_split(str(two_shot), max_frames=10 ** 6)
+        name = str(two_shot)
+        two_shot = load_split(name, max_frames=10 ** 6)
     if not isinstance(two_shot, dict):
         raise TypeError('two_shot / labeled_frames must be a dict {video: [frame names]}')
-    return {v: {_stem(n) for n in names} for v, names in two_shot.items()}
+    return {v: {_stem(n) for n in names} for v, names in two_shot.items()}, name
+
+
+def _check_split(split, split_name, im_root):
+    """Every video and frame a split names must exist under im_root (UserError naming the
+    split otherwise). Returns {video: sorted image names}."""
+    frames = {}
+    for v in sorted(split):
+        folder = os.path.join(im_root, v)
+        if not os.path.isdir(folder):
+            raise UserError(f'{split_name}: video {v!r} has no frame folder {folder}')
+        frames[v] = _list_images(folder)
+        stems = {_stem(f) for f in frames[v]}
+        for s in sorted(split[v]):
+            if s not in stems:
+                raise UserError(f'{split_name}: video {v!r}: labeled frame {s!r} has no image '
+                                f'in {folder}')
+    return frames
 
 
 def ordinary_triplet(n, max_jump):
@@ -133,6 +153,7 @@ class VOSDataset(Dataset):
         self.frames = {}       # video -> sorted image file names usable in triplets
         self.labeled = {}      # video -> sorted indices (into frames) of labeled frames
         self.mask_dir = {}     # video -> folder holding its masks
+        self.split_name = None  # how errors name the two-shot split (its path when given one)
         if self.pseudo_root is not None:
             self.mode = 'phase2'
             self._init_phase2(subset, labeled_frames if labeled_frames is not None else two_shot)
@@ -157,34 +178,37 @@ class VOSDataset(Dataset):
                 continue
             frames = _list_images(os.path.join(self.im_root, v))
             if frames:
-                self._add(v, frames, list(range(len(frames))), os.path.join(self.gt_root, v))
+                masks = os.path.join(self.gt_root, v)
+                if not os.path.isdir(masks):
+                    raise UserError(f'{masks}: mask folder of video {v!r} not found')
+                self._add(v, frames, list(range(len(frames))), masks)
 
     def _init_two_shot(self, subset, two_shot):
         self._require_gt_root()
-        split = _load_two_shot(two_shot)
+        split, name = _load_two_shot(two_shot)
+        self.split_name = name
+        listing = _check_split(split, name, self.im_root)
         for v in sorted(split):
             if subset is not None and v not in subset:
                 continue
-            folder = os.path.join(self.im_root, v)
-            if not os.path.isdir(folder):
-                raise UserError(f'{folder}: video of the two-shot split not found')
-            frames = _list_images(folder)
+            frames = listing[v]
             stems = [_stem(f) for f in frames]
             lab = []
             for s in sorted(split[v]):
-                if s not in stems:
-                    raise UserError(f'{folder}: labeled frame {s!r} of the two-shot split '
-                                    'has no image')
                 png = os.path.join(self.gt_root, v, s + '.png')
                 if not os.path.isfile(png):
-                    raise UserError(f'{png}: mask of a labeled frame not found')
+                    raise UserError(f'{name}: video {v!r}: labeled frame {s!r} has no mask '
+                                    f'{png}')
                 lab.append(stems.index(s))
             self._add(v, frames, lab, os.path.join(self.gt_root, v))
 
     def _init_phase2(self, subset, labeled_frames):
         if not os.path.isdir(self.pseudo_root):
             raise UserError(f'{self.pseudo_root}: pseudo-label bank not found')
-        true = {} if labeled_frames is None else _load_two_shot(labeled_frames)
+        true = {}
+        if labeled_frames is not None:
+            true, name = _load_two_shot(labeled_frames)
+            _check_split(true, name, self.im_root)
         for v in _list_dirs(self.pseudo_root):
             if subset is not None and v not in subset:
                 continue
@@ -227,8 +251,11 @@ class VOSDataset(Dataset):
         path = os.path.join(self.mask_dir[video], _stem(name) + '.png')
         mask = read_mask(path)
         if mask.shape != im.shape[:2]:
-            raise UserError(f'{path}: mask size {mask.shape[::-1]} differs from its frame '
-                            f'{im.shape[1::-1]}')
+            raise UserError(f'{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from '
+                            f'its frame ({im.shape[1]}x{im.shape[0]})')
+        if self.mode == 'two_shot' and not mask.any():
+            raise UserError(f'{path}: labeled frame of {self.split_name} holds no object '
+                            '(a two-shot split should name frames that show the objects)')
         return im, mask
 
     def _augment(self, ims, masks):

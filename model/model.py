@@ -174,6 +174,8 @@ class STCNModel:
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp)
         self.loss_fn = BootstrappedCE(para['bce_start_warm'], para['bce_end_warm'])
         self.averager = ScalarAverager()
+        self.resume_extra = {}
+        self.saves = 0                         # checkpoints written by this run (train.py)
         self.teacher_forward_calls = 0
         self.bank_writes = 0
         self._last_log = (None, None)          # (time, it) of the previous log point
@@ -197,7 +199,11 @@ class STCNModel:
         self.net.eval()
 
     def load_model(self, path):
-        """Resume: network, teacher, optimiser, scheduler, scaler; returns the iteration."""
+        """Resume: network, teacher, optimiser, scheduler, scaler; returns the iteration.
+
+        What train.py saved beside them (loop position, RNG states) is left in
+        self.resume_extra = {'loop': ..., 'rng': ...} (None each for older checkpoints).
+        """
         obj = read_checkpoint(path)
         if not isinstance(obj, dict) or 'network' not in obj or 'it' not in obj:
             raise UserError(f'{path}: not a resume checkpoint (*_checkpoint.pth with it, network, '
@@ -215,6 +221,7 @@ class STCNModel:
                 self.scaler.load_state_dict(obj['scaler'])
         except (ValueError, KeyError) as e:
             raise UserError(f'{path}: optimiser/scheduler state does not fit this run ({e})') from e
+        self.resume_extra = {'loop': obj.get('loop'), 'rng': obj.get('rng')}
         return int(obj['it'])
 
     # -- helpers
@@ -466,20 +473,28 @@ class STCNModel:
         return written
 
     # -- saving
-    def save(self, it):
-        """Student / teacher weights at `it` and the resume checkpoint (main process only)."""
+    def save(self, it, extra=None, weights=True):
+        """Student / teacher weights at `it` (unless weights=False) and the resume checkpoint
+        (it, network, teacher, optimizer, scheduler, scaler, + `extra`); main process only.
+        Every file is written atomically: a kill during saving leaves the previous one."""
         if self.save_path is None or not self.dist.is_main:
             return
         os.makedirs(os.path.dirname(self.save_path), exist_ok=True)
         net_state = self.net.state_dict()
-        save_checkpoint(net_state, f'{self.save_path}_{it}.pth')
         tea_state = self.teacher.state_dict() if self.teacher is not None else None
-        if tea_state is not None:
-            save_checkpoint(tea_state, f'{self.save_path}_{it}_tea.pth')
-        save_checkpoint({'it': it, 'network': net_state, 'teacher': tea_state,
-                         'optimizer': self.optimizer.state_dict(),
-                         'scheduler': self.scheduler.state_dict(),
-                         'scaler': self.scaler.state_dict() if self.amp else None},
-                        f'{self.save_path}_checkpoint.pth')
-        print(f'saved {self.save_path}_{it}.pth' + (' (+ teacher)' if tea_state else '')
-              + ' and the resume checkpoint', flush=True)
+        if weights:
+            save_checkpoint(net_state, f'{self.save_path}_{it}.pth')
+            if tea_state is not None:
+                save_checkpoint(tea_state, f'{self.save_path}_{it}_tea.pth')
+        ck = {'it': it, 'network': net_state, 'teacher': tea_state,
+              'optimizer': self.optimizer.state_dict(),
+              'scheduler': self.scheduler.state_dict(),
+              'scaler': self.scaler.state_dict() if self.amp else None}
+        ck.update(extra or {})
+        save_checkpoint(ck, f'{self.save_path}_checkpoint.pth')
+        if weights:
+            print(f'saved {self.save_path}_{it}.pth' + (' (+ teacher)' if tea_state else '')
+                  + ' and the resume checkpoint', flush=True)
+        else:
+            print(f'saved the resume checkpoint {self.save_path}_checkpoint.pth at iteration '
+                  f'{it}', flush=True)

@@ -28,6 +28,7 @@ import shutil  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 from util.errors import UserError, run_main  # noqa: E402
+from util.io import CurrentStderr, ensure_writable_dir, fsync_path  # noqa: E402
 
 PASS_NAMES = ('left', 'leftsecgt', 'right', 'rightsecgt')
 SOURCE_NAMES = ('gt',) + PASS_NAMES
@@ -153,7 +154,10 @@ def plan_video(video, gt_dir, pass_dirs, frames_dir=None):
 
 
 def write_video(out, video, plan):
-    """Copy one video's planned files into <out>/.tmp_<video>, then rename to <out>/<video>."""
+    """Copy one video's planned files into <out>/.tmp_<video>, then rename to <out>/<video>.
+
+    The copies and the folders are fsynced before / after the renames, so that neither a
+    kill nor a crash leaves a video folder with truncated PNGs in the bank."""
     tmp = out / f'.tmp_{video}'
     old = out / f'.old_{video}'
     final = out / video
@@ -163,12 +167,15 @@ def write_video(out, video, plan):
     tmp.mkdir(parents=True)
     for frame, (_, src) in plan.items():
         shutil.copyfile(src, tmp / f'{frame}.png')
+        fsync_path(tmp / f'{frame}.png')
+    fsync_path(tmp)
     if final.exists():              # replace a previous merge: old out of the way, new in
         os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old)
     else:
         os.replace(tmp, final)
+    fsync_path(out)
 
 
 def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, videos=None,
@@ -194,7 +201,7 @@ def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, vide
 
     plans = {v: plan_video(v, gt_dir, pass_dirs, frames_dir) for v in all_videos}
 
-    out = Path(out)
+    out = Path(ensure_writable_dir(out, 'output folder (--out)'))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -204,7 +211,7 @@ def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, vide
         jobs = pool.map(lambda kv: write_video(out, *kv), items)
         if progress:
             import progressbar
-            jobs = progressbar.progressbar(jobs, max_value=len(items))
+            jobs = progressbar.ProgressBar(max_value=len(items), fd=CurrentStderr())(jobs)
         for _ in jobs:
             pass
 

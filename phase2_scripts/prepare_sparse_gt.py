@@ -6,7 +6,8 @@ Run from the repository root:
 For every video of the split JSON ({video: ["00030.jpg", "00065.jpg"]}) the masks
 DIR/<video>/00030.png and 00065.png are copied byte for byte (palette kept) to OUT/<video>/.
 Everything is checked before anything is written: a video or frame named in the JSON but
-absent under DIR, or an OUT/<video> folder already holding other PNGs, is an error.
+absent under DIR, a labeled mask that holds no object, an OUT that cannot be written, or an
+OUT/<video> folder already holding other PNGs, is an error (one line naming the file, exit 2).
 """
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import os  # noqa: E402
 import shutil  # noqa: E402
 
 from util.errors import UserError, run_main  # noqa: E402
-from util.io import atomic_write  # noqa: E402
+from util.io import atomic_write, ensure_writable_dir, read_mask  # noqa: E402
 from util.make_two_shot_split import load_split  # noqa: E402
 
 
@@ -47,6 +48,9 @@ def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
             src = os.path.join(src_dir, png)
             if not os.path.isfile(src):
                 raise UserError(f'{name}: video {v!r}, frame {frame!r}: missing mask {src}')
+            if not read_mask(src).any():
+                raise UserError(f'{src}: labeled frame {frame!r} of video {v!r} in {name} '
+                                'holds no object (pick frames that show the objects)')
             wanted.append(png)
             jobs.append((src, os.path.join(out_dir, v, png)))
         dst_dir = os.path.join(out_dir, v)
@@ -56,6 +60,7 @@ def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
             if extra:
                 raise UserError(f'{dst_dir}: already holds {extra[0]}, which {name} does not '
                                 f'list for video {v!r}; use an empty --out folder')
+    ensure_writable_dir(out_dir, 'output folder (--out)')
     for src, dst in jobs:
         atomic_write(dst, lambda tmp, s=src: shutil.copyfile(s, tmp))
     return len(jobs)

@@ -18,7 +18,7 @@ Choices (documented where the official code leaves room):
 
 CLI:
   python -m util.evaluate --gt_path DIR --pred_path DIR [--imageset FILE] [--split val]
-                          [--out DIR] [--workers N]
+                          [--out DIR] [--workers N] [--binarize]
 """
 import argparse
 import csv
@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from util.errors import UserError, run_main
-from util.io import atomic_write, read_mask
+from util.io import CurrentStderr, atomic_write, ensure_writable_dir, read_mask
 
 VOID_ID = 255
 GLOBAL_HEADER = ['J&F-Mean', 'J-Mean', 'J-Recall', 'J-Decay', 'F-Mean', 'F-Recall', 'F-Decay']
@@ -230,13 +230,17 @@ def resolve_gt(gt_path, imageset=None, split='val'):
 
 
 def _eval_video(args):
-    """Worker: (video, J [n_obj, T-2], F [n_obj, T-2]) for one video folder."""
-    ann, pred_path, video = args
+    """Worker: (video, J [n_obj, T-2], F [n_obj, T-2]) for one video folder.
+
+    binarize: every nonzero ground-truth id becomes object 1 (DAVIS 2016: 0/255 masks)."""
+    ann, pred_path, video, binarize = args
     gt_dir = os.path.join(ann, video)
     frames = sorted(f for f in os.listdir(gt_dir) if _is_image(f))
     if not frames:
         raise UserError(f'{gt_dir}: no ground-truth PNG masks')
     gt_masks = [read_mask(os.path.join(gt_dir, f)) for f in frames]
+    if binarize:
+        gt_masks = [(m > 0).astype(np.uint8) for m in gt_masks]
     names = [os.path.join(pred_path, video, f) for f in frames]
     pred_masks = [None] * len(frames)
     for t in range(1, len(frames) - 1):       # only the evaluated frames are read
@@ -266,8 +270,11 @@ def _write_text(path, text):
 
 
 def evaluate(gt_path, pred_path, imageset=None, split='val', out_dir=None, workers=1,
-             progress=True, verbose=True):
+             progress=True, verbose=True, binarize=False):
     """Evaluate every video; write the two CSVs into out_dir (default pred_path).
+
+    binarize: read the ground truth as one object (every id > 0 -> 1), for the 0/255 masks
+    of DAVIS 2016 (255 would otherwise be void).
 
     Returns {'J&F-Mean', 'J-Mean', 'J-Recall', 'J-Decay', 'F-Mean', 'F-Recall', 'F-Decay':
     float, 'per_object': [{'Sequence': '<video>_<id>', 'J-Mean', 'J-Recall', 'J-Decay',
@@ -277,12 +284,12 @@ def evaluate(gt_path, pred_path, imageset=None, split='val', out_dir=None, worke
     ann, videos = resolve_gt(gt_path, imageset, split)
     if not os.path.isdir(pred_path):
         raise UserError(f'{pred_path}: prediction folder not found')
-    jobs = [(ann, pred_path, v) for v in videos]
+    jobs = [(ann, pred_path, v, bool(binarize)) for v in videos]
     results = {}
     bar = None
     if progress:
         import progressbar
-        bar = progressbar.ProgressBar(max_value=len(jobs), prefix='J&F ')
+        bar = progressbar.ProgressBar(max_value=len(jobs), prefix='J&F ', fd=CurrentStderr())
     if workers > 1:
         with Pool(min(workers, len(jobs))) as pool:
             for i, (v, J, F) in enumerate(pool.imap_unordered(_eval_video, jobs)):
@@ -364,11 +371,16 @@ def main(argv=None):
     p.add_argument('--split', default='val', help='name used in the CSV file names')
     p.add_argument('--out', default=None, help='folder for the CSVs (default: --pred_path)')
     p.add_argument('--workers', type=int, default=1, help='processes evaluating videos')
+    p.add_argument('--binarize', action='store_true',
+                   help='ground truth as one object, every id > 0 -> 1 (DAVIS 2016 0/255 masks)')
     p.add_argument('--debug', action='store_true', help='show tracebacks of input errors')
     args = p.parse_args(argv)
     if args.workers < 1:
         raise UserError(f'--workers must be at least 1, got {args.workers}')
-    evaluate(args.gt_path, args.pred_path, args.imageset, args.split, args.out, args.workers)
+    if args.out is not None:
+        ensure_writable_dir(args.out, 'CSV output folder (--out)')
+    evaluate(args.gt_path, args.pred_path, args.imageset, args.split, args.out, args.workers,
+             binarize=args.binarize)
     return 0
 
 

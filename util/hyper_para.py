@@ -91,6 +91,8 @@ def build_parser():
     p.add_argument('--log_every', type=int, default=100, help='TensorBoard scalars interval')
     p.add_argument('--image_every', type=int, default=800, help='TensorBoard images interval')
     p.add_argument('--save_every', type=int, default=50000, help='network save interval')
+    # tests only: after this iteration the trainer sends itself SIGINT (the Ctrl-C path)
+    p.add_argument('--stop_after_it', type=int, default=-1, help=argparse.SUPPRESS)
     return p
 
 
@@ -115,6 +117,8 @@ class HyperParameters:
         problems = []
         if args['batch_size'] < 1:
             problems.append('--batch_size must be >= 1')
+        if args['num_workers'] < 0:
+            problems.append('--num_workers must be >= 0')
         if args['iterations'] < 1:
             problems.append('--iterations must be >= 1')
         if args['crop_size'] < 16 or args['crop_size'] % 16:

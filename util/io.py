@@ -5,12 +5,28 @@ Every writer writes to a temporary file in the destination folder, fsyncs and re
 into place, so readers in other processes never see a truncated file.
 """
 import os
+import sys
 import tempfile
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 from util.errors import UserError
+
+
+class CurrentStderr:
+    """A stream writing to whatever sys.stderr is at write time, for progress bars:
+    progressbar swaps a given sys.stderr for the stream it saw at its own import (which
+    pytest's capture, for one, has closed by the time a later test draws a bar)."""
+
+    def write(self, text):
+        return sys.stderr.write(text)
+
+    def flush(self):
+        sys.stderr.flush()
+
+    def isatty(self):
+        return sys.stderr.isatty()
 
 
 def _voc_palette(n=256):
@@ -31,8 +47,33 @@ DAVIS_PALETTE = _voc_palette()          # [256, 3] uint8
 DAVIS_PALETTE_BYTES = DAVIS_PALETTE.tobytes()
 
 
+FILE_MODE = 0o644              # mkstemp creates 0600; outputs are meant to be shared
+
+
+def fsync_path(path):
+    """fsync a file or a folder (a folder: so that renames inside it survive a crash);
+    a no-op where the platform does not support it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path, write_fn, suffix=''):
-    """Call write_fn(tmp_path) for a temporary file beside `path`, fsync it, rename into place."""
+    """Call write_fn(tmp_path) for a temporary file beside `path`, fsync it, rename into place.
+
+    The temporary file ('.tmp_*', skipped by every folder listing here) gets mode 0644 before
+    the rename, and the folder is fsynced after it: readers in other processes see either the
+    old file or the complete new one, never a truncated file, also after a crash. On any
+    error (or KeyboardInterrupt) the temporary file is removed and `path` is left as it was.
+    An OSError (unwritable folder, disk full) becomes a UserError naming the path.
+    """
     path = str(path)
     folder = os.path.dirname(os.path.abspath(path))
     try:
@@ -41,16 +82,66 @@ def atomic_write(path, write_fn, suffix=''):
                                    dir=folder)
         os.close(fd)
     except OSError as e:
-        raise UserError(f'{folder}: cannot write here ({e.strerror})') from e
+        raise UserError(f'{folder}: cannot write here ({e.strerror or e})') from e
     try:
         write_fn(tmp)
         with open(tmp, 'rb+') as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+            raise UserError(f'{path}: cannot write ({e.strerror or e})') from e
         raise
+    fsync_path(folder)
+
+
+def ensure_writable_dir(folder, what='output folder'):
+    """Check that files can be written in `folder` (UserError naming it if not).
+
+    Scripts call this before any work so that an unwritable output (a path under a regular
+    file, a read-only mount, /proc, no permission) fails at once, not after hours of compute.
+    It creates the missing folders and a probe file, then removes what it created: a run
+    that fails later leaves no empty output folder behind.
+    """
+    folder = str(folder)
+    created = []
+    cur = os.path.abspath(folder)
+    while not os.path.lexists(cur) and os.path.dirname(cur) != cur:
+        created.append(cur)
+        cur = os.path.dirname(cur)
+    try:
+        for d in reversed(created):
+            os.mkdir(d)
+        fd, probe = tempfile.mkstemp(prefix='.tmp_probe_', dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f'{folder}: {what} is not writable ({e.strerror or e})') from e
+    finally:
+        for d in created:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+    return folder
+
+
+def complete_pngs(folder, stems):
+    """True when <folder>/<stem>.png exists and decodes for every stem (eval --resume)."""
+    _strict_decoding()
+    for s in stems:
+        path = os.path.join(folder, s + '.png')
+        if not os.path.isfile(path):
+            return False
+        try:
+            with Image.open(path) as img:
+                img.load()
+        except Exception:  # truncated / corrupt: not complete
+            return False
+    return True
 
 
 def save_checkpoint(obj, path):
@@ -76,7 +167,36 @@ def write_mask(path, mask, palette=None):
     atomic_write(path, lambda tmp: img.save(tmp, format='PNG'))
 
 
+def skip_complete_videos(dataset, out_dir, expected_stems):
+    """--resume of the eval scripts: drop from dataset.videos each video whose outputs are done.
+
+    expected_stems(name) -> the frame stems the script writes for that video (None when that
+    cannot be told without loading it: the video is then processed). A video is complete
+    when every <out_dir>/<name>/<stem>.png exists and decodes. Returns the skipped names.
+    """
+    keep, skipped = [], []
+    for name in dataset.videos:
+        stems = expected_stems(name)
+        if stems and complete_pngs(os.path.join(str(out_dir), name), stems):
+            skipped.append(name)
+        else:
+            keep.append(name)
+    dataset.videos = keep
+    return skipped
+
+
+def _strict_decoding():
+    """Truncated images must fail to load: PIL's LOAD_TRUNCATED_IMAGES (a process-wide flag
+    that some libraries switch on) would silently fill the missing rows with grey/zeros."""
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        import warnings
+        warnings.warn('PIL.ImageFile.LOAD_TRUNCATED_IMAGES was switched on; util.io switches '
+                      'it off so that truncated frames and masks are reported', RuntimeWarning)
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
 def _open_image(path):
+    _strict_decoding()
     if not os.path.isfile(path):
         raise UserError(f'{path}: file not found')
     try:
