@@ -312,6 +312,28 @@ def test_kill_and_resume_twice_gives_identical_weights(tdata, ckpt_dir):
     _assert_same(uninterrupted, _final(ckpt_dir / 'd'))
 
 
+def test_data_error_mid_run_saves_the_resume_checkpoint_first(tdata, ckpt_dir, monkeypatch):
+    """A frame that turns out unreadable after some training (here: the 3rd sample loaded)
+    ends the run with its UserError, but only after the resume checkpoint of the last
+    finished iteration is saved: fix the file, --load_model, nothing lost."""
+    calls = {'n': 0}
+    real = train.SeededSamples.__getitem__
+
+    def flaky(self, item):
+        calls['n'] += 1
+        if calls['n'] == 3:
+            raise UserError('/data/x/00003.jpg: cannot read image (image file is truncated)')
+        return real(self, item)
+    monkeypatch.setattr(train.SeededSamples, '__getitem__', flaky)
+    flags = [str(f) for f in tdata['flags']] + ['--num_workers', '0', '--id', 'E',
+                                                '--save_root', str(ckpt_dir / 'e')]
+    flags[flags.index('-b') + 1] = '1'
+    with pytest.raises(UserError, match='00003.jpg: cannot read image'):
+        train.main(flags)
+    ck = torch.load(_resume_checkpoint(ckpt_dir / 'e'), weights_only=True)
+    assert ck['it'] == 2 and ck['loop']['pos'] == 1 and ck['loop']['mode'] == 'semi'
+
+
 # ---------------------------------------------------------------------- eval --resume
 
 @pytest.fixture(scope='module')
