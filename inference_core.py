@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from model.aggregate import aggregate
-from model.memory import get_affinity, readout, softmax_topk
+from model.memory import topk_readout
 from model.network import KEY_DIM, VALUE_DIM
 from util.tensor_util import pad_divide_by, unpad
 
@@ -61,19 +61,21 @@ def sync(device):
 
 
 class MemoryBank:
-    """Keys [1, 64, N] and values [K, 512, N] of the memory frames, N = slots * hw.
+    """Keys [1, 64, N] and values of the memory frames, N = slots * hw.
 
+    Values are stored one row per memory position, [N, K * 512] (all objects side by side),
+    the layout the top-k readout gathers from; `view()` shows them as [K, 512, N].
     Storage is preallocated in frame slots and doubled when full. The temporary entry (the
     previous frame under include_last) lives in the slot after the last permanent one, so a
     readout is a view of the first (n + temp) slots and nothing is copied per frame.
     """
 
     def __init__(self, num_objects, key_dim, value_dim, hw, capacity, device, dtype):
-        self.k, self.hw = num_objects, hw
+        self.k, self.hw, self.value_dim = num_objects, hw, value_dim
         self.cap = max(2, capacity)
         self.keys = torch.empty(1, key_dim, self.cap * hw, device=device, dtype=dtype)
-        self.values = torch.empty(num_objects, value_dim, self.cap * hw, device=device,
-                                  dtype=dtype)
+        self.rows = torch.empty(self.cap * hw, num_objects * value_dim, device=device,
+                                dtype=dtype)
         self.frames = []          # processing index of each permanent slot
         self.temp_frame = None    # processing index of the temporary entry, if any
 
@@ -86,10 +88,10 @@ class MemoryBank:
         cap = max(slots, 2 * self.cap)
         used = len(self) * self.hw
         keys = self.keys.new_empty(self.keys.shape[0], self.keys.shape[1], cap * self.hw)
-        values = self.values.new_empty(self.k, self.values.shape[1], cap * self.hw)
+        rows = self.rows.new_empty(cap * self.hw, self.rows.shape[1])
         keys[..., :used] = self.keys[..., :used]
-        values[..., :used] = self.values[..., :used]
-        self.keys, self.values, self.cap = keys, values, cap
+        rows[:used] = self.rows[:used]
+        self.keys, self.rows, self.cap = keys, rows, cap
 
     def add(self, key, value, frame, temp=False):
         """key [1, 64, hw], value [K, 512, hw]. A permanent entry also drops the temporary one."""
@@ -97,17 +99,22 @@ class MemoryBank:
         self._grow(n + 1)
         s = slice(n * self.hw, (n + 1) * self.hw)
         self.keys[..., s] = key
-        self.values[..., s] = value
+        self.rows[s].view(self.hw, self.k, -1).copy_(value.permute(2, 0, 1))
         if temp:
             self.temp_frame = frame
         else:
             self.frames.append(frame)
             self.temp_frame = None
 
+    def used(self):
+        """(keys [1, 64, M], value rows [M, K*512]) over the used slots (views, no copy)."""
+        m = len(self) * self.hw
+        return self.keys[..., :m], self.rows[:m]
+
     def view(self):
         """(keys [1, 64, M], values [K, 512, M]) over the used slots (views, no copy)."""
-        m = len(self) * self.hw
-        return self.keys[..., :m], self.values[..., :m]
+        keys, rows = self.used()
+        return keys, rows.t().view(self.k, self.value_dim, -1)
 
 
 class InferenceCore:
@@ -180,6 +187,27 @@ class InferenceCore:
                 prob[obj] = 0
         return prob
 
+    def _read_memory(self, k16):
+        """Top-k readout for query key k16 [1, 64, h, w] -> [h*w, K*512] (rows per position)."""
+        mk, rows = self.mem.used()
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            # affinity and top-k in fp32 (bf16 would blur close affinities)
+            return topk_readout(mk.float(), k16.flatten(2).float(), rows, self.top_k)
+
+    def _decode(self, mem, feats, objs):
+        """mem [h*w, K*512] -> probabilities [K, 1, Hp, Wp] (zero for objects not in objs)."""
+        _, k16, v16, _, f8, f4 = feats
+        h, w = k16.shape[-2:]
+        idx = torch.tensor([o - 1 for o in objs], device=self.device)
+        mem = mem.view(h * w, self.k, -1).index_select(1, idx)               # [hw, Ke, 512]
+        mem = mem.permute(1, 2, 0).reshape(len(objs), -1, h, w)              # [Ke, 512, h, w]
+        p = self.net.decode(mem, v16, f8, f4).float()                        # [Ke, 1, Hp, Wp]
+        if len(objs) == self.k:
+            return p
+        full = p.new_zeros((self.k,) + p.shape[1:])
+        full[idx] = p
+        return full
+
     def _segment(self, feats):
         """Predict one frame from the memory -> aggregated probabilities [K+1, 1, Hp, Wp]."""
         objs = sorted(self.enabled)
@@ -187,20 +215,8 @@ class InferenceCore:
             prob = torch.zeros((self.k + 1, 1) + self.padded_size, device=self.device)
             prob[0] = 1
             return prob
-        _, k16, v16, _, f8, f4 = feats
-        mk, mv = self.mem.view()
-        h, w = k16.shape[-2:]
-        with torch.autocast(device_type=self.device.type, enabled=False):
-            # affinity and top-k in fp32 (bf16 would blur close affinities)
-            weights = softmax_topk(get_affinity(mk.float(), k16.flatten(2).float()),
-                                   self.top_k)                             # [1, M, hw]
-        mem = readout(weights.to(mv.dtype), mv.reshape(1, self.k * mv.shape[1], -1))
-        mem = mem.view(self.k, -1, h, w)                                   # [K, 512, h, w]
-        idx = torch.tensor([o - 1 for o in objs], device=self.device)
-        p = self.net.decode(mem.index_select(0, idx), v16, f8, f4).float()  # [Ke, 1, Hp, Wp]
-        full = p.new_zeros((self.k,) + p.shape[1:])
-        full[idx] = p
-        prob = aggregate(full, dim=0, return_logits=False)                  # [K+1, 1, Hp, Wp]
+        p = self._decode(self._read_memory(feats[1]), feats, objs)
+        prob = aggregate(p, dim=0, return_logits=False)                     # [K+1, 1, Hp, Wp]
         return self._mask_disabled(prob)
 
     def _is_mem_frame(self, ti, last_mem):

@@ -7,6 +7,7 @@ mv: memory values [B, C_v, N]
 import math
 
 import torch
+import torch.nn.functional as F
 
 
 def get_affinity(mk, qk):
@@ -36,3 +37,25 @@ def softmax_topk(affinity, top_k):
 def readout(weights, mv):
     """weights [B, N, M], mv [B, C_v, N] -> [B, C_v, M]."""
     return torch.bmm(mv, weights)
+
+
+def topk_readout(mk, qk, mv_rows, top_k, mk_sq=None):
+    """Top-k readout without a dense [N, M] weight matrix (inference).
+
+    mk [1, C_k, N], qk [1, C_k, M], mv_rows [N, C_v] (one row per memory position; all objects'
+    values side by side) -> [M, C_v]. The same numbers as
+    readout(softmax_topk(get_affinity(mk, qk), top_k), mv) up to float rounding: the affinity is
+    made query-major ([M, N], so top-k runs along contiguous rows), the scale 1/sqrt(C_k) is
+    applied to the k kept values only (it does not change their order), and the readout is a
+    weighted sum of k gathered memory rows per query (embedding_bag) instead of a matmul over
+    all N. mk_sq: |mk|^2 [1, N] if already known.
+    """
+    n = mk.shape[2]
+    if mk_sq is None:
+        mk_sq = mk.pow(2).sum(1)                                     # [1, N]
+    # 2 qk^T mk - |mk|^2: [1, M, N]
+    aff = torch.baddbmm(mk_sq.unsqueeze(1), qk.transpose(1, 2), mk, beta=-1, alpha=2)
+    values, indices = torch.topk(aff[0], k=min(top_k, n), dim=1)    # [M, k]
+    weights = torch.softmax(values / math.sqrt(mk.shape[1]), dim=1)
+    return F.embedding_bag(indices, mv_rows, mode='sum',
+                                             per_sample_weights=weights.to(mv_rows.dtype))
