@@ -42,8 +42,10 @@ run python -m util.synthetic --out "$DATA" --layout youtube --videos "$YT_VIDEOS
 run python -m util.check_dataset --root "$DAVIS" --layout davis \
     --split_json "$DAVIS/2017/davis_rand_2frames.json" --sparse "$DAVIS/2017/phase2/davis_gt"
 
-echo "== 2. common starting weights (no ImageNet weights offline: a seeded random init)"
-run python -m util.init_weights --out "$OUT/init.pth" --seed "$SEED"
+echo "== 2. common starting weights: no ImageNet weights offline, so a seeded random init with"
+echo "      batch-norm statistics calibrated on training frames (no labels used)"
+run python -m util.init_weights --out "$OUT/init.pth" --seed "$SEED" \
+    --calibrate_bn "$YT/train_480p/JPEGImages" --calibrate_frames 32
 
 COMMON=(--stage 3 --davis_root "$DAVIS" --yv_root "$YT"
         --davis_data "$DAVIS/2017/davis_rand_2frames.json" --yv_data "$YT/yv_rand_2frames.json"
