@@ -47,6 +47,8 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
+from util.distributed import (all_gather_objects, barrier, broadcast_object, cleanup,
+                              init_distributed)
 from util.errors import Interrupted, UserError, run_main
 
 SKIP_VALUES = (10, 15, 20, 25, 5)
@@ -408,7 +410,6 @@ def weights_digest(net):
 def main(argv=None):
     from dataset.reseed import reseed
     from model.model import STCNModel
-    from util.distributed import broadcast_object, cleanup, init_distributed
     from util.hyper_para import HyperParameters
     from util.io import atomic_write, ensure_writable_dir
     from util.logger import TensorboardLogger
@@ -421,7 +422,7 @@ def main(argv=None):
         if para['benchmark'] and dist_info.device.type == 'cuda':
             torch.backends.cudnn.benchmark = True
         # ---- everything is checked before the run folder is created
-        ensure_writable_dir(para['save_root'], 'run folder root (--save_root)')
+        ensure_writable_dir(para['save_root'], 'run folder root (--save_root)', keep=True)
         data = build_data(para, dist_info, 0)      # every mode a run (or its resume) uses
         reseed(para['seed'])              # identical model init on every rank
         model = STCNModel(para, dist_info)
@@ -480,6 +481,7 @@ def main(argv=None):
             return 128 + signum
         if para['iterations'] % para['save_every']:      # else saved by the loop
             save(model, dist_info, it, state)
+        barrier(dist_info)
         if para['debug']:
             digest = weights_digest(model.net)
             print(f'rank {dist_info.rank} weights sha256 {digest}', flush=True)
@@ -517,7 +519,6 @@ def restore_rng(states, dist_info):
 def save(model, dist_info, it, loop_state, weights=True):
     """Weights (unless weights=False) and the resume checkpoint with every rank's RNG states
     and the loop position. A collective when distributed: every rank calls it."""
-    from util.distributed import all_gather_objects
     states = all_gather_objects(rng_state(dist_info.device), dist_info)
     model.save(it, extra={'loop': loop_state, 'rng': states}, weights=weights)
     model.saves += 1
@@ -543,13 +544,14 @@ def train_loop(para, dist_info, model, it, data, stop, loop_state=None):
         bpe = d.batches_per_epoch
         total_epochs = math.ceil(total / bpe)
         ls = loop_state or {}
-        if (ls.get('mode') == mode and ls.get('batch_size') == bs
-                and ls.get('world_size') == dist_info.world_size):
+        same_shape = (ls.get('batch_size'), ls.get('world_size')) == (bs, dist_info.world_size)
+        if ls.get('mode') == mode and same_shape:
             epoch, pos = int(ls['epoch']), int(ls['pos'])
-        else:
-            if ls:
+        else:                     # a fresh mode (also a resume right at a mode switch)
+            if ls.get('mode') == mode:
                 print_main(dist_info, 'note: the resume checkpoint was written with another '
-                                      'mode, batch size or world size: the epoch restarts')
+                                      'batch size or world size: the epoch restarts here, so '
+                                      'the run will not repeat an uninterrupted one exactly')
             epoch, pos = it // bpe, 0
         loop_state = None
         print_main(dist_info, f'data: {mode}, {len(d.mix.dataset)} samples, {bpe} iterations '
@@ -588,6 +590,9 @@ def train_loop(para, dist_info, model, it, data, stop, loop_state=None):
                     signum = stop.agreed(dist_info)
                     if signum:
                         save(model, dist_info, it, state, weights=False)
+                        # no rank exits before the checkpoint is on disk: torchrun would
+                        # SIGTERM the main rank in the middle of writing it
+                        barrier(dist_info)
                         return it, signum, state
                     if data_mode(para, it) != mode:
                         break

@@ -106,6 +106,11 @@ def tree_files(folder):
         else []
 
 
+def no_run(d):
+    """Nothing under --save_root (the root itself may have been created empty)."""
+    return not d['save'].exists() or not os.listdir(d['save'])
+
+
 def train_flags(d, *extra, two_shot=False):
     f = ['--stage', '3', '--crop_size', '32', '-b', '1', '--num_workers', '0', '-i', '2',
          '--davis_root', d['davis'], '--yv_root', d['yv'], '--save_root', d['save'],
@@ -147,7 +152,7 @@ def test_missing_frame_folder(data, fast_load):
     assert not out.exists()
     shutil.rmtree(d['d_im'])
     expect(train.main, train_flags(d), d['d_im'], 'frame folder not found')
-    assert not d['save'].exists() or not os.listdir(d['save'])
+    assert no_run(d)
 
 
 def test_missing_mask_folder(data, fast_load):
@@ -164,7 +169,7 @@ def test_missing_mask_folder(data, fast_load):
     shutil.rmtree(d['d_gt'] / 'davis_000')
     expect(train.main, train_flags(d), d['d_gt'] / 'davis_000',
            "mask folder of video 'davis_000' not found")
-    assert not (d['tmp'] / 'o').exists() and not d['save'].exists()
+    assert not (d['tmp'] / 'o').exists() and no_run(d)
 
 
 # ---------------------------------------------------------------------- sizes, corrupt files
@@ -183,7 +188,7 @@ def test_mask_size_differs_from_frame(data, fast_load):
     msg = expect(train.main, train_flags(d, two_shot=True), 'differs from its frame',
                  f'mask size {W + 8}x{H}')
     assert '.png' in msg
-    assert not os.listdir(d['save'])           # the run folder of the failed start is removed
+    assert no_run(d)                           # the run folder of the failed start is removed
 
 
 def test_truncated_jpeg_and_corrupt_png(data, pristine, fast_load):
@@ -287,7 +292,7 @@ def test_split_names_missing_video(data, fast_load):
                                d['tmp'] / 'o', '--data_file', bad], bad,
            "video 'ghost' has no frame folder")
     assert not (d['tmp'] / 'sparse').exists() and not (d['tmp'] / 'o').exists()
-    assert not d['save'].exists() or not os.listdir(d['save'])
+    assert no_run(d)
 
 
 def test_split_names_missing_frame(data, fast_load):
@@ -336,7 +341,7 @@ def test_labeled_frame_with_no_object(data, fast_load):
     msg = expect(train.main, train_flags(d, two_shot=True), 'holds no object',
                  'labeled frame of')
     assert '.png' in msg and ('davis_rand_2frames.json' in msg or 'yv_rand_2frames.json' in msg)
-    assert not os.listdir(d['save'])
+    assert no_run(d)
     # a generic video whose only label is empty
     gen = d['tmp'] / 'generic'
     os.makedirs(gen / 'Annotations' / 'v')
@@ -369,7 +374,7 @@ def test_checkpoint_of_the_wrong_architecture(data):
     shutil.copy(bad, cut)
     truncate(cut, 0.3)
     expect(eval_davis.main, davis_args(d, out, model=cut), cut, 'cannot read checkpoint')
-    assert not out.exists() and not d['save'].exists() or not os.listdir(d['save'])
+    assert not out.exists() and no_run(d)
 
 
 # ---------------------------------------------------------------------- outputs
@@ -460,7 +465,7 @@ def test_cli_one_line_no_traceback_exit_2(data, ckpt):
     assert '.jpg: cannot read image' in lines[0] and 'truncated' in lines[0]
     assert 'Traceback' not in r.stderr + r.stdout
     print(f'[train.py cli] {lines[0]}')
-    assert not os.listdir(d['save'])
+    assert no_run(d)
     r = _cli(['eval_davis.py'] + davis_args(d, d['tmp'] / 'o', model=ckpt))
     lines = r.stderr.strip().splitlines()          # the progress bar may come first
     assert r.returncode == 2, r.stderr[-2000:]

@@ -312,6 +312,25 @@ def test_kill_and_resume_twice_gives_identical_weights(tdata, ckpt_dir):
     _assert_same(uninterrupted, _final(ckpt_dir / 'd'))
 
 
+@pytest.mark.slow
+def test_torchrun_stop_saves_every_ranks_state(tdata, ckpt_dir):
+    """Two processes under torchrun stop after the same iteration; no rank exits before the
+    main one has written the checkpoint (else torchrun kills it mid-write), which holds both
+    ranks' RNG states."""
+    flags = [str(f) for f in tdata['flags']] + ['--num_workers', '0', '--id', 'T', '-b', '1',
+                                                '--save_root', str(ckpt_dir / 't'),
+                                                '--stop_after_it', '1']
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+           '--master_port', str(29600 + os.getpid() % 300), 'train.py'] + flags
+    r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=400)
+    log = r.stdout + r.stderr
+    assert 'stopped by SIGINT after iteration 1' in log, log[-3000:]
+    assert len(re.findall(r'exitcode\s*:\s*130\b', log)) == 2, log[-3000:]      # both ranks
+    ck = torch.load(_resume_checkpoint(ckpt_dir / 't'), weights_only=True)
+    assert ck['it'] == 1 and len(ck['rng']) == 2 and ck['loop']['world_size'] == 2
+    assert not torch.equal(ck['rng'][0]['torch'], ck['rng'][1]['torch'])
+
+
 def test_data_error_mid_run_saves_the_resume_checkpoint_first(tdata, ckpt_dir, monkeypatch):
     """A frame that turns out unreadable after some training (here: the 3rd sample loaded)
     ends the run with its UserError, but only after the resume checkpoint of the last

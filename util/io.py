@@ -98,30 +98,37 @@ def atomic_write(path, write_fn, suffix=''):
     fsync_path(folder)
 
 
-def ensure_writable_dir(folder, what='output folder'):
+def ensure_writable_dir(folder, what='output folder', keep=False):
     """Check that files can be written in `folder` (UserError naming it if not).
 
     Scripts call this before any work so that an unwritable output (a path under a regular
     file, a read-only mount, /proc, no permission) fails at once, not after hours of compute.
-    It creates the missing folders and a probe file, then removes what it created: a run
-    that fails later leaves no empty output folder behind.
+    It creates the missing folders and a probe file, then removes what it created (unless
+    keep=True): a run that fails later leaves no empty output folder behind. Processes that
+    probe the same folder at once (the ranks of a training run) must pass keep=True.
     """
     folder = str(folder)
-    created = []
+    missing = []
     cur = os.path.abspath(folder)
     while not os.path.lexists(cur) and os.path.dirname(cur) != cur:
-        created.append(cur)
+        missing.append(cur)
         cur = os.path.dirname(cur)
+    created = []
     try:
-        for d in reversed(created):
-            os.mkdir(d)
+        for d in reversed(missing):
+            try:
+                os.mkdir(d)
+                created.append(d)
+            except FileExistsError:
+                if not os.path.isdir(d):
+                    raise
         fd, probe = tempfile.mkstemp(prefix='.tmp_probe_', dir=folder)
         os.close(fd)
         os.remove(probe)
     except OSError as e:
         raise UserError(f'{folder}: {what} is not writable ({e.strerror or e})') from e
     finally:
-        for d in created:
+        for d in ([] if keep else reversed(created)):
             try:
                 os.rmdir(d)
             except OSError:
