@@ -10,7 +10,8 @@ from util.io import read_mask
 
 
 def _videos(folder):
-    return sorted(d for d in os.listdir(folder) if not d.startswith('.'))
+    return sorted(d for d in os.listdir(folder)
+                  if not d.startswith('.') and os.path.isdir(os.path.join(folder, d)))
 
 
 @pytest.mark.slow
