@@ -8,8 +8,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"        # builds .venv if needed, cd to the repo
 
 OUT=${OUT:-demo_out}
-ITERS1=${ITERS1:-150}
-ITERS2=${ITERS2:-150}
+ITERS1=${ITERS1:-100}
+ITERS2=${ITERS2:-100}
 BATCH=${BATCH:-4}
 CROP=${CROP:-64}
 LR=${LR:-1e-4}
@@ -51,10 +51,12 @@ COMMON=(--stage 3 --davis_root "$DAVIS" --yv_root "$YT"
         --davis_data "$DAVIS/2017/davis_rand_2frames.json" --yv_data "$YT/yv_rand_2frames.json"
         --load_network "$OUT/init.pth" --lr "$LR" -b "$BATCH" --crop_size "$CROP"
         --num_workers 1 --save_root "$OUT/saves" --log_every 10 --save_every 100000
-        --bce_start_warm 0 --bce_end_warm 100000 "${DEV_ARGS[@]}")
+        "${DEV_ARGS[@]}")
 
 echo "== 3. phase 1: semi-supervised training with the EMA teacher"
+# toy scale: the bootstrapped CE reaches its hardest-15% regime after a fifth of the run
 run python train.py --id phase1 "${COMMON[@]}" -i "$ITERS1" --steps "$((ITERS1 * 4 / 5))" \
+    --bce_start_warm 0 --bce_end_warm "$((ITERS1 / 5 + 1))" \
     --semi --semi_thres_upper 0.9 --end_warm "$((ITERS1 / 2))" --use_teacher --ema_alpha 0.995
 P1=$(latest phase1 "$ITERS1")
 
@@ -66,6 +68,7 @@ run bash run_intermediate.sh davis
 
 echo "== 5. phase 2: retrain from the same start on labeled + pseudo-labeled frames"
 run python train.py --id phase2 "${COMMON[@]}" -i "$ITERS2" --steps "$((ITERS2 * 4 / 5))" \
+    --bce_start_warm 0 --bce_end_warm "$((ITERS2 / 5 + 1))" \
     --phase2_yv "$OUT/vos_phase2/phase1_merge_480p" --phase2_davis "$OUT/vos_phase2/phase1_merge_davis" \
     --phase2_train 0 --phase2_thres 0.99 --phase2_start_update "$((ITERS2 / 2))" --use_teacher
 P2=$(latest phase2 "$ITERS2")
