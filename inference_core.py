@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from model.aggregate import aggregate
-from model.memory import topk_readout
+from model.memory import dense_topk_readout, topk_readout
 from model.network import KEY_DIM, VALUE_DIM
 from util.tensor_util import pad_divide_by, unpad
 
@@ -125,10 +125,17 @@ class InferenceCore:
     at a time. num_objects: K. req_frames: processing indices that must be segmented (others
     may be skipped when not needed for memory); None = all. Probabilities are kept per frame
     at the padded resolution ([K+1, 1, Hp, Wp], fp16 on CUDA, fp32 on CPU).
+
+    The readout gathers the top-k memory values per query position (model.memory.topk_readout);
+    it equals the original dense readout up to float rounding (~1e-7), which can flip a
+    pixel whose two best classes are that close. exact_readout=True uses the dense form: in
+    fp32 on CPU the probabilities are then bitwise those of the original per-object loop
+    (tests/test_bench_equivalence.py), at the cost of the readout speed-up.
     """
 
     def __init__(self, net, images, num_objects, top_k=20, mem_every=5, include_last=False,
-                 mem_style='davis', req_frames=None, device=None, amp=False, prob_dtype=None):
+                 mem_style='davis', req_frames=None, device=None, amp=False, prob_dtype=None,
+                 exact_readout=False):
         if mem_style not in MEM_STYLES:
             raise ValueError(f'mem_style must be one of {MEM_STYLES}, got {mem_style!r}')
         if mem_every < 1:
@@ -150,6 +157,7 @@ class InferenceCore:
         if prob_dtype is None:
             prob_dtype = torch.float16 if self.device.type == 'cuda' else torch.float32
         self.prob_dtype = prob_dtype
+        self.exact_readout = bool(exact_readout)
         self.mem_dtype = amp_dtype(self.device) if self.amp else torch.float32
         self.prob = [None] * self.t          # per frame [K+1, 1, Hp, Wp] or None
         self.enabled = set()                 # objects (1..K) labeled so far
@@ -192,6 +200,9 @@ class InferenceCore:
         mk, rows = self.mem.used()
         with torch.autocast(device_type=self.device.type, enabled=False):
             # affinity and top-k in fp32 (bf16 would blur close affinities)
+            if self.exact_readout:
+                return dense_topk_readout(mk.float(), k16.flatten(2).float(), rows,
+                                          self.top_k, self.k)
             return topk_readout(mk.float(), k16.flatten(2).float(), rows, self.top_k)
 
     def _decode(self, mem, feats, objs):
@@ -326,7 +337,7 @@ def label_tensor(mask, k):
 
 
 def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_style='davis',
-                  device=None, amp=False):
+                  device=None, amp=False, exact_readout=False):
     """Run one dataset Video through an InferenceCore.
 
     Each label propagates up to the next label (exclusive) or the end. A label marked
@@ -344,7 +355,7 @@ def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_sty
     core = InferenceCore(net, video.images, k, top_k=top_k, mem_every=mem_every,
                          include_last=include_last, mem_style=mem_style,
                          req_frames=None if video.outputs is None else outputs,
-                         device=device, amp=amp)
+                         device=device, amp=amp, exact_readout=exact_readout)
     for j, lab in enumerate(video.labels):
         end = video.labels[j + 1].index if j + 1 < len(video.labels) else video.num_frames
         objects = set(lab.objects)
@@ -378,9 +389,10 @@ def run_dataset(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False
                 mem_style='davis', device=None, amp=False, progress=True):
     """Segment every video of a test dataset and write <out_dir>/<video>/<frame>.png.
 
-    Videos are loaded one ahead in a background thread; PNGs are palette images written
-    atomically. Prints and returns the speed: frames segmented / processing seconds (IO
-    excluded). Returns {'videos', 'frames', 'seconds', 'fps', 'written'}.
+    Videos are loaded one ahead in a background thread (page-locked for a CUDA device);
+    PNGs are palette images written atomically. Prints and returns the speed: frames
+    segmented / processing seconds (IO excluded).
+    Returns {'videos', 'frames', 'seconds', 'fps', 'written'}.
     """
     import os
 
@@ -389,7 +401,8 @@ def run_dataset(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False
     from dataset.test_datasets import prefetch
     from util.io import write_mask
     frames, seconds, written = 0, 0.0, 0
-    videos = prefetch(dataset)
+    dev = torch.device(device) if device is not None else next(net.parameters()).device
+    videos = prefetch(dataset, pin_memory=dev.type == 'cuda')
     if progress:
         bar = progressbar.ProgressBar(max_value=len(dataset), prefix='videos ',
                                       fd=_CurrentStderr())

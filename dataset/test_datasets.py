@@ -178,16 +178,27 @@ class _Base(torch.utils.data.Dataset):
         return self.load(self.videos[i])
 
 
-def prefetch(dataset):
-    """Iterate over a dataset loading the next video in a background thread."""
+def prefetch(dataset, pin_memory=False):
+    """Iterate over a dataset loading the next video in a background thread.
+
+    pin_memory: also page-lock each video's frames there (CUDA only), so that copying a
+    frame to the GPU can overlap with computation (non_blocking copies).
+    """
     if len(dataset) == 0:
         return
+    pin_memory = pin_memory and torch.cuda.is_available()
+
+    def load(i):
+        video = dataset[i]
+        if pin_memory:
+            video.images = video.images.pin_memory()
+        return video
     with ThreadPoolExecutor(max_workers=1) as pool:
-        nxt = pool.submit(dataset.__getitem__, 0)
+        nxt = pool.submit(load, 0)
         for i in range(len(dataset)):
             cur = nxt.result()
             if i + 1 < len(dataset):
-                nxt = pool.submit(dataset.__getitem__, i + 1)
+                nxt = pool.submit(load, i + 1)
             yield cur
 
 

@@ -24,7 +24,7 @@ def _add(a, b):
     """a + b (b may have a larger batch), in place into b where that gives what a + b gives,
     layout included (a layout change would change the next convolution's kernel)."""
     if a.shape[1:] == b.shape[1:] and a.stride()[1:] == b.stride()[1:] \
-            and a.shape[0] in (1, b.shape[0]):
+            and a.shape[0] in (1, b.shape[0]) and a.dtype == b.dtype:
         return b.add_(a)
     return a + b
 
@@ -109,11 +109,18 @@ class STCN(nn.Module):
         s4 = d.up_8_4.skip_conv(qf4[:1])                 # [1, 256, H/4, W/4], shared
         groups = mem.split(1) if _per_object(mem.device, per_object) else [mem]
         out = []
-        for m in groups:
+        for i, m in enumerate(groups):
+            last = i == len(groups) - 1
             x = torch.cat([m, qv16.expand(m.shape[0], -1, -1, -1)], 1)
             x = _resblock(d.compress, x)                              # [k, 512, h, w]
-            x = _resblock(d.up_16_8.out_conv, _add(s8, _up2(x)))      # [k, 256, H/8, W/8]
-            x = _resblock(d.up_8_4.out_conv, _add(s4, _up2(x)))       # [k, 256, H/4, W/4]
+            x = _add(s8, _up2(x))
+            if last:
+                s8 = None                                             # free it early
+            x = _resblock(d.up_16_8.out_conv, x)                      # [k, 256, H/8, W/8]
+            x = _add(s4, _up2(x))
+            if last:
+                s4 = None
+            x = _resblock(d.up_8_4.out_conv, x)                       # [k, 256, H/4, W/4]
             x = d.pred(x.relu_())
             out.append(torch.sigmoid_(F.interpolate(x, scale_factor=4, mode='bilinear',
                                                     align_corners=False)))

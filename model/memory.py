@@ -59,3 +59,17 @@ def topk_readout(mk, qk, mv_rows, top_k, mk_sq=None):
     weights = torch.softmax(values / math.sqrt(mk.shape[1]), dim=1)
     return F.embedding_bag(indices, mv_rows, mode='sum',
                                              per_sample_weights=weights.to(mv_rows.dtype))
+
+
+def dense_topk_readout(mk, qk, mv_rows, top_k, num_objects):
+    """topk_readout computed the reference way, for bitwise reproducibility.
+
+    Dense top-k weights [1, N, M] (softmax_topk of get_affinity) and one matmul per object
+    over its contiguous values [1, C_v / K, N]: the arithmetic of the original STCN readout.
+    Returns [M, C_v] like topk_readout. Slower (it multiplies all N memory positions).
+    """
+    weights = softmax_topk(get_affinity(mk.contiguous(), qk), top_k)          # [1, N, M]
+    n = mv_rows.shape[0]
+    mv = mv_rows.t().reshape(num_objects, -1, n)                              # [K, C, N]
+    out = [torch.bmm(mv[i:i + 1].contiguous(), weights.to(mv.dtype)) for i in range(num_objects)]
+    return torch.cat(out, 0).permute(2, 0, 1).reshape(qk.shape[2], -1)       # [M, K*C]

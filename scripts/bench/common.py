@@ -1,5 +1,7 @@
 """Small helpers shared by the benchmark scripts: peak memory, device naming, result files."""
 import contextlib
+import ctypes
+import gc
 import json
 import os
 import platform
@@ -20,12 +22,22 @@ def _status_kb(field):
         return None
 
 
+def _malloc_trim():
+    """glibc malloc_trim(0): return free heap pages to the system (no-op elsewhere)."""
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class PeakMemory:
     """Peak memory of one measured section.
 
     CUDA: torch.cuda.max_memory_allocated after a reset (MB). CPU: the process's peak resident
     set (VmHWM, MB), reset by writing 5 to /proc/self/clear_refs where Linux allows it; where
     it cannot be reset the figure is the peak since the process started (`reset` False).
+    Freed heap memory is handed back (malloc_trim) before each section, so that a section's
+    rise does not depend on what ran before it.
     """
 
     def __init__(self, device):
@@ -45,6 +57,8 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         else:
+            gc.collect()
+            _malloc_trim()          # hand freed heap back, so both runs start alike
             try:
                 with open('/proc/self/clear_refs', 'w') as f:
                     f.write('5')

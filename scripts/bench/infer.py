@@ -1,19 +1,24 @@
 """Inference benchmark: InferenceCore against the reference loop (scripts/bench/baseline.py).
 
     python scripts/bench/infer.py [--height 480 --width 854 --frames 10 --objects 1 2 3
-        --mem_every 5 --repeats 1 --device cpu --sweep 1 4 8 16 --ablate --json OUT]
+        --mem_every 5 --repeats 1 --device cpu --threads N --sweep 1 4 8 16 --ablate
+        --json OUT]
 
 For every object count K: one synthetic video (util.synthetic.make_video, seeded), labeled on
 frame 0, propagated to the end by InferenceCore ("ours") and by BaselineCore ("base"), both
-with the same seeded random-weight eval STCN (or --model weights), in the same process, runs
-alternating. Reported per K:
-  FPS        frames segmented (the labeled one included) / seconds of `interact` (the video is
-             in memory: IO excluded, as STCN reports it)
+with the same seeded random-weight eval STCN (or --model weights), in one process. The two
+run in turns, frame by frame (two threads, one working at a time), so that both see the
+same machine load; --sequential runs them one after the other instead. Reported per K:
+  FPS        frames segmented (the labeled one included) / seconds of processing (the video
+             is in memory: IO excluded, as STCN reports it); best of --repeats
   parts      seconds per frame in key encoding, memory readout, decoding, value encoding
              (+ memory write); 'other' = aggregation, padding, bookkeeping
-  peak mem   CPU peak RSS (reset before each run) or CUDA max allocated
-  per frame  readout + decode seconds by the number of frames in memory
-  masks      whether every frame's mask (argmax) equals the baseline's; max |prob difference|
+  peak mem   CPU peak RSS or CUDA max allocated, and its rise during the run, measured on a
+             lone 2-frame run after the warm-up (label with its value encoding, then one
+             segmented frame: key, readout, decode)
+  per frame  readout + decode seconds by the number of frames in memory (median)
+  masks      whether every frame's mask (argmax) equals the baseline's; where not, how many
+             pixels differ and how close to a tie the baseline was there; max |prob diff|
 --sweep times the readout alone (affinity, top-k, weighted values) for memory sizes of
 that many frames at this resolution. --ablate times each optimisation alone.
 """
@@ -30,9 +35,10 @@ if ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from dataset.range_transform import im_normalization  # noqa: E402
-from inference_core import InferenceCore, MemoryBank, label_tensor  # noqa: E402
+from inference_core import InferenceCore, MemoryBank, amp_note, label_tensor  # noqa: E402
 from model.eval_network import STCN  # noqa: E402
 from model.memory import get_affinity, softmax_topk, topk_readout  # noqa: E402
 from scripts.bench.baseline import BaselineCore  # noqa: E402
@@ -40,6 +46,7 @@ from scripts.bench.common import (PARTS, PartTimer, PeakMemory, describe_device,
                                   load_note, median, sync, write_json)
 from util.device import pick_device  # noqa: E402
 from util.errors import UserError, run_main  # noqa: E402
+from util.evaluate import evaluate_sequence  # noqa: E402
 from util.synthetic import make_video  # noqa: E402
 
 
@@ -54,11 +61,21 @@ def parse_args(argv):
     p.add_argument('--mem_style', default='davis', choices=['davis', 'youtube'])
     p.add_argument('--include_last', action='store_true')
     p.add_argument('--top_k', type=int, default=20)
+    p.add_argument('--exact_readout', action='store_true',
+                   help='InferenceCore with the dense reference readout (bitwise the baseline '
+                        'in fp32 on CPU; slower readout)')
+    p.add_argument('--amp', action='store_true',
+                   help='InferenceCore with autocast (CUDA only); the baseline stays fp32')
     p.add_argument('--repeats', type=int, default=1, help='timed runs per implementation')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:N (default: CUDA if present)')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     p.add_argument('--model', default=None, help='weights to load (default: seeded random)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--mask_gain', type=float, default=1.0,
+                   help='scale the mask input channels of the value encoder (random weights '
+                        'only): a random network cannot tell objects apart, so most pixels '
+                        'are near-ties between objects; e.g. 100 makes it decide like a '
+                        'trained one (same compute)')
     p.add_argument('--no_baseline', action='store_true', help='time InferenceCore only')
     p.add_argument('--sequential', action='store_true',
                    help='run the implementations one after the other (default: in turns, '
@@ -68,6 +85,7 @@ def parse_args(argv):
     p.add_argument('--ablate', action='store_true',
                    help='time each optimisation alone on this resolution')
     p.add_argument('--json', default=None, help='also write the results to this JSON file')
+    p.add_argument('--debug', action='store_true', help='full tracebacks on errors')
     args = p.parse_args(argv)
     if args.frames < 2:
         p.error('--frames must be >= 2')
@@ -187,20 +205,31 @@ class TimedBaseline(BaselineCore):
 # ----------------------------------------------------------------------------- runs
 
 def make_inputs(k, args):
-    """(images [1, T, 3, H, W] normalised, label mask uint8 [H, W] of frame 0)."""
+    """(images [1, T, 3, H, W] normalised, the T ground-truth masks uint8 [H, W])."""
     rng = np.random.default_rng(args.seed * 1000 + k)
     frames, masks = make_video(rng, args.frames, args.height, args.width, k)
     x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div_(255)
     # contiguous [T, 3, H, W] like dataset.test_datasets.load_frames (not channels-last strides)
-    return im_normalization(x.contiguous())[None], masks[0]
+    return im_normalization(x.contiguous())[None], masks
+
+
+def j_and_f(core, gt_masks):
+    """J&F-Mean of the core's masks against the synthetic ground truth (SPEC §6)."""
+    if len(gt_masks) < 3:
+        return float('nan')
+    pred = [core.get_mask(t) for t in range(len(gt_masks))]
+    J, F = evaluate_sequence(gt_masks, pred)
+    return float((np.nanmean(J.mean(1)) + np.nanmean(F.mean(1))) / 2)
 
 
 def make_core(which, net, images, k, args, device, clock, frames=None):
     timer = PartTimer(device)
     kw = dict(top_k=args.top_k, mem_every=args.mem_every if frames is None else 1,
               include_last=args.include_last, mem_style=args.mem_style, device=device)
-    cls = TimedCore if which == 'ours' else TimedBaseline
-    return cls(net, images, k, clock=clock, timer=timer, **kw), timer
+    if which == 'ours':
+        return TimedCore(net, images, k, clock=clock, timer=timer, amp=args.amp,
+                         exact_readout=args.exact_readout, **kw), timer
+    return TimedBaseline(net, images, k, clock=clock, timer=timer, **kw), timer
 
 
 def result(core, timer, clock, peak=None):
@@ -295,12 +324,14 @@ def summarise(runs, mem_run):
 
 
 def bench_video(k, net, base_net, args, device, peak):
-    images, mask = make_inputs(k, args)
+    images, gt = make_inputs(k, args)
+    mask = gt[0]
     impls = [('ours', net)] + ([] if args.no_baseline else [('base', base_net)])
+    for which, n in impls:             # warm-up: kernels and primitive caches for these shapes
+        run_alone(which, n, images, mask, k, args, device, frames=min(3, args.frames))
     mem_runs = {}
-    for which, n in impls:             # warm-up (kernels for these shapes) and peak memory
-        mem_runs[which], _ = run_alone(which, n, images, mask, k, args, device, peak,
-                                       frames=min(3, args.frames))
+    for which, n in impls[::-1]:       # peak memory: label + one segmented frame, each alone
+        mem_runs[which], _ = run_alone(which, n, images, mask, k, args, device, peak, frames=2)
     runs = {which: [] for which, _ in impls}
     last = {}
     for r in range(args.repeats):
@@ -313,6 +344,8 @@ def bench_video(k, net, base_net, args, device, peak):
             runs[which].append(rr)
             last[which] = core
     out = {which: summarise(v, mem_runs[which]) for which, v in runs.items()}
+    for which in out:
+        out[which]['j_and_f'] = j_and_f(last[which], gt)
     if 'base' in out:
         cmp = compare_masks(last['ours'], last['base'], args.frames)
         out['masks'] = cmp
@@ -399,6 +432,23 @@ def ablations(net, args, device):
         report(f'decode K={k}: module loop -> shared skip, in place',
                dec_ref, lambda: net.decode(mem, v16, f8, f4, per_object=True),
                'yes (bitwise equal)')
+        c = net.decoder.compress
+        w1m, w1q = c.conv1.weight[:, :512].contiguous(), c.conv1.weight[:, 512:].contiguous()
+        wdm, wdq = c.downsample.weight[:, :512].contiguous(), c.downsample.weight[:, 512:].contiguous()
+
+        def compress_ref():
+            for i in range(k):
+                c(torch.cat([mem[i:i + 1], v16], 1))
+
+        def compress_split():       # conv(cat(a, b)) = conv_a(a) + conv_b(b): b is shared
+            q1 = F.conv2d(F.relu(v16), w1q, c.conv1.bias, padding=1)
+            qd = F.conv2d(v16, wdq, c.downsample.bias, padding=1)
+            for i in range(k):
+                m = mem[i:i + 1]
+                r = F.conv2d(F.relu(m), w1m, None, padding=1).add_(q1)
+                c.conv2(r.relu_()).add_(F.conv2d(m, wdm, None, padding=1).add_(qd))
+        report(f'decoder compress K={k}: split off the shared query half', compress_ref,
+               compress_split, 'no (not bitwise, small)')
         report(f'decode K={k}: per object -> one batch',
                lambda: net.decode(mem, v16, f8, f4, per_object=True),
                lambda: net.decode(mem, v16, f8, f4, per_object=False), 'CUDA only')
@@ -464,13 +514,22 @@ def main(argv):
         net = load_model(args.model, device)
     else:
         net = STCN().to(device).eval()
+        with torch.no_grad():
+            net.value_encoder.conv1.weight[:, 3:] *= args.mask_gain
     base_net = copy.deepcopy(net)             # the baseline's own copy, never converted
     peak = PeakMemory(device)
     print(f'device: {describe_device(device)}; {load_note()}')
     print(f'video {args.height}x{args.width}, {args.frames} frames, objects {args.objects}, '
           f'mem_every {args.mem_every} ({args.mem_style}{", include_last" if args.include_last else ""}), '
-          f'top_k {args.top_k}, repeats {args.repeats}, fp32, '
-          f'{"weights " + args.model if args.model else "seeded random weights"}', flush=True)
+          f'top_k {args.top_k}, repeats {args.repeats}, '
+          f'{"AMP (ours), fp32 (base)" if args.amp else "fp32"}, '
+          f'{"exact (dense) readout, " if args.exact_readout else ""}'
+          + (f'weights {args.model}' if args.model else 'seeded random weights'
+             + (f' (mask channels x{args.mask_gain:g})' if args.mask_gain != 1 else '')),
+          flush=True)
+    note = amp_note(device, args.amp)
+    if note:
+        print(note)
     results = {'device': describe_device(device), 'args': vars(args), 'videos': {},
                'load_at_start': load_note()}
     tot = {'ours': [0, 0.0], 'base': [0, 0.0]}
@@ -483,6 +542,7 @@ def main(argv):
                 tot[which][1] += r[which]['seconds']
                 s = r[which]
                 print(f'K={k} {which}: {s["fps"]:.3f} FPS ({s["per_frame_s"]:.3f} s/frame), '
+                      f'J&F {s["j_and_f"]:.3f} (synthetic truth), '
                       f'peak {s["peak_mb"]:.0f} MB ({peak.kind}, +{s["rise_mb"]:.0f} MB '
                       f'during the run); per frame: '
                       f'{fmt_parts(s["parts_per_frame_s"])}', flush=True)

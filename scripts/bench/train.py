@@ -15,7 +15,7 @@ each its own seeded model. Configurations:
   semi        --semi --use_teacher after --end_warm: frame 1 unlabeled, teacher pseudo labels
   phase2      --phase2_train 0 --phase2_start_update 0 (refresh from the student's own
               prediction: ours reuses the training forward, base runs a no-grad forward)
-Reported: seconds per iteration (median), peak memory of a step (CPU peak RSS or CUDA max
+Reported: seconds per iteration (best of --iters; the median too), peak memory of a step (CPU peak RSS or CUDA max
 allocated) and its rise over the memory in use before the step, ours/base ratios.
 """
 import argparse
@@ -59,6 +59,7 @@ def parse_args(argv):
     p.add_argument('--no_baseline', action='store_true')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--json', default=None, help='also write the results to this JSON file')
+    p.add_argument('--debug', action='store_true', help='full tracebacks on errors')
     args = p.parse_args(argv)
     if args.iters < 1:
         p.error('--iters must be >= 1')
@@ -127,7 +128,8 @@ def bench_config(name, args, dist, peak):
             rises[which].append(peak.above_start_mb())
     out = {}
     for which, m in models.items():
-        out[which] = {'sec_per_it': median(times[which]), 'times': times[which],
+        out[which] = {'sec_per_it': min(times[which]), 'median_sec_per_it': median(times[which]),
+                      'times': times[which],
                       'peak_mb': median(peaks[which]), 'step_rise_mb': median(rises[which]),
                       'teacher_forwards': m.teacher_forward_calls,
                       'extra_forwards': getattr(m, 'baseline_extra_forwards', 0)}
@@ -151,7 +153,7 @@ def main(argv):
     peak = PeakMemory(dist.device)
     print(f'device: {describe_device(dist.device)}; {load_note()}')
     print(f'training step: batch {args.batch}, {args.crop}x{args.crop} triplets, two objects, '
-          f'{"AMP" if amp else "fp32"}, {args.iters} timed steps per model (median)'
+          f'{"AMP" if amp else "fp32"}, {args.iters} timed steps per model (best; median)'
           + ('' if amp or not args.amp else ' (--amp ignored: CUDA only)'), flush=True)
     results = {'device': describe_device(dist.device), 'args': vars(args), 'configs': {}}
     for name in args.configs:
@@ -160,7 +162,8 @@ def main(argv):
         for which in ('ours', 'base'):
             if which in r:
                 s = r[which]
-                print(f'{name:<10} {which}: {s["sec_per_it"]:.3f} s/it, peak {s["peak_mb"]:.0f} MB '
+                print(f'{name:<10} {which}: {s["sec_per_it"]:.3f} s/it '
+                      f'(median {s["median_sec_per_it"]:.3f}), peak {s["peak_mb"]:.0f} MB '
                       f'({peak.kind}), +{s["step_rise_mb"]:.0f} MB during the step; '
                       f'teacher forwards {s["teacher_forwards"]}, extra forwards '
                       f'{s["extra_forwards"]}', flush=True)
