@@ -50,6 +50,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from util.distributed import (all_gather_objects, barrier, broadcast_object, cleanup,
                               init_distributed)
 from util.errors import Interrupted, UserError, run_main
+from util.io import read_list, require_dir
 
 SKIP_VALUES = (10, 15, 20, 25, 5)
 SKIP_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.9)
@@ -100,22 +101,6 @@ def check_flags(para):
                         '--phase2_yv / --phase2_davis)')
 
 
-def _require_dir(path, what):
-    if not os.path.isdir(path):
-        raise UserError(f'{path}: {what} not found')
-    return path
-
-
-def _read_list(path):
-    if not os.path.isfile(path):
-        raise UserError(f'{path}: video list not found')
-    with open(path) as f:
-        names = [line.strip() for line in f if line.strip()]
-    if not names:
-        raise UserError(f'{path}: empty video list')
-    return names
-
-
 class DataMix:
     """The datasets of one stage / mode; max_jump of the video sets follows the curriculum."""
 
@@ -128,7 +113,7 @@ class DataMix:
         self.bank = {}                    # video -> bank entry (phase 2)
         crop = para['crop_size']
         if para['stage'] == 0:
-            root = _require_dir(para['static_root'], 'static image root (--static_root)')
+            root = require_dir(para['static_root'], 'static image root (--static_root)')
             parts = []
             for name, method, rep in STATIC_SETS:
                 folder = os.path.join(root, name)
@@ -139,7 +124,7 @@ class DataMix:
             self.dataset = ConcatDataset(parts)
             return
         if para['stage'] == 1:
-            root = _require_dir(para['bl_root'], 'BL30K root (--bl_root)')
+            root = require_dir(para['bl_root'], 'BL30K root (--bl_root)')
             ds = VOSDataset(os.path.join(root, 'JPEGImages'), os.path.join(root, 'Annotations'),
                             START_SKIP, is_bl=True, crop_size=crop)
             self.videos.append((ds, 1))
@@ -150,7 +135,7 @@ class DataMix:
         davis_sets = dict(
             im=os.path.join(davis, 'JPEGImages', '480p'),
             gt=os.path.join(davis, 'Annotations', '480p'),
-            subset=_read_list(os.path.join(davis, 'ImageSets', '2017', 'train.txt')),
+            subset=read_list(os.path.join(davis, 'ImageSets', '2017', 'train.txt')),
             split=para['davis_data'], bank=para['phase2_davis'], divisor=1, repeat=5)
         yv = os.path.join(para['yv_root'], 'train_480p')
         yv_sets = dict(im=os.path.join(yv, 'JPEGImages'), gt=os.path.join(yv, 'Annotations'),
@@ -158,12 +143,12 @@ class DataMix:
                        repeat=1)
         parts = []
         for d in (davis_sets, yv_sets):
-            _require_dir(d['im'], 'frame folder')
+            require_dir(d['im'], 'frame folder')
             split = load_split(d['split'], max_frames=10 ** 6) if d['split'] else None
             if mode == 'phase2' and d['bank']:
                 bank = os.path.join(para['phase2_root'], d['bank']) if para['phase2_root'] \
                     else d['bank']
-                _require_dir(bank, 'pseudo-label bank')
+                require_dir(bank, 'pseudo-label bank')
                 ds = VOSDataset(d['im'], d['gt'], START_SKIP, subset=d['subset'],
                                 pseudo_root=bank, labeled_frames=d['split'], crop_size=crop)
                 for v in ds.videos:

@@ -25,7 +25,7 @@ from PIL import Image
 
 from dataset.range_transform import im_normalization
 from util.errors import UserError
-from util.io import get_palette, read_frame, read_mask
+from util.io import get_palette, read_frame, read_list, read_mask, require_dir
 
 FRAME_EXTS = ('.jpg', '.jpeg', '.png')
 DAVIS_VOID = 255
@@ -82,22 +82,6 @@ def list_pngs(folder):
         raise UserError(f'{folder}: annotation folder not found')
     return sorted((f for f in os.listdir(folder)
                    if f.lower().endswith('.png') and not f.startswith('.')), key=natural_key)
-
-
-def require_dir(path, what):
-    if not os.path.isdir(path):
-        raise UserError(f'{path}: {what} not found')
-    return path
-
-
-def read_list(path):
-    if not os.path.isfile(path):
-        raise UserError(f'{path}: image-set file not found')
-    with open(path) as f:
-        names = [line.strip() for line in f if line.strip()]
-    if not names:
-        raise UserError(f'{path}: empty video list')
-    return names
 
 
 def working_size(h, w, res):
@@ -177,6 +161,29 @@ class _Base(torch.utils.data.Dataset):
     def __getitem__(self, i):
         return self.load(self.videos[i])
 
+    def load_sparse(self, name):
+        """Frames of <image_dir>/<name> and the labels in <mask_dir>/<name> (any subset of
+        frames). Returns (stems, images [T, 3, H, W], stored size (h, w), label PNG names,
+        [(frame index, mask uint8 [H, W])] for the labels holding an object)."""
+        folder = os.path.join(self.image_dir, name)
+        names = list_frames(folder)
+        stems = [stem(n) for n in names]
+        pos = {s: i for i, s in enumerate(stems)}
+        images, size = load_frames(folder, names, self.res)
+        pngs = list_pngs(os.path.join(self.mask_dir, name))
+        raw = []
+        for png in pngs:
+            path = os.path.join(self.mask_dir, name, png)
+            if stem(png) not in pos:
+                raise UserError(f'{path}: labeled frame has no image in {folder}')
+            mask = load_mask(path, size, images.shape[-2:])
+            if mask.any():
+                raw.append((pos[stem(png)], mask))
+        if not raw:
+            raise UserError(f'{os.path.join(self.mask_dir, name)}: no labeled frame with an '
+                            'object')
+        return stems, images, size, pngs, raw
+
 
 def prefetch(dataset, pin_memory=False):
     """Iterate over a dataset loading the next video in a background thread.
@@ -238,7 +245,7 @@ class DAVISTestDataset(_Base):
         self.mask_dir = require_dir(os.path.join(root, 'Annotations', '480p'),
                                     'DAVIS annotation folder')
         self.imageset = os.path.join(root, 'ImageSets', str(year), f'{set_name}.txt')
-        self.videos = read_list(self.imageset)
+        self.videos = read_list(self.imageset, 'image-set file')
         for v in self.videos:
             if not os.path.isdir(os.path.join(self.image_dir, v)):
                 raise UserError(f'{self.imageset}: video {v!r} has no frame folder '
@@ -301,33 +308,18 @@ class YouTubeVOSTestDataset(_Base):
             raise UserError(f'{self.meta_path}: video {name!r}: malformed entry ({e})') from e
 
     def load(self, name):
-        folder = os.path.join(self.image_dir, name)
-        names = list_frames(folder)
-        stems = [stem(n) for n in names]
-        pos = {s: i for i, s in enumerate(stems)}
-        images, size = load_frames(folder, names, self.res)
-        raw = []
-        for png in list_pngs(os.path.join(self.mask_dir, name)):
-            path = os.path.join(self.mask_dir, name, png)
-            if stem(png) not in pos:
-                raise UserError(f'{path}: labeled frame has no image in {folder}')
-            mask = load_mask(path, size, images.shape[-2:])
-            if mask.any():
-                raw.append((pos[stem(png)], mask))
-        if not raw:
-            raise UserError(f'{os.path.join(self.mask_dir, name)}: no labeled frame with an '
-                            'object')
+        stems, images, size, pngs, raw = self.load_sparse(name)
         outputs = None
         if not self.output_all:
             listed = self.listed_frames(name)
             missing = sorted(listed - set(stems), key=natural_key)
             if missing:
                 raise UserError(f'{self.meta_path}: video {name!r}: frame {missing[0]} has no '
-                                f'image in {folder}')
+                                f'image in {os.path.join(self.image_dir, name)}')
             outputs = [i for i, s in enumerate(stems) if s in listed]
-        first = os.path.join(self.mask_dir, name, list_pngs(os.path.join(self.mask_dir, name))[0])
-        return build_video(name, images, stems, size, get_palette(first), raw, complete=False,
-                           outputs=outputs)
+        return build_video(name, images, stems, size,
+                           get_palette(os.path.join(self.mask_dir, name, pngs[0])), raw,
+                           complete=False, outputs=outputs)
 
 
 # ---------------------------------------------------------------------- intermediate inference
@@ -415,23 +407,7 @@ class GenericTestDataset(_Base):
             require_dir(os.path.join(self.mask_dir, v), 'annotation folder of this video')
 
     def load(self, name):
-        folder = os.path.join(self.image_dir, name)
-        names = list_frames(folder)
-        stems = [stem(n) for n in names]
-        pos = {s: i for i, s in enumerate(stems)}
-        images, size = load_frames(folder, names, self.res)
-        pngs = list_pngs(os.path.join(self.mask_dir, name))
-        raw = []
-        for png in pngs:
-            path = os.path.join(self.mask_dir, name, png)
-            if stem(png) not in pos:
-                raise UserError(f'{path}: labeled frame has no image in {folder}')
-            mask = load_mask(path, size, images.shape[-2:])
-            if mask.any():
-                raw.append((pos[stem(png)], mask))
-        if not raw:
-            raise UserError(f'{os.path.join(self.mask_dir, name)}: no labeled frame with an '
-                            'object')
+        stems, images, size, pngs, raw = self.load_sparse(name)
         return build_video(name, images, stems, size,
                            get_palette(os.path.join(self.mask_dir, name, pngs[0])), raw,
                            complete=False)

@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # The whole two-shot pipeline at toy scale on synthetic data (CPU, or GPU when present):
-# data -> phase 1 -> four intermediate passes + merge -> phase 2 -> evaluation, then one table.
+# data -> stage 0 (static images) -> phase 1 -> four intermediate passes + merge -> phase 2 ->
+# evaluation, then one table.
 # Every step's command is echoed so it can be rerun alone. Knobs (environment variables):
-#   OUT (demo_out)  ITERS1 / ITERS2 (phase-1 / phase-2 iterations)  BATCH  CROP  LR  SEED  DEVICE
-#   DAVIS_VIDEOS (12) DAVIS_VAL (4 of them held out for validation)  YT_VIDEOS (8)  FRAMES (16)  HEIGHT WIDTH
+#   OUT (demo_out)  ITERS0 / ITERS1 / ITERS2 (stage-0 / phase-1 / phase-2 iterations)  STATIC_IMAGES (40)
+#   BATCH  CROP  LR  SEED  DEVICE
+#   DAVIS_VIDEOS (10) DAVIS_VAL (4 of them held out for validation)  YT_VIDEOS (6)  FRAMES (12)  HEIGHT WIDTH
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"        # builds .venv if needed, cd to the repo
 
 OUT=${OUT:-demo_out}
-ITERS1=${ITERS1:-100}
-ITERS2=${ITERS2:-100}
+ITERS0=${ITERS0:-60}
+ITERS1=${ITERS1:-60}
+ITERS2=${ITERS2:-60}
+STATIC_IMAGES=${STATIC_IMAGES:-40}
 BATCH=${BATCH:-4}
 CROP=${CROP:-64}
 LR=${LR:-1e-4}
 SEED=${SEED:-0}
-DAVIS_VIDEOS=${DAVIS_VIDEOS:-12}
+DAVIS_VIDEOS=${DAVIS_VIDEOS:-10}
 DAVIS_VAL=${DAVIS_VAL:-4}
-YT_VIDEOS=${YT_VIDEOS:-8}
-FRAMES=${FRAMES:-16}
+YT_VIDEOS=${YT_VIDEOS:-6}
+FRAMES=${FRAMES:-12}
 HEIGHT=${HEIGHT:-96}
 WIDTH=${WIDTH:-160}
 DEV_ARGS=()
@@ -39,22 +43,30 @@ run python -m util.synthetic --out "$DATA" --layout davis --videos "$DAVIS_VIDEO
     --frames "$FRAMES" --height "$HEIGHT" --width "$WIDTH" --objects 2 --seed "$SEED"
 run python -m util.synthetic --out "$DATA" --layout youtube --videos "$YT_VIDEOS" --val_videos 2 \
     --frames "$FRAMES" --height "$HEIGHT" --width "$WIDTH" --objects 2 --seed "$((SEED + 1))"
+run python -m util.synthetic --out "$DATA" --layout static --videos "$STATIC_IMAGES" \
+    --height "$HEIGHT" --width "$WIDTH" --seed "$((SEED + 2))"
 run python -m util.check_dataset --root "$DAVIS" --layout davis \
     --split_json "$DAVIS/2017/davis_rand_2frames.json" --sparse "$DAVIS/2017/phase2/davis_gt"
 
-echo "== 2. common starting weights: no ImageNet weights offline, so a seeded random init with"
-echo "      batch-norm statistics calibrated on training frames (no labels used)"
+echo "== 2. starting weights: no ImageNet weights offline, so a seeded random init with batch-norm"
+echo "      statistics calibrated on training frames (no labels used), then stage 0 on the static"
+echo "      images (the paper's phases start from stage-0 weights, ckpts/stcn_s0.pth)"
 run python -m util.init_weights --out "$OUT/init.pth" --seed "$SEED" \
     --calibrate_bn "$YT/train_480p/JPEGImages" --calibrate_frames 32
+# toy scale: the bootstrapped CE reaches its hardest-15% regime after a fifth of each run
+run python train.py --id s0 --stage 0 --static_root "$DATA/static" --load_network "$OUT/init.pth" \
+    --lr "$LR" -b "$BATCH" --crop_size "$CROP" --num_workers 1 --save_root "$OUT/saves" \
+    --log_every 10 --save_every 100000 "${DEV_ARGS[@]}" -i "$ITERS0" --steps "$((ITERS0 * 4 / 5))" \
+    --bce_start_warm 0 --bce_end_warm "$((ITERS0 / 5 + 1))"
+S0=$(latest s0 "$ITERS0")
 
 COMMON=(--stage 3 --davis_root "$DAVIS" --yv_root "$YT"
         --davis_data "$DAVIS/2017/davis_rand_2frames.json" --yv_data "$YT/yv_rand_2frames.json"
-        --load_network "$OUT/init.pth" --lr "$LR" -b "$BATCH" --crop_size "$CROP"
+        --load_network "$S0" --lr "$LR" -b "$BATCH" --crop_size "$CROP"
         --num_workers 1 --save_root "$OUT/saves" --log_every 10 --save_every 100000
         "${DEV_ARGS[@]}")
 
-echo "== 3. phase 1: semi-supervised training with the EMA teacher"
-# toy scale: the bootstrapped CE reaches its hardest-15% regime after a fifth of the run
+echo "== 3. phase 1: semi-supervised training with the EMA teacher, from the stage-0 weights"
 run python train.py --id phase1 "${COMMON[@]}" -i "$ITERS1" --steps "$((ITERS1 * 4 / 5))" \
     --bce_start_warm 0 --bce_end_warm "$((ITERS1 / 5 + 1))" \
     --semi --semi_thres_upper 0.9 --end_warm "$((ITERS1 / 2))" --use_teacher --ema_alpha 0.995
@@ -66,7 +78,7 @@ export EVAL_ARGS="${DEV_ARGS[*]}"
 run bash run_intermediate.sh youtube
 run bash run_intermediate.sh davis
 
-echo "== 5. phase 2: retrain from the same start on labeled + pseudo-labeled frames"
+echo "== 5. phase 2: retrain from the same stage-0 weights on labeled + pseudo-labeled frames"
 run python train.py --id phase2 "${COMMON[@]}" -i "$ITERS2" --steps "$((ITERS2 * 4 / 5))" \
     --bce_start_warm 0 --bce_end_warm "$((ITERS2 / 5 + 1))" \
     --phase2_yv "$OUT/vos_phase2/phase1_merge_480p" --phase2_davis "$OUT/vos_phase2/phase1_merge_davis" \
@@ -74,8 +86,8 @@ run python train.py --id phase2 "${COMMON[@]}" -i "$ITERS2" --steps "$((ITERS2 *
 P2=$(latest phase2 "$ITERS2")
 
 echo "== 6. evaluation on the held-out DAVIS-layout validation videos, and of the bank"
-for name in untrained phase1 phase2; do
-    case $name in untrained) ckpt=$OUT/init.pth ;; phase1) ckpt=$P1 ;; phase2) ckpt=$P2 ;; esac
+for name in untrained s0 phase1 phase2; do
+    case $name in untrained) ckpt=$OUT/init.pth ;; s0) ckpt=$S0 ;; phase1) ckpt=$P1 ;; phase2) ckpt=$P2 ;; esac
     run python eval_davis.py --model "$ckpt" --davis_path "$DAVIS" --split val \
         --output "$OUT/eval/$name" --evaluate "${DEV_ARGS[@]}"
 done

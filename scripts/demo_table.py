@@ -4,6 +4,7 @@ import csv
 import os
 
 ROWS = [('untrained', 'untrained network (DAVIS-layout val)', 'val'),
+        ('s0', 'after stage 0, static images (DAVIS-layout val)', 'val'),
         ('phase1', 'after phase 1 (DAVIS-layout val)', 'val'),
         ('phase2', 'after phase 2 (DAVIS-layout val)', 'val'),
         ('bank', 'pseudo-label bank vs hidden labels (DAVIS-layout train)', 'train')]

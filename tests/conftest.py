@@ -18,3 +18,23 @@ def _limit_threads():
 @pytest.fixture(scope='session')
 def repo_root():
     return ROOT
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """One intra-op thread for a module: the 2-core test machine is shared, spinning threads
+    cost more than they give on these small tensors."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope='module')
+def net():
+    """The evaluation STCN with seeded random weights (seed 0)."""
+    import torch
+    from model.eval_network import STCN
+    torch.manual_seed(0)
+    return STCN().eval()

@@ -20,7 +20,6 @@ import pytest
 import torch
 
 from inference_core import InferenceCore, label_tensor
-from model.eval_network import STCN
 from model.memory import (dense_topk_readout, get_affinity, readout, softmax_topk,
                           topk_readout)
 from scripts.bench.baseline import BaselineCore
@@ -29,18 +28,7 @@ from util.synthetic import make_video
 T, H, W = 6, 40, 56          # pads to 48 x 64: 12 memory positions per frame
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope='module')
-def net():
-    torch.manual_seed(0)
-    return STCN().eval()
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')

@@ -33,13 +33,7 @@ H, W = 60, 90                       # not a multiple of 16: exercises padding
 
 # ---------------------------------------------------------------------- fixtures / data
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    """One intra-op thread: the 2-core test machine is shared, spinning threads cost more."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')

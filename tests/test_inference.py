@@ -6,24 +6,11 @@ import torch
 from inference_core import (InferenceCore, MemoryBank, amp_note, label_tensor,
                             segment_video)
 from model.aggregate import aggregate
-from model.eval_network import STCN
 
 T, H, W = 10, 40, 56          # pads to 48 x 64
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    """One intra-op thread: the 2-core test machine is shared, spinning threads cost more."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope='module')
-def net():
-    torch.manual_seed(0)
-    return STCN().eval()
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')

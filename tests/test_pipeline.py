@@ -17,7 +17,8 @@ def _videos(folder):
 @pytest.mark.slow
 def test_demo_pipeline_end_to_end(tmp_path, repo_root):
     out = tmp_path / 'demo'
-    env = dict(os.environ, OUT=str(out), ITERS1='2', ITERS2='2', BATCH='1', CROP='32',
+    env = dict(os.environ, OUT=str(out), ITERS0='2', ITERS1='2', ITERS2='2', BATCH='1', CROP='32',
+               STATIC_IMAGES='4',
                DAVIS_VIDEOS='4', DAVIS_VAL='2', YT_VIDEOS='2', FRAMES='5', HEIGHT='48',
                WIDTH='64', DEVICE='cpu')
     r = subprocess.run(['bash', 'scripts/demo.sh'], cwd=repo_root, env=env, text=True,
@@ -26,12 +27,18 @@ def test_demo_pipeline_end_to_end(tmp_path, repo_root):
     log = r.stdout
 
     # every step echoed its command
-    for cmd in ('util.synthetic', 'util.init_weights', 'train.py --id phase1',
+    for cmd in ('util.synthetic', 'util.init_weights', 'train.py --id s0 --stage 0',
+                'train.py --id phase1',
                 'eval_youtube.py', 'merge_left_right.py', 'train.py --id phase2',
                 'eval_davis.py', 'util.evaluate'):
         assert f'{cmd}' in log, cmd
 
-    # phase 1 and phase 2: student, teacher and resume checkpoints
+    # stage 0 on the static images, then phase 1 and phase 2 from its weights
+    s0 = sorted(glob.glob(str(out / 'saves' / '*_s0' / '*_s0_2.pth')))[0]
+    for phase in ('phase1', 'phase2'):
+        cmd = next(line for line in log.splitlines()
+                   if line.startswith(f'+ python train.py --id {phase} '))
+        assert f'--load_network {s0} ' in cmd, cmd
     for phase in ('phase1', 'phase2'):
         for suffix in ('_2.pth', '_2_tea.pth', '_checkpoint.pth'):
             assert glob.glob(str(out / 'saves' / f'*_{phase}' / f'*_{phase}{suffix}')), suffix
@@ -53,11 +60,13 @@ def test_demo_pipeline_end_to_end(tmp_path, repo_root):
             assert m.shape == (48, 64)
 
     val = open(davis / 'ImageSets' / '2017' / 'val.txt').read().split()
-    for name in ('untrained', 'phase1', 'phase2'):
+    for name in ('untrained', 's0', 'phase1', 'phase2'):
         assert _videos(out / 'eval' / name) == sorted(val)
         with open(out / 'eval' / name / 'global_results-val.csv') as f:
             row = next(csv.DictReader(f))
         assert 0.0 <= float(row['J&F-Mean']) <= 1.0
     assert (out / 'eval' / 'bank' / 'global_results-train.csv').is_file()
     # the closing table
-    assert 'after phase 2 (DAVIS-layout val)' in log and 'wall time' in log
+    for row in ('untrained network', 'after stage 0', 'after phase 1', 'after phase 2',
+                'pseudo-label bank', 'wall time'):
+        assert row in log, row

@@ -26,7 +26,6 @@ import eval_davis
 import eval_generic
 import eval_youtube
 import train
-from model.eval_network import STCN as EvalSTCN
 from util.errors import UserError, run_main
 from util.io import atomic_write, complete_pngs, save_checkpoint, write_mask
 
@@ -35,12 +34,7 @@ H, W = 32, 48
 ITS = 5
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 # ---------------------------------------------------------------------- atomic files
@@ -355,12 +349,6 @@ def test_data_error_mid_run_saves_the_resume_checkpoint_first(tdata, ckpt_dir, m
 
 
 # ---------------------------------------------------------------------- eval --resume
-
-@pytest.fixture(scope='module')
-def net():
-    torch.manual_seed(0)
-    return EvalSTCN().eval()
-
 
 @pytest.fixture
 def fast_load(monkeypatch, net):

@@ -50,6 +50,24 @@ DAVIS_PALETTE_BYTES = DAVIS_PALETTE.tobytes()
 FILE_MODE = 0o644              # mkstemp creates 0600; outputs are meant to be shared
 
 
+def require_dir(path, what):
+    """path, or a UserError naming it and what it should have been."""
+    if not os.path.isdir(path):
+        raise UserError(f'{path}: {what} not found')
+    return path
+
+
+def read_list(path, what='video list'):
+    """Non-empty stripped lines of a text file (an image-set / video list)."""
+    if not os.path.isfile(path):
+        raise UserError(f'{path}: {what} not found')
+    with open(path) as f:
+        names = [line.strip() for line in f if line.strip()]
+    if not names:
+        raise UserError(f'{path}: empty {what}')
+    return names
+
+
 def fsync_path(path):
     """fsync a file or a folder (a folder: so that renames inside it survive a crash);
     a no-op where the platform does not support it."""
