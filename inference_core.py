@@ -17,7 +17,6 @@ output (`req_frames`) are skipped without encoding their key.
 `amp_context` are the other pieces the scripts share.
 """
 import contextlib
-import sys
 import time
 
 import numpy as np
@@ -372,19 +371,6 @@ def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_sty
     return masks, core.processed, time.perf_counter() - start, core
 
 
-class _CurrentStderr:
-    """Whatever sys.stderr is at write time (progressbar would pin the one seen at import)."""
-
-    def write(self, text):
-        return sys.stderr.write(text)
-
-    def flush(self):
-        sys.stderr.flush()
-
-    def isatty(self):
-        return sys.stderr.isatty()
-
-
 def run_dataset(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False,
                 mem_style='davis', device=None, amp=False, progress=True):
     """Segment every video of a test dataset and write <out_dir>/<video>/<frame>.png.
@@ -399,13 +385,13 @@ def run_dataset(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False
     import progressbar
 
     from dataset.test_datasets import prefetch
-    from util.io import write_mask
+    from util.io import CurrentStderr, write_mask
     frames, seconds, written = 0, 0.0, 0
     dev = torch.device(device) if device is not None else next(net.parameters()).device
     videos = prefetch(dataset, pin_memory=dev.type == 'cuda')
     if progress:
         bar = progressbar.ProgressBar(max_value=len(dataset), prefix='videos ',
-                                      fd=_CurrentStderr())
+                                      fd=CurrentStderr())
         videos = bar(videos)
     for video in videos:
         masks, n, secs, _ = segment_video(net, video, top_k=top_k, mem_every=mem_every,

@@ -38,3 +38,12 @@ def net():
     from model.eval_network import STCN
     torch.manual_seed(0)
     return STCN().eval()
+
+
+@pytest.fixture(scope='module')
+def ckpt(tmp_path_factory, net):
+    """The `net` fixture's weights saved as a plain state_dict checkpoint (stcn.pth)."""
+    import torch
+    path = tmp_path_factory.mktemp('ckpt') / 'stcn.pth'
+    torch.save(net.state_dict(), path)
+    return str(path)

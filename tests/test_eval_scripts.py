@@ -23,7 +23,6 @@ import eval_youtube
 import inference_core
 from dataset.range_transform import im_normalization
 from inference_core import InferenceCore, label_tensor
-from model.eval_network import STCN
 from util.errors import UserError
 from util.io import read_frame, read_mask, write_mask
 
@@ -34,14 +33,6 @@ H, W = 60, 90                       # not a multiple of 16: exercises padding
 # ---------------------------------------------------------------------- fixtures / data
 
 pytestmark = pytest.mark.usefixtures('one_thread')
-
-
-@pytest.fixture(scope='module')
-def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp('ckpt') / 'stcn.pth'
-    torch.manual_seed(0)
-    torch.save(STCN().state_dict(), path)
-    return str(path)
 
 
 @pytest.fixture(scope='module')

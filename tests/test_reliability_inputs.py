@@ -20,7 +20,6 @@ import eval_generic
 import eval_youtube
 import inference_core
 import train
-from model.eval_network import STCN as EvalSTCN
 from phase2_scripts import merge_left_right, prepare_sparse_gt
 from util import evaluate as jf
 from util.errors import UserError, one_line
@@ -62,14 +61,6 @@ def data(pristine, tmp_path):
         'y_split': str(yv / 'yv_rand_2frames.json'),
         'save': tmp_path / 'saves', 'tmp': tmp_path,
     }
-
-
-@pytest.fixture(scope='module')
-def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp('ckpt') / 'stcn.pth'
-    torch.manual_seed(0)
-    torch.save(EvalSTCN().state_dict(), path)
-    return str(path)
 
 
 @pytest.fixture(scope='module')

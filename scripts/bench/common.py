@@ -123,6 +123,7 @@ def write_json(path, obj):
             json.dump(obj, f, indent=1, sort_keys=True)
             f.write('\n')
     atomic_write(path, write)
+    print(f'results written to {path}')
 
 
 def median(xs):

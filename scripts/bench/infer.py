@@ -585,7 +585,6 @@ def main(argv):
         results['ablations'] = ablations(net, args, device)
     if args.json:
         write_json(args.json, results)
-        print(f'results written to {args.json}')
     return 0
 
 

@@ -173,7 +173,6 @@ def main(argv):
     print(load_note(), flush=True)
     if args.json:
         write_json(args.json, results)
-        print(f'results written to {args.json}')
     return 0
 
 
