@@ -57,15 +57,6 @@ def run_both(net, k, **kw):
     return ours, base
 
 
-def dense_readout(mk, qk, rows, top_k):
-    """topk_readout's contract computed the reference way: dense weights, one matmul per
-    object over contiguous values (what BaselineCore.read_memory does)."""
-    weights = softmax_topk(get_affinity(mk.contiguous(), qk), top_k)       # [1, N, M]
-    mv = rows.t().reshape(-1, 512, rows.shape[0])                          # [K, 512, N]
-    out = torch.cat([torch.bmm(mv[i:i + 1].contiguous(), weights) for i in range(mv.shape[0])])
-    return out.permute(2, 0, 1).reshape(qk.shape[2], -1)                   # [M, K*512]
-
-
 SETTINGS = [
     (1, dict(mem_every=2)),
     (2, dict(mem_every=2)),
@@ -110,11 +101,16 @@ def test_optimised_masks_match_the_baseline(decisive_net, k, kw):
             assert np.array_equal(ours.get_mask(t), base.get_mask(t))
 
 
-def test_dense_topk_readout_is_the_reference_arithmetic():
+def test_dense_topk_readout_is_the_reference_arithmetic(net):
+    """dense_topk_readout (exact_readout) == BaselineCore.read_memory, bitwise."""
     g = torch.Generator().manual_seed(4)
     mk, qk = torch.randn(1, 64, 120, generator=g), torch.randn(1, 64, 30, generator=g)
     rows = torch.randn(120, 3 * 512, generator=g)
-    assert torch.equal(dense_topk_readout(mk, qk, rows, 20, 3), dense_readout(mk, qk, rows, 20))
+    base = BaselineCore(net, torch.zeros(1, 3, 16, 16), 3)
+    base.mem_k, base.mem_v = mk, rows.t().reshape(3, 512, 120).contiguous()   # [K, 512, N]
+    ref = base.read_memory(qk.view(1, 64, 5, 6))                               # [K, 512, 5, 6]
+    ref = ref.flatten(2).permute(2, 0, 1).reshape(30, -1)                      # [M, K*512]
+    assert torch.equal(dense_topk_readout(mk, qk, rows, 20, 3), ref)
 
 
 def test_topk_readout_equals_dense_readout():

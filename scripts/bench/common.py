@@ -6,10 +6,12 @@ import json
 import os
 import platform
 import re
+import statistics
 import time
 
 import torch
 
+from inference_core import sync
 from util.io import atomic_write
 
 
@@ -111,11 +113,6 @@ def load_note():
     return f'load average {a:.2f} / {b:.2f} / {c:.2f}'
 
 
-def sync(device):
-    if torch.device(device).type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 def write_json(path, obj):
     """Write results atomically (other tools may read the file while it is rewritten)."""
     def write(tmp):
@@ -127,11 +124,7 @@ def write_json(path, obj):
 
 
 def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    if n == 0:
-        return float('nan')
-    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+    return statistics.median(xs) if xs else float('nan')
 
 
 PARTS = ('key', 'readout', 'decode', 'value')

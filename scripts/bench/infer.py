@@ -38,12 +38,12 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from dataset.range_transform import im_normalization  # noqa: E402
-from inference_core import InferenceCore, MemoryBank, amp_note, label_tensor  # noqa: E402
+from inference_core import InferenceCore, MemoryBank, amp_note, label_tensor, sync  # noqa: E402
 from model.eval_network import STCN  # noqa: E402
 from model.memory import get_affinity, softmax_topk, topk_readout  # noqa: E402
 from scripts.bench.baseline import BaselineCore  # noqa: E402
 from scripts.bench.common import (PARTS, PartTimer, PeakMemory, describe_device,  # noqa: E402
-                                  load_note, median, sync, write_json)
+                                  load_note, median, write_json)
 from util.device import pick_device  # noqa: E402
 from util.errors import UserError, run_main  # noqa: E402
 from util.evaluate import evaluate_sequence  # noqa: E402

@@ -29,10 +29,11 @@ if ROOT not in sys.path:
 
 import torch  # noqa: E402
 
+from inference_core import sync  # noqa: E402
 from model.model import STCNModel  # noqa: E402
 from scripts.bench.baseline import BaselineSTCNModel  # noqa: E402
 from scripts.bench.common import (PeakMemory, describe_device, load_note, median,  # noqa: E402
-                                  sync, write_json)
+                                  write_json)
 from util.distributed import init_distributed  # noqa: E402
 from util.hyper_para import HyperParameters  # noqa: E402
 from util.errors import run_main  # noqa: E402
