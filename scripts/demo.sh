@@ -53,22 +53,23 @@ echo "      statistics calibrated on training frames (no labels used), then stag
 echo "      images (the paper's phases start from stage-0 weights, ckpts/stcn_s0.pth)"
 run python -m util.init_weights --out "$OUT/init.pth" --seed "$SEED" \
     --calibrate_bn "$YT/train_480p/JPEGImages" --calibrate_frames 32
-# toy scale: the bootstrapped CE reaches its hardest-15% regime after a fifth of each run
+TRAIN=(--lr "$LR" -b "$BATCH" --crop_size "$CROP" --num_workers 1 --save_root "$OUT/saves"
+       --log_every 10 --save_every 100000 "${DEV_ARGS[@]}")
+# schedule N: N iterations, lr drop at 4/5; toy scale: the bootstrapped CE reaches its
+# hardest-15% regime after a fifth of the run
+schedule() { SCHEDULE=(-i "$1" --steps "$(($1 * 4 / 5))" --bce_start_warm 0 --bce_end_warm "$(($1 / 5 + 1))"); }
+schedule "$ITERS0"
 run python train.py --id s0 --stage 0 --static_root "$DATA/static" --load_network "$OUT/init.pth" \
-    --lr "$LR" -b "$BATCH" --crop_size "$CROP" --num_workers 1 --save_root "$OUT/saves" \
-    --log_every 10 --save_every 100000 "${DEV_ARGS[@]}" -i "$ITERS0" --steps "$((ITERS0 * 4 / 5))" \
-    --bce_start_warm 0 --bce_end_warm "$((ITERS0 / 5 + 1))"
+    "${TRAIN[@]}" "${SCHEDULE[@]}"
 S0=$(latest s0 "$ITERS0")
 
 COMMON=(--stage 3 --davis_root "$DAVIS" --yv_root "$YT"
         --davis_data "$DAVIS/2017/davis_rand_2frames.json" --yv_data "$YT/yv_rand_2frames.json"
-        --load_network "$S0" --lr "$LR" -b "$BATCH" --crop_size "$CROP"
-        --num_workers 1 --save_root "$OUT/saves" --log_every 10 --save_every 100000
-        "${DEV_ARGS[@]}")
+        --load_network "$S0" "${TRAIN[@]}")
 
 echo "== 3. phase 1: semi-supervised training with the EMA teacher, from the stage-0 weights"
-run python train.py --id phase1 "${COMMON[@]}" -i "$ITERS1" --steps "$((ITERS1 * 4 / 5))" \
-    --bce_start_warm 0 --bce_end_warm "$((ITERS1 / 5 + 1))" \
+schedule "$ITERS1"
+run python train.py --id phase1 "${COMMON[@]}" "${SCHEDULE[@]}" \
     --semi --semi_thres_upper 0.9 --end_warm "$((ITERS1 / 2))" --use_teacher --ema_alpha 0.995
 P1=$(latest phase1 "$ITERS1")
 
@@ -79,8 +80,8 @@ run bash run_intermediate.sh youtube
 run bash run_intermediate.sh davis
 
 echo "== 5. phase 2: retrain from the same stage-0 weights on labeled + pseudo-labeled frames"
-run python train.py --id phase2 "${COMMON[@]}" -i "$ITERS2" --steps "$((ITERS2 * 4 / 5))" \
-    --bce_start_warm 0 --bce_end_warm "$((ITERS2 / 5 + 1))" \
+schedule "$ITERS2"
+run python train.py --id phase2 "${COMMON[@]}" "${SCHEDULE[@]}" \
     --phase2_yv "$OUT/vos_phase2/phase1_merge_480p" --phase2_davis "$OUT/vos_phase2/phase1_merge_davis" \
     --phase2_train 0 --phase2_thres 0.99 --phase2_start_update "$((ITERS2 / 2))" --use_teacher
 P2=$(latest phase2 "$ITERS2")
