@@ -381,6 +381,21 @@ class StopRequest:
         return int(flag.item())
 
 
+def end_on_sigterm(status):
+    """After a stop's checkpoint is on disk (every rank passed the barrier after the save):
+    a SIGTERM ends the process with the stop's exit status. torchrun SIGTERMs the other
+    ranks as soon as one exits non-zero, which can reach a rank still shutting down."""
+    def handler(signum, frame):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, RuntimeError, ValueError):   # e.g. interrupted inside a print
+                pass
+        os._exit(status)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
 # ----------------------------------------------------------------------------- main
 
 def weights_digest(net):
@@ -459,6 +474,7 @@ def main(argv=None):
                 remove_unused_run(run_dir)
             raise
         if signum:
+            end_on_sigterm(128 + signum)
             name = signal.Signals(signum).name
             print_main(dist_info, f'stopped by {name} after iteration {it}: resume with '
                                   f'--load_model {model.save_path}_checkpoint.pth')

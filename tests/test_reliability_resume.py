@@ -326,6 +326,21 @@ def test_torchrun_stop_saves_every_ranks_state(tdata, ckpt_dir):
     assert not torch.equal(ck['rng'][0]['torch'], ck['rng'][1]['torch'])
 
 
+def test_sigterm_after_a_saved_stop_ends_with_the_stop_status():
+    """The race of the torchrun test made certain: a rank that is SIGTERMed while shutting
+    down after its stop was saved exits with the stop's status (130), not killed (-15)."""
+    code = ('import os, signal, sys, time, train\n'
+            'train.end_on_sigterm(130)\n'
+            'print("shutting down", flush=True)\n'
+            'os.kill(os.getpid(), signal.SIGTERM)\n'
+            'time.sleep(10)\n'
+            'sys.exit(0)\n')
+    r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=_env(), text=True,
+                       capture_output=True, timeout=60)
+    assert r.returncode == 130, r.stderr[-2000:]
+    assert r.stdout == 'shutting down\n'
+
+
 def test_data_error_mid_run_saves_the_resume_checkpoint_first(tdata, ckpt_dir, monkeypatch):
     """A frame that turns out unreadable after some training (here: the 3rd sample loaded)
     ends the run with its UserError, but only after the resume checkpoint of the last
