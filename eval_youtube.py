@@ -18,6 +18,13 @@ Intermediate inference (any of --data_file, --reverse, --only_sec_gt, --davis):
   written. mem_every defaults to 1 (5 with --davis, which also uses DAVIS-style memory and
   the stored 480p frames whatever --res says).
 
+The merged pseudo-label bank in one run (--bank; the same flags, without --reverse /
+--only_sec_gt):
+    python eval_youtube.py --model phase1.pth --bank --output out/merge [--data_file ..] [--davis]
+  Runs each of the four passes only as far as the merge (phase2_scripts/merge_left_right.py)
+  uses it and writes <output>/<video>/<frame>.png: byte for byte what the four passes and the
+  merge write, with about half the frames segmented (phase2_scripts/bank.py).
+
 Output: <output>/Annotations/<video>/<frame>.png; --zip also packs it into <output>.zip.
 --resume skips the videos whose PNGs are all present and readable.
 Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted.
@@ -30,6 +37,7 @@ from dataset.test_datasets import (DAVIS_VOID, IntermediateDataset, YouTubeVOSTe
                                    list_frames, natural_key, stem)
 from eval_generic import first_object_frame, run_videos
 from inference_core import amp_note, load_model, print_args, run_dataset
+from phase2_scripts.bank import run_bank
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import atomic_write, ensure_writable_dir
@@ -61,6 +69,9 @@ def build_parser():
     g.add_argument('--davis_path', default='../DAVIS')
     g.add_argument('--data_file', default=None,
                    help='sparse label folder <video>/<pngs>, or a two-frame split .json')
+    g.add_argument('--bank', action='store_true',
+                   help='write the merged pseudo-label bank to --output/<video>/ directly: '
+                        'the four passes, each only as far as the merge uses it')
     p.add_argument('--resume', action='store_true',
                    help='skip videos whose output PNGs are all present and readable')
     p.add_argument('--device', default=None)
@@ -158,7 +169,8 @@ def zip_annotations(output):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    intermediate = bool(args.data_file or args.reverse or args.only_sec_gt or args.davis)
+    intermediate = bool(args.data_file or args.reverse or args.only_sec_gt or args.davis
+                        or args.bank)
     if args.mem_every is None:
         args.mem_every = 1 if intermediate and not args.davis else 5
     print_args(args)
@@ -168,6 +180,9 @@ def main(argv=None):
         if args.output_all:
             raise UserError('--output_all applies to YouTube-VOS valid/test only; intermediate '
                             'inference writes every frame from the first label on')
+        if args.bank and (args.reverse or args.only_sec_gt or args.zip):
+            raise UserError('--bank runs all four passes: drop --reverse / --only_sec_gt '
+                            '(and --zip, which packs benchmark outputs)')
         dataset = intermediate_dataset(args)
     else:
         dataset = YouTubeVOSTestDataset(args.yv_path, args.split, args.output_all, args.res)
@@ -176,11 +191,17 @@ def main(argv=None):
     if note:
         print(note)
     net = load_model(args.model, device)
+    mem_style = 'davis' if args.davis else 'youtube'
+    if args.bank:
+        out_dir = ensure_writable_dir(args.output, 'output folder (--output)')
+        return run_videos(net, dataset, out_dir, args, device, mem_style,
+                          lambda v: [stem(n) for n in
+                                     list_frames(os.path.join(dataset.image_dir, v))],
+                          runner=run_bank)
     out_dir = ensure_writable_dir(os.path.join(args.output, 'Annotations'),
                                   'output folder (--output)')
     expected = intermediate_expected if intermediate else benchmark_expected
-    stats = run_videos(net, dataset, out_dir, args, device,
-                       'davis' if args.davis else 'youtube',
+    stats = run_videos(net, dataset, out_dir, args, device, mem_style,
                        lambda v: expected(dataset, v), runner=run_dataset)
     if args.zip:
         stats['zip'] = zip_annotations(args.output)

@@ -336,27 +336,31 @@ def label_tensor(mask, k):
 
 
 def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_style='davis',
-                  device=None, amp=False, exact_readout=False):
+                  device=None, amp=False, exact_readout=False, stop=None):
     """Run one dataset Video through an InferenceCore.
 
     Each label propagates up to the next label (exclusive) or the end. A label marked
     `complete` also resets every already labeled object it does not hold (that object is
-    absent there). Returns ({processing index: uint8 [H, W] mask in original ids, at
+    absent there). stop: process only the frames before this processing index (labels from
+    it on are ignored); the masks before it are those of the whole run, since propagation
+    only looks back. Returns ({processing index: uint8 [H, W] mask in original ids, at
     video.size}, frames segmented, seconds of processing (IO excluded), the core).
     """
     device = torch.device(device) if device is not None else next(net.parameters()).device
     k = len(video.object_ids)
+    n = video.num_frames if stop is None else min(stop, video.num_frames)
+    labels = [lab for lab in video.labels if lab.index < n]
     first = video.labels[0].index
-    outputs = [i for i in (range(video.num_frames) if video.outputs is None else video.outputs)
-               if i >= first]
+    outputs = [i for i in (range(n) if video.outputs is None else video.outputs)
+               if first <= i < n]
     sync(device)
     start = time.perf_counter()
     core = InferenceCore(net, video.images, k, top_k=top_k, mem_every=mem_every,
                          include_last=include_last, mem_style=mem_style,
                          req_frames=None if video.outputs is None else outputs,
                          device=device, amp=amp, exact_readout=exact_readout)
-    for j, lab in enumerate(video.labels):
-        end = video.labels[j + 1].index if j + 1 < len(video.labels) else video.num_frames
+    for j, lab in enumerate(labels):
+        end = labels[j + 1].index if j + 1 < len(labels) else n
         objects = set(lab.objects)
         if lab.complete:
             objects |= core.enabled

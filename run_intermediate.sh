@@ -6,6 +6,9 @@
 #   bash run_intermediate.sh youtube            # four passes + merge
 #   bash run_intermediate.sh davis left right   # only these passes (no merge)
 #   bash run_intermediate.sh youtube merge      # only the merge
+#   bash run_intermediate.sh youtube bank       # the merged bank in one run, no pass trees:
+#       each pass only as far as the merge uses it (eval_youtube.py --bank), byte for byte
+#       the same phase1_merge_* folder with about half the frames segmented
 #
 # Everything is overridable by environment variables (defaults: the paper's layout):
 #   MODEL       phase-1 weights (default: newest saves/*_phase1/*_phase1_150000.pth)
@@ -15,7 +18,7 @@
 # Extra eval flags can be given in EVAL_ARGS (e.g. EVAL_ARGS="--amp --device cpu").
 set -euo pipefail
 cd "$(dirname "$0")"
-DATASET=${1:?usage: run_intermediate.sh youtube|davis [left leftsecgt right rightsecgt merge]}
+DATASET=${1:?usage: run_intermediate.sh youtube|davis [left leftsecgt right rightsecgt merge | bank]}
 shift
 STEPS=("$@")
 [ ${#STEPS[@]} -eq 0 ] && STEPS=(left leftsecgt right rightsecgt merge)
@@ -55,11 +58,16 @@ for step in "${STEPS[@]}"; do
              --right "$OUT_ROOT/phase1_right_$SUFFIX" --rightsecgt "$OUT_ROOT/phase1_rightsecgt_$SUFFIX"
              --out "$OUT_ROOT/phase1_merge_$SUFFIX")
     else
-        case "$step" in left|leftsecgt|right|rightsecgt) ;;
+        case "$step" in left|leftsecgt|right|rightsecgt|bank) ;;
             *) echo "unknown step '$step'" >&2; exit 2 ;; esac
         [ -n "$MODEL" ] || { echo "no phase-1 model found: set MODEL=path/to/phase1.pth" >&2; exit 2; }
+        if [ "$step" = bank ]; then
+            target=(--bank --output "$OUT_ROOT/phase1_merge_$SUFFIX")
+        else
+            target=($(pass_flags "$step") --output "$OUT_ROOT/phase1_${step}_$SUFFIX")
+        fi
         cmd=("$PYTHON" eval_youtube.py --model "$MODEL" "${DATA_ARGS[@]}" --data_file "$SPARSE"
-             $(pass_flags "$step") --output "$OUT_ROOT/phase1_${step}_$SUFFIX" ${EVAL_ARGS:-})
+             "${target[@]}" ${EVAL_ARGS:-})
     fi
     echo "+ ${cmd[*]}"
     "${cmd[@]}"

@@ -185,27 +185,29 @@ class _Base(torch.utils.data.Dataset):
         return stems, images, size, pngs, raw
 
 
-def prefetch(dataset, pin_memory=False):
+def prefetch(dataset, pin_memory=False, load=None):
     """Iterate over a dataset loading the next video in a background thread.
 
     pin_memory: also page-lock each video's frames there (CUDA only), so that copying a
     frame to the GPU can overlap with computation (non_blocking copies).
+    load(i, pin_memory): what to yield for item i instead of the dataset's Video.
     """
     if len(dataset) == 0:
         return
     pin_memory = pin_memory and torch.cuda.is_available()
 
-    def load(i):
+    def default_load(i, pin):
         video = dataset[i]
-        if pin_memory:
+        if pin:
             video.images = video.images.pin_memory()
         return video
+    load = load or default_load
     with ThreadPoolExecutor(max_workers=1) as pool:
-        nxt = pool.submit(load, 0)
+        nxt = pool.submit(load, 0, pin_memory)
         for i in range(len(dataset)):
             cur = nxt.result()
             if i + 1 < len(dataset):
-                nxt = pool.submit(load, i + 1)
+                nxt = pool.submit(load, i + 1, pin_memory)
             yield cur
 
 
@@ -367,24 +369,43 @@ class IntermediateDataset(_Base):
                                 f'{os.path.join(self.image_dir, v)}')
 
     def load(self, name):
+        return self.load_passes(name, [(self.reverse, self.only_sec_gt)])[0]
+
+    def load_passes(self, name, passes, pin_memory=False):
+        """One Video per (reverse, only_sec_gt) in `passes`, from a single read of the frames
+        and labels: the four intermediate passes of a video without reading it four times.
+        The forward passes share one image tensor, the reversed ones its flipped copy
+        (page-locked with pin_memory)."""
         folder = os.path.join(self.image_dir, name)
         names = list_frames(folder)
-        if self.reverse:
-            names = names[::-1]
         stems = [stem(n) for n in names]
         pos = {s: i for i, s in enumerate(stems)}
         for path in self.label_files[name]:
             if stem(os.path.basename(path)) not in pos:
                 raise UserError(f'{path}: labeled frame has no image in {folder}')
-        files = sorted(self.label_files[name], key=lambda p: pos[stem(os.path.basename(p))])
-        if self.only_sec_gt and len(files) > 1:
-            files = [files[1]]
         images, size = load_frames(folder, names, self.res)
-        raw = [(pos[stem(os.path.basename(p))],
-                load_mask(p, size, images.shape[-2:], void=self.void)) for p in files]
-        if not any(m.any() for _, m in raw):
-            raise UserError(f'{files[0]}: the labels of video {name!r} hold no object')
-        return build_video(name, images, stems, size, get_palette(files[0]), raw, complete=True)
+        masks = {path: load_mask(path, size, images.shape[-2:], void=self.void)
+                 for path in self.label_files[name]}
+        ordered = {False: (images, stems), True: None}
+        videos = []
+        for reverse, only_sec_gt in passes:
+            if ordered[reverse] is None:
+                ordered[reverse] = (images.flip(0), stems[::-1])
+            imgs, order = ordered[reverse]
+            at = {s: i for i, s in enumerate(order)}
+            files = sorted(masks, key=lambda p: at[stem(os.path.basename(p))])
+            if only_sec_gt and len(files) > 1:
+                files = [files[1]]
+            raw = [(at[stem(os.path.basename(p))], masks[p]) for p in files]
+            if not any(m.any() for _, m in raw):
+                raise UserError(f'{files[0]}: the labels of video {name!r} hold no object')
+            videos.append(build_video(name, imgs, order, size, get_palette(files[0]), raw,
+                                      complete=True))
+        if pin_memory:
+            pinned = {}
+            for v in videos:
+                v.images = pinned.setdefault(id(v.images), v.images.pin_memory())
+        return videos
 
 
 # ---------------------------------------------------------------------- generic folders

@@ -22,13 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
-import os  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 from util.errors import UserError, run_main  # noqa: E402
-from util.io import CurrentStderr, ensure_writable_dir, fsync_path  # noqa: E402
+from util.io import CurrentStderr, ensure_writable_dir, publish_folder  # noqa: E402
 
 PASS_NAMES = ('left', 'leftsecgt', 'right', 'rightsecgt')
 SOURCE_NAMES = ('gt',) + PASS_NAMES
@@ -154,28 +153,12 @@ def plan_video(video, gt_dir, pass_dirs, frames_dir=None):
 
 
 def write_video(out, video, plan):
-    """Copy one video's planned files into <out>/.tmp_<video>, then rename to <out>/<video>.
-
-    The copies and the folders are fsynced before / after the renames, so that neither a
-    kill nor a crash leaves a video folder with truncated PNGs in the bank."""
-    tmp = out / f'.tmp_{video}'
-    old = out / f'.old_{video}'
-    final = out / video
-    for stale in (tmp, old):
-        if stale.exists():
-            shutil.rmtree(stale)
-    tmp.mkdir(parents=True)
-    for frame, (_, src) in plan.items():
-        shutil.copyfile(src, tmp / f'{frame}.png')
-        fsync_path(tmp / f'{frame}.png')
-    fsync_path(tmp)
-    if final.exists():              # replace a previous merge: old out of the way, new in
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, final)
-    fsync_path(out)
+    """Copy one video's planned files into <out>/<video> atomically (util.io.publish_folder:
+    neither a kill nor a crash leaves a video folder with truncated PNGs in the bank)."""
+    def fill(tmp):
+        for frame, (_, src) in plan.items():
+            shutil.copyfile(src, tmp / f'{frame}.png')
+    publish_folder(out / video, fill)
 
 
 def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, videos=None,

@@ -181,3 +181,16 @@ def test_train_bench_runs_tiny(tmp_path):
     assert res['phase2']['ours']['extra_forwards'] == 0
     assert res['phase2']['base']['extra_forwards'] == 2          # untimed step + 1 timed
     assert all(r[w]['sec_per_it'] > 0 for r in res.values() for w in ('ours', 'base'))
+
+
+def test_bank_bench_runs_tiny(tmp_path, capsys):
+    from scripts.bench import bank
+    out = tmp_path / 'bank.json'
+    assert bank.main(['--height', '48', '--width', '64', '--frames', '6', '--videos', '1',
+                      '--device', 'cpu', '--json', str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res['identical'] and [r['way'] for r in res['runs']] == ['four', 'bank']
+    four, fast = res['runs']
+    assert four['frames'] == 2 * 6 + 2 and fast['frames'] < four['frames']
+    assert res['ratio_frames'] == four['frames'] / fast['frames'] and res['speedup_wall'] > 0
+    assert 'byte-identical' in capsys.readouterr().out

@@ -5,8 +5,10 @@ Every writer writes to a temporary file in the destination folder, fsyncs and re
 into place, so readers in other processes never see a truncated file.
 """
 import os
+import shutil
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile
@@ -114,6 +116,34 @@ def atomic_write(path, write_fn, suffix=''):
             raise UserError(f'{path}: cannot write ({e.strerror or e})') from e
         raise
     fsync_path(folder)
+
+
+def publish_folder(final, fill):
+    """Write a whole folder atomically: fill(tmp) writes the files into `.tmp_<name>` beside
+    `final`; files and folder are fsynced, then it is renamed to `final` (replacing an older
+    one), so that neither a kill nor a crash leaves a half-written `final`."""
+    final = Path(final)
+    out = final.parent
+    tmp, old = out / f'.tmp_{final.name}', out / f'.old_{final.name}'
+    for stale in (tmp, old):
+        if stale.exists():
+            shutil.rmtree(stale)
+    tmp.mkdir(parents=True)
+    try:
+        fill(tmp)
+        for f in tmp.iterdir():
+            fsync_path(f)
+        fsync_path(tmp)
+        if final.exists():          # replace: old out of the way, new in
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_path(out)
 
 
 def ensure_writable_dir(folder, what='output folder', keep=False):

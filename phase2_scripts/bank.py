@@ -1,0 +1,116 @@
+"""The pseudo-label bank straight from the network: the four intermediate passes run only as
+far as the merge uses them (`eval_youtube.py --bank`).
+
+The merge (merge_left_right.py, SPEC §3) keeps, for labeled frames a < b, `rightsecgt` before
+a, `left` up to the middle of (a, b), `right` after it, `leftsecgt` after b. Propagation only
+looks back, so every pass can stop after the last frame the merge takes from it: `left`
+stops at the middle instead of running to the end, `right` at the middle instead of the
+first frame. All four passes then segment about T frames of a T-frame video instead of
+about 2T, and the bank is byte for byte the one that the four full passes and the merge
+write (tests/test_bank.py).
+"""
+import os
+import shutil
+
+import torch
+
+from dataset.test_datasets import prefetch, stem
+from inference_core import segment_video
+from phase2_scripts.merge_left_right import PASS_NAMES, source_plan
+from util.errors import UserError
+from util.io import CurrentStderr, publish_folder, write_mask
+
+# pass -> (reverse, only_sec_gt), as eval_youtube.py's --reverse / --only_sec_gt
+PASS_FLAGS = {'left': (False, False), 'leftsecgt': (False, True),
+              'right': (True, False), 'rightsecgt': (True, True)}
+
+
+def check_label_count(label_files, video):
+    """The merge rule needs 1 or 2 labeled frames per video (UserError naming the folder)."""
+    n = len({stem(os.path.basename(p)) for p in label_files})
+    if n not in (1, 2):
+        raise UserError(f'{os.path.dirname(label_files[0])}: video {video!r} has {n} labeled '
+                        'frames; the bank needs 1 or 2')
+
+
+def labeled_positions(stems, label_files, video):
+    """{time position: label path} of a video's labeled frames (1 or 2)."""
+    check_label_count(label_files, video)
+    pos = {s: i for i, s in enumerate(stems)}
+    return {pos[stem(os.path.basename(p))]: p for p in label_files}
+
+
+def bank_video(net, videos, label_files, **kw):
+    """One video's bank. videos: {pass name: Video} (as IntermediateDataset.load_passes
+    makes them; `left` has the frames in time order); label_files: its labeled PNGs.
+    kw: segment_video's settings.
+
+    Returns ({frame stem: ('gt', label path) or (pass, uint8 mask [H, W], palette)},
+    frames segmented, processing seconds, frames the four full passes would segment).
+    """
+    stems = videos['left'].frames
+    t = len(stems)
+    labeled = labeled_positions(stems, label_files, videos['left'].name)
+    plan = source_plan(t, sorted(labeled))
+    out = {stems[i]: ('gt', p) for i, p in labeled.items()}
+    processed, seconds, full = 0, 0.0, 0
+    for name in PASS_NAMES:
+        video = videos[name]
+        full += t - video.labels[0].index          # a whole pass: its first label to the end
+        need = [i for i, src in enumerate(plan) if src == name]     # time positions
+        if not need:
+            continue
+        reverse = PASS_FLAGS[name][0]
+        index = [t - 1 - i if reverse else i for i in need]         # processing positions
+        masks, n, secs, _ = segment_video(net, video, stop=max(index) + 1, **kw)
+        processed, seconds = processed + n, seconds + secs
+        for i, j in zip(need, index):
+            out[stems[i]] = (name, masks[j], video.palette)
+    return out, processed, seconds, full
+
+
+def write_bank_video(out_dir, name, frames):
+    """Write one video's bank atomically: <out_dir>/<name>/<frame>.png."""
+    def fill(tmp):
+        for s, item in frames.items():
+            if item[0] == 'gt':
+                shutil.copyfile(item[1], tmp / f'{s}.png')
+            else:
+                write_mask(tmp / f'{s}.png', item[1], item[2])
+    publish_folder(os.path.join(out_dir, name), fill)
+
+
+def run_bank(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False,
+             mem_style='davis', device=None, amp=False, progress=True):
+    """Write the bank of every video of an IntermediateDataset to <out_dir>/<video>/.
+
+    Videos are loaded one ahead in a background thread (frames read once for all four
+    passes). Prints and returns the speed as run_dataset does, plus the frames the four full
+    passes would have segmented. Returns {'videos', 'frames', 'seconds', 'fps', 'written',
+    'full_pass_frames'}.
+    """
+    for v in dataset.videos:                      # before any work
+        check_label_count(dataset.label_files[v], v)
+    dev = torch.device(device) if device is not None else next(net.parameters()).device
+    flags = [PASS_FLAGS[name] for name in PASS_NAMES]
+    videos = prefetch(dataset, pin_memory=dev.type == 'cuda',
+                      load=lambda i, pin: dict(zip(PASS_NAMES, dataset.load_passes(
+                          dataset.videos[i], flags, pin_memory=pin))))
+    if progress:
+        import progressbar
+        videos = progressbar.ProgressBar(max_value=len(dataset), prefix='videos ',
+                                         fd=CurrentStderr())(videos)
+    frames, seconds, written, full = 0, 0.0, 0, 0
+    for passes in videos:
+        name = passes['left'].name
+        bank, n, secs, f = bank_video(net, passes, dataset.label_files[name], top_k=top_k,
+                                      mem_every=mem_every, include_last=include_last,
+                                      mem_style=mem_style, device=device, amp=amp)
+        write_bank_video(out_dir, name, bank)
+        frames, seconds, written, full = frames + n, seconds + secs, written + len(bank), full + f
+    fps = frames / seconds if seconds > 0 else float('nan')
+    print(f'{len(dataset)} videos, {frames} frames segmented in {seconds:.2f} s: {fps:.2f} FPS '
+          f'(IO excluded; the four full passes segment {full}); {written} masks written to '
+          f'{out_dir}')
+    return {'videos': len(dataset), 'frames': frames, 'seconds': seconds, 'fps': fps,
+            'written': written, 'full_pass_frames': full}

@@ -1,0 +1,191 @@
+"""eval_youtube.py --bank: the merged pseudo-label bank in one run must be byte for byte what
+the four full intermediate passes and merge_left_right.py write, with about half the frames
+segmented. Synthetic DAVIS / YouTube trees (util.synthetic), seeded random network, CPU.
+"""
+import filecmp
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import eval_youtube
+import inference_core
+import phase2_scripts.bank as bank
+from phase2_scripts.merge_left_right import merge
+from util import synthetic
+from util.errors import UserError
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+FRAMES = 14
+# video -> labeled time positions: apart, at both ends, adjacent, one label, one apart
+LABELS = [(3, 10), (0, 13), (6, 7), (5,), (4, 6)]
+PASSES = {'left': [], 'leftsecgt': ['--only_sec_gt'], 'right': ['--reverse'],
+          'rightsecgt': ['--reverse', '--only_sec_gt']}
+
+
+@pytest.fixture(autouse=True)
+def _one_network(monkeypatch, net):
+    monkeypatch.setattr(eval_youtube, 'load_model', lambda path, device: net)
+
+
+def sparse_labels(annotations, out, videos):
+    """<out>/<video>/<png> for the LABELS positions of each video (copies of the truth)."""
+    for video, lab in zip(videos, LABELS):
+        names = sorted(os.listdir(os.path.join(annotations, video)))
+        os.makedirs(os.path.join(out, video))
+        for i in lab:
+            shutil.copyfile(os.path.join(annotations, video, names[i]),
+                            os.path.join(out, video, names[i]))
+    return out
+
+
+@pytest.fixture(scope='module')
+def trees(tmp_path_factory):
+    root = tmp_path_factory.mktemp('bank')
+    d = synthetic.generate(root, 'davis', videos=len(LABELS) + 1, frames=FRAMES, height=48,
+                           width=64, objects=2, seed=3, val_videos=1)
+    y = synthetic.generate(root, 'youtube', videos=len(LABELS), frames=FRAMES, height=48,
+                           width=64, objects=2, seed=4, val_videos=1)
+    ann = os.path.join(d['trainval'], 'Annotations', '480p')
+    dv = sorted(os.listdir(ann))[:len(LABELS)]
+    yv = sorted(os.listdir(os.path.join(y['train_480p'], 'Annotations')))
+    return {
+        'davis': ['--davis', '--davis_path', d['root'], '--data_file',
+                  sparse_labels(ann, str(root / 'davis_sparse'), dv)],
+        'youtube': ['--yv_path', y['root'], '--res', '-1', '--data_file',
+                    sparse_labels(os.path.join(y['train_480p'], 'Annotations'),
+                                  str(root / 'yv_sparse'), yv)],
+    }
+
+
+def four_passes_and_merge(tmp, ckpt, flags):
+    outs = {}
+    for name, extra in PASSES.items():
+        outs[name] = str(tmp / name)
+        eval_youtube.main(['--model', ckpt, '--output', outs[name]] + flags + extra)
+    sparse = flags[flags.index('--data_file') + 1]
+    merge(sparse, outs['left'], outs['leftsecgt'], outs['right'], outs['rightsecgt'],
+          str(tmp / 'merged'), progress=False)
+    return tmp / 'merged'
+
+
+def same_trees(a, b):
+    videos = sorted(os.listdir(a))
+    assert videos == sorted(os.listdir(b))
+    for v in videos:
+        files = sorted(os.listdir(os.path.join(a, v)))
+        assert files == sorted(os.listdir(os.path.join(b, v))), v
+        match, mismatch, errors = filecmp.cmpfiles(os.path.join(a, v), os.path.join(b, v),
+                                                   files, shallow=False)
+        assert not mismatch and not errors, (v, mismatch, errors)
+    return videos
+
+
+@pytest.mark.parametrize('mode,extra', [('davis', []), ('youtube', []),
+                                        ('davis', ['--include_last', '--mem_every', '3'])])
+def test_bank_equals_four_passes_and_merge(tmp_path, ckpt, trees, mode, extra):
+    flags = trees[mode] + extra
+    merged = four_passes_and_merge(tmp_path, ckpt, flags)
+    stats = eval_youtube.main(['--model', ckpt, '--output', str(tmp_path / 'bank'), '--bank']
+                              + flags)
+    videos = same_trees(merged, tmp_path / 'bank')
+    assert len(videos) == len(LABELS)
+    assert stats['written'] == FRAMES * len(LABELS)
+    # the four full passes: 2T + 2 frames for two labels, 2T + 2 for one (both passes pairs)
+    assert stats['full_pass_frames'] == (2 * FRAMES + 2) * len(LABELS)
+    # the bank: every frame once, plus each used pass's labeled frame again
+    assert stats['frames'] <= (FRAMES + 2) * len(LABELS)
+    assert not [f for f in os.listdir(tmp_path / 'bank') if f.startswith('.')]
+
+
+def test_bank_resume_redoes_only_missing_videos(tmp_path, ckpt, trees, monkeypatch):
+    out = tmp_path / 'bank'
+    args = ['--model', ckpt, '--output', str(out), '--bank'] + trees['youtube']
+    eval_youtube.main(args)
+    videos = sorted(os.listdir(out))
+    shutil.rmtree(out / videos[1])
+    os.remove(out / videos[2] / sorted(os.listdir(out / videos[2]))[-1])
+    before = {v: os.stat(out / v).st_mtime_ns for v in videos if (out / v).exists()}
+    done = []
+    real = bank.bank_video
+    monkeypatch.setattr(bank, 'bank_video',
+                        lambda net, passes, *a, **kw: done.append(passes['left'].name)
+                        or real(net, passes, *a, **kw))
+    stats = eval_youtube.main(args + ['--resume'])
+    assert sorted(done) == [videos[1], videos[2]] and stats['skipped'] == len(videos) - 2
+    assert sorted(os.listdir(out)) == videos
+    for v in videos:
+        assert len(os.listdir(out / v)) == FRAMES
+        if v not in done:
+            assert os.stat(out / v).st_mtime_ns == before[v]
+
+
+def test_bank_killed_mid_video_leaves_nothing_half_written(tmp_path, ckpt, trees, monkeypatch):
+    out = tmp_path / 'bank'
+    calls = []
+
+    def failing_write(path, mask, palette=None):
+        calls.append(path)
+        if len(calls) == FRAMES + 5:                # inside the second video
+            raise KeyboardInterrupt
+        return real(path, mask, palette)
+    real = bank.write_mask
+    monkeypatch.setattr(bank, 'write_mask', failing_write)
+    with pytest.raises(KeyboardInterrupt):
+        eval_youtube.main(['--model', ckpt, '--output', str(out), '--bank'] + trees['davis'])
+    left = sorted(os.listdir(out))
+    assert len(left) == 1 and len(os.listdir(out / left[0])) == FRAMES   # first video whole
+
+
+def test_bank_bad_input(tmp_path, ckpt, trees):
+    flags = trees['youtube']
+    with pytest.raises(UserError, match='--bank runs all four passes'):
+        eval_youtube.main(['--model', ckpt, '--output', str(tmp_path / 'o'), '--bank',
+                           '--reverse'] + flags)
+    # a video with three labeled frames: refused before anything is written
+    sparse = tmp_path / 'sparse'
+    shutil.copytree(flags[flags.index('--data_file') + 1], sparse)
+    video = sorted(os.listdir(sparse))[-1]
+    frames = os.path.join(flags[flags.index('--yv_path') + 1], 'train_480p', 'Annotations',
+                          video)
+    for name in sorted(os.listdir(frames))[:3]:
+        shutil.copyfile(os.path.join(frames, name), sparse / video / name)
+    flags = flags[:flags.index('--data_file')] + ['--data_file', str(sparse)]
+    with pytest.raises(UserError, match=re.escape(f'{sparse / video}: video ') + '.* labeled'):
+        eval_youtube.main(['--model', ckpt, '--output', str(tmp_path / 'o'), '--bank'] + flags)
+    assert not (tmp_path / 'o').exists()
+
+
+def test_segment_video_stop_keeps_the_masks_before_it(net, trees):
+    """segment_video(stop=s) gives the masks of the whole run for every frame before s."""
+    flags = trees['davis']
+    dataset = eval_youtube.intermediate_dataset(eval_youtube.build_parser().parse_args(
+        ['--output', 'x'] + flags))
+    video = dataset[0]
+    whole, n_whole, _, _ = inference_core.segment_video(net, video, mem_every=5)
+    for stop in (video.labels[0].index + 1, video.labels[-1].index, FRAMES - 2):
+        part, n, _, _ = inference_core.segment_video(net, video, mem_every=5, stop=stop)
+        assert sorted(part) == [i for i in sorted(whole) if i < stop]
+        assert n == stop - video.labels[0].index < n_whole
+        for i, m in part.items():
+            assert (m == whole[i]).all(), (stop, i)
+
+
+def test_run_intermediate_bank_step(tmp_path, ckpt, trees, repo_root):
+    """`bash run_intermediate.sh youtube bank` writes the bank where the merge step would."""
+    flags = trees['youtube']
+    env = dict(os.environ, MODEL=ckpt, PYTHON=sys.executable, OUT_ROOT=str(tmp_path / 'vos'),
+               YV_ROOT=flags[flags.index('--yv_path') + 1],
+               YV_SPARSE=flags[flags.index('--data_file') + 1], EVAL_ARGS='--device cpu',
+               OMP_NUM_THREADS='1')   # as in this process (one_thread): same rounding
+    run = subprocess.run(['bash', 'run_intermediate.sh', 'youtube', 'bank'], cwd=repo_root,
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert '--bank --output ' + str(tmp_path / 'vos' / 'phase1_merge_480p') in run.stdout
+    eval_youtube.main(['--model', ckpt, '--output', str(tmp_path / 'bank'), '--bank'] + flags)
+    assert len(same_trees(tmp_path / 'vos' / 'phase1_merge_480p', tmp_path / 'bank')) == \
+        len(LABELS)
