@@ -26,7 +26,8 @@ The merged pseudo-label bank in one run (--bank; the same flags, without --rever
   merge write, with about half the frames segmented (phase2_scripts/bank.py).
 
 Output: <output>/Annotations/<video>/<frame>.png; --zip also packs it into <output>.zip.
---resume skips the videos whose PNGs are all present and readable.
+--resume skips the videos whose PNGs are all present and readable. --shard I/N processes every
+N-th video from the I-th (0-based): N processes, one per GPU, share one data set and output.
 Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted.
 """
 import argparse
@@ -74,9 +75,20 @@ def build_parser():
                         'the four passes, each only as far as the merge uses it')
     p.add_argument('--resume', action='store_true',
                    help='skip videos whose output PNGs are all present and readable')
+    p.add_argument('--shard', type=shard_arg, default=None, metavar='I/N',
+                   help='process only the videos I, I+N, I+2N, ... (0-based, sorted): N '
+                        'processes with I = 0..N-1 (one per GPU) share a data set')
     p.add_argument('--device', default=None)
     p.add_argument('--debug', action='store_true')
     return p
+
+
+def shard_arg(text):
+    """'I/N' -> (I, N) with 0 <= I < N."""
+    i, _, n = text.partition('/')
+    if not (i.isdigit() and n.isdigit()) or not int(i) < int(n):
+        raise argparse.ArgumentTypeError(f'{text!r}: expected I/N with 0 <= I < N, e.g. 0/2')
+    return int(i), int(n)
 
 
 def intermediate_dataset(args):
@@ -186,20 +198,29 @@ def main(argv=None):
         dataset = intermediate_dataset(args)
     else:
         dataset = YouTubeVOSTestDataset(args.yv_path, args.split, args.output_all, args.res)
+    if args.shard:
+        if args.zip:
+            raise UserError('--zip with --shard would pack a part of the outputs: pack them '
+                            'once every shard is done (rerun without --shard, with --resume '
+                            '--zip)')
+        i, n = args.shard
+        dataset.videos = dataset.videos[i::n]
+        print(f'--shard {i}/{n}: {len(dataset.videos)} videos')
     device = pick_device(args.device)
     note = amp_note(device, args.amp)
     if note:
         print(note)
     net = load_model(args.model, device)
     mem_style = 'davis' if args.davis else 'youtube'
+    shared = args.shard is not None          # other shards may probe the folder at once
     if args.bank:
-        out_dir = ensure_writable_dir(args.output, 'output folder (--output)')
+        out_dir = ensure_writable_dir(args.output, 'output folder (--output)', keep=shared)
         return run_videos(net, dataset, out_dir, args, device, mem_style,
                           lambda v: [stem(n) for n in
                                      list_frames(os.path.join(dataset.image_dir, v))],
                           runner=run_bank)
     out_dir = ensure_writable_dir(os.path.join(args.output, 'Annotations'),
-                                  'output folder (--output)')
+                                  'output folder (--output)', keep=shared)
     expected = intermediate_expected if intermediate else benchmark_expected
     stats = run_videos(net, dataset, out_dir, args, device, mem_style,
                        lambda v: expected(dataset, v), runner=run_dataset)

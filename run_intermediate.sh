@@ -15,6 +15,8 @@
 #   YV_ROOT     ../YouTube          DAVIS_ROOT  ../DAVIS
 #   YV_SPARSE   $YV_ROOT/phase2/yv_gt_480p     DAVIS_SPARSE $DAVIS_ROOT/2017/phase2/davis_gt
 #   OUT_ROOT    ../vos_phase2       GPUS (CUDA_VISIBLE_DEVICES, default 0)   PYTHON (python)
+# Several GPUs (GPUS=0,1,2,3): each inference step runs one process per GPU, each on every
+# N-th video (eval_youtube.py --shard j/N), and goes on once all have finished.
 # Extra eval flags can be given in EVAL_ARGS (e.g. EVAL_ARGS="--amp --device cpu").
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -28,7 +30,7 @@ MODEL=${MODEL:-$(ls -t saves/*_phase1/*_phase1_150000.pth 2>/dev/null | head -n 
 YV_ROOT=${YV_ROOT:-../YouTube}
 DAVIS_ROOT=${DAVIS_ROOT:-../DAVIS}
 OUT_ROOT=${OUT_ROOT:-../vos_phase2}
-export CUDA_VISIBLE_DEVICES=${GPUS:-${CUDA_VISIBLE_DEVICES:-0}}
+IFS=, read -r -a GPU_LIST <<< "${GPUS:-${CUDA_VISIBLE_DEVICES:-0}}"
 
 case "$DATASET" in
     youtube)
@@ -41,6 +43,26 @@ case "$DATASET" in
         DATA_ARGS=(--davis --davis_path "$DAVIS_ROOT") ;;  # mem_every 5
     *) echo "unknown dataset '$DATASET' (youtube or davis)" >&2; exit 2 ;;
 esac
+
+# Run an inference command once per GPU of GPU_LIST (with --shard j/N when N > 1); fail if
+# any process fails; an interrupt stops them all (background jobs ignore SIGINT otherwise).
+run_on_gpus() {
+    local n=${#GPU_LIST[@]} j rc=0 pids=()
+    if [ "$n" -le 1 ]; then
+        CUDA_VISIBLE_DEVICES=${GPU_LIST[0]:-0} "$@"
+        return
+    fi
+    trap 'kill -TERM "${pids[@]}" 2>/dev/null' INT TERM
+    for j in "${!GPU_LIST[@]}"; do
+        CUDA_VISIBLE_DEVICES=${GPU_LIST[$j]} "$@" --shard "$j/$n" &
+        pids+=($!)
+    done
+    for j in "${!pids[@]}"; do
+        wait "${pids[$j]}" || { rc=$?; echo "shard $j/$n (GPU ${GPU_LIST[$j]}) failed" >&2; }
+    done
+    trap - INT TERM
+    return $rc
+}
 
 pass_flags() {
     case "$1" in
@@ -70,5 +92,5 @@ for step in "${STEPS[@]}"; do
              "${target[@]}" ${EVAL_ARGS:-})
     fi
     echo "+ ${cmd[*]}"
-    "${cmd[@]}"
+    if [ "$step" = merge ]; then "${cmd[@]}"; else run_on_gpus "${cmd[@]}"; fi
 done

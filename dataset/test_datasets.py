@@ -378,19 +378,21 @@ class IntermediateDataset(_Base):
         (page-locked with pin_memory)."""
         folder = os.path.join(self.image_dir, name)
         names = list_frames(folder)
-        stems = [stem(n) for n in names]
-        pos = {s: i for i, s in enumerate(stems)}
+        stems = {stem(n) for n in names}
         for path in self.label_files[name]:
-            if stem(os.path.basename(path)) not in pos:
+            if stem(os.path.basename(path)) not in stems:
                 raise UserError(f'{path}: labeled frame has no image in {folder}')
+        read_reversed = all(reverse for reverse, _ in passes)     # read in the order used
+        if read_reversed:
+            names = names[::-1]
         images, size = load_frames(folder, names, self.res)
         masks = {path: load_mask(path, size, images.shape[-2:], void=self.void)
                  for path in self.label_files[name]}
-        ordered = {False: (images, stems), True: None}
+        ordered = {read_reversed: (images, [stem(n) for n in names])}
         videos = []
         for reverse, only_sec_gt in passes:
-            if ordered[reverse] is None:
-                ordered[reverse] = (images.flip(0), stems[::-1])
+            if reverse not in ordered:
+                ordered[reverse] = (images.flip(0), ordered[not reverse][1][::-1])
             imgs, order = ordered[reverse]
             at = {s: i for i, s in enumerate(order)}
             files = sorted(masks, key=lambda p: at[stem(os.path.basename(p))])

@@ -175,10 +175,12 @@ def test_segment_video_stop_keeps_the_masks_before_it(net, trees):
             assert (m == whole[i]).all(), (stop, i)
 
 
-def test_run_intermediate_bank_step(tmp_path, ckpt, trees, repo_root):
-    """`bash run_intermediate.sh youtube bank` writes the bank where the merge step would."""
+def test_run_intermediate_bank_step_on_two_gpus(tmp_path, ckpt, trees, repo_root):
+    """`GPUS=0,1 bash run_intermediate.sh youtube bank` writes the bank where the merge step
+    would, in two processes sharing the videos (--shard 0/2, 1/2; on CPU here)."""
     flags = trees['youtube']
     env = dict(os.environ, MODEL=ckpt, PYTHON=sys.executable, OUT_ROOT=str(tmp_path / 'vos'),
+               GPUS='0,1',
                YV_ROOT=flags[flags.index('--yv_path') + 1],
                YV_SPARSE=flags[flags.index('--data_file') + 1], EVAL_ARGS='--device cpu',
                OMP_NUM_THREADS='1')   # as in this process (one_thread): same rounding
@@ -186,6 +188,68 @@ def test_run_intermediate_bank_step(tmp_path, ckpt, trees, repo_root):
                          env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert '--bank --output ' + str(tmp_path / 'vos' / 'phase1_merge_480p') in run.stdout
+    assert '--shard 0/2: 3 videos' in run.stdout and '--shard 1/2: 2 videos' in run.stdout
     eval_youtube.main(['--model', ckpt, '--output', str(tmp_path / 'bank'), '--bank'] + flags)
     assert len(same_trees(tmp_path / 'vos' / 'phase1_merge_480p', tmp_path / 'bank')) == \
         len(LABELS)
+
+
+def test_shard_flag(tmp_path, ckpt, trees):
+    flags = ['--model', ckpt, '--bank'] + trees['youtube']
+    for bad in ('2/2', '1', 'a/2', '-1/2'):
+        with pytest.raises(SystemExit):
+            eval_youtube.build_parser().parse_args(['--output', 'x', '--shard', bad])
+    with pytest.raises(UserError, match='--zip with --shard'):
+        eval_youtube.main(['--output', str(tmp_path / 'z'), '--zip', '--shard', '0/2',
+                           '--model', ckpt] + trees['youtube'])
+    done = []
+    for i in range(3):
+        s = eval_youtube.main(flags + ['--output', str(tmp_path / 'out'), '--shard', f'{i}/3'])
+        done.append(sorted(os.listdir(tmp_path / 'out')))
+        assert s['written'] == FRAMES * len(range(i, len(LABELS), 3))
+    videos = done[-1]
+    assert len(videos) == len(LABELS)
+    assert done[0] == videos[0::3] and done[1] == sorted(videos[0::3] + videos[1::3])
+
+
+def _session_pids(sid):
+    pids = []
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            try:
+                with open(f'/proc/{d}/stat') as f:
+                    fields = f.read().rsplit(')', 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != 'Z':      # session id, not a zombie
+                pids.append(int(d))
+    return pids
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc'), reason='needs /proc')
+def test_run_intermediate_ctrl_c_stops_every_shard(tmp_path, ckpt, trees, repo_root):
+    """Ctrl-C (SIGINT to the whole process group) stops both shard processes, which a
+    non-interactive shell starts with SIGINT ignored, and the script fails."""
+    import signal
+    import time
+    flags = trees['youtube']
+    env = dict(os.environ, MODEL=ckpt, PYTHON=sys.executable, OUT_ROOT=str(tmp_path / 'vos'),
+               GPUS='0,1', YV_ROOT=flags[flags.index('--yv_path') + 1],
+               YV_SPARSE=flags[flags.index('--data_file') + 1], EVAL_ARGS='--device cpu',
+               OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    proc = subprocess.Popen(['bash', 'run_intermediate.sh', 'youtube', 'left'], cwd=repo_root,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    seen = ''
+    while seen.count('videos') < 2:                     # both shards have started work
+        line = proc.stdout.readline()
+        assert line, seen
+        seen += line if '--shard' in line else ''
+    os.killpg(proc.pid, signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode != 0
+    deadline = time.time() + 10
+    while _session_pids(proc.pid) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _session_pids(proc.pid), out
+    assert 'interrupted by SIGTERM' in out and 'failed' in out
