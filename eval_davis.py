@@ -16,7 +16,8 @@ import os
 
 from dataset.test_datasets import DAVISTestDataset, list_frames, stem
 from eval_generic import run_videos
-from inference_core import amp_note, load_model, print_args, run_dataset
+from inference_core import (add_exact_readout_flag, amp_note, load_model, print_args,
+                            run_dataset)
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import ensure_writable_dir
@@ -34,6 +35,7 @@ def build_parser():
     p.add_argument('--mem_every', type=int, default=5)
     p.add_argument('--include_last', action='store_true',
                    help='keep the previous frame as a temporary memory entry')
+    add_exact_readout_flag(p)
     p.add_argument('--evaluate', action='store_true',
                    help='compute J&F against the split annotations after inference')
     p.add_argument('--resume', action='store_true',

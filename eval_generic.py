@@ -14,7 +14,8 @@ import argparse
 import os
 
 from dataset.test_datasets import GenericTestDataset, list_frames, list_pngs, stem
-from inference_core import amp_note, load_model, print_args, run_dataset
+from inference_core import (add_exact_readout_flag, amp_note, load_model, print_args,
+                            run_dataset)
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import ensure_writable_dir, read_mask, skip_complete_videos
@@ -31,6 +32,7 @@ def build_parser():
     p.add_argument('--include_last', action='store_true')
     p.add_argument('--res', type=int, default=-1,
                    help='resize the shorter side to this before inference (-1: as stored)')
+    add_exact_readout_flag(p)
     p.add_argument('--resume', action='store_true',
                    help='skip videos whose output PNGs are all present and readable')
     p.add_argument('--device', default=None)
@@ -89,7 +91,7 @@ def run_videos(net, dataset, out_dir, args, device, mem_style, expected, runner=
                     'written': 0, 'skipped': len(every)}
         stats = runner(net, dataset, out_dir, top_k=args.top, mem_every=args.mem_every,
                        include_last=args.include_last, mem_style=mem_style, device=device,
-                       amp=args.amp)
+                       amp=args.amp, exact_readout=args.exact_readout)
         stats['skipped'] = len(every) - len(dataset.videos)
         return stats
     finally:

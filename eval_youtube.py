@@ -37,7 +37,8 @@ import zipfile
 from dataset.test_datasets import (DAVIS_VOID, IntermediateDataset, YouTubeVOSTestDataset,
                                    list_frames, natural_key, stem)
 from eval_generic import first_object_frame, run_videos
-from inference_core import amp_note, load_model, print_args, run_dataset
+from inference_core import (add_exact_readout_flag, amp_note, load_model, print_args,
+                            run_dataset)
 from phase2_scripts.bank import run_bank
 from util.device import pick_device
 from util.errors import UserError, run_main
@@ -73,6 +74,7 @@ def build_parser():
     g.add_argument('--bank', action='store_true',
                    help='write the merged pseudo-label bank to --output/<video>/ directly: '
                         'the four passes, each only as far as the merge uses it')
+    add_exact_readout_flag(p)
     p.add_argument('--resume', action='store_true',
                    help='skip videos whose output PNGs are all present and readable')
     p.add_argument('--shard', type=shard_arg, default=None, metavar='I/N',

@@ -376,7 +376,7 @@ def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_sty
 
 
 def run_dataset(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False,
-                mem_style='davis', device=None, amp=False, progress=True):
+                mem_style='davis', device=None, amp=False, exact_readout=False, progress=True):
     """Segment every video of a test dataset and write <out_dir>/<video>/<frame>.png.
 
     Videos are loaded one ahead in a background thread (page-locked for a CUDA device);
@@ -400,7 +400,7 @@ def run_dataset(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False
     for video in videos:
         masks, n, secs, _ = segment_video(net, video, top_k=top_k, mem_every=mem_every,
                                           include_last=include_last, mem_style=mem_style,
-                                          device=device, amp=amp)
+                                          device=device, amp=amp, exact_readout=exact_readout)
         frames, seconds = frames + n, seconds + secs
         for i, m in masks.items():
             write_mask(os.path.join(out_dir, video.name, video.frames[i] + '.png'), m,
@@ -411,6 +411,14 @@ def run_dataset(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False
           f'{fps:.2f} FPS (IO excluded); {written} masks written to {out_dir}')
     return {'videos': len(dataset), 'frames': frames, 'seconds': seconds, 'fps': fps,
             'written': written}
+
+
+def add_exact_readout_flag(parser):
+    parser.add_argument('--exact_readout', action='store_true',
+                        help='the dense top-k readout of the original code (slower): fp32 '
+                             'masks bitwise the original computation\'s, where the default '
+                             'gathered readout may flip a pixel whose two best objects are '
+                             'within ~1e-6')
 
 
 def print_args(args):

@@ -81,7 +81,7 @@ def write_bank_video(out_dir, name, frames):
 
 
 def run_bank(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False,
-             mem_style='davis', device=None, amp=False, progress=True):
+             mem_style='davis', device=None, amp=False, exact_readout=False, progress=True):
     """Write the bank of every video of an IntermediateDataset to <out_dir>/<video>/.
 
     Videos are loaded one ahead in a background thread (frames read once for all four
@@ -105,7 +105,8 @@ def run_bank(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False,
         name = passes['left'].name
         bank, n, secs, f = bank_video(net, passes, dataset.label_files[name], top_k=top_k,
                                       mem_every=mem_every, include_last=include_last,
-                                      mem_style=mem_style, device=device, amp=amp)
+                                      mem_style=mem_style, device=device, amp=amp,
+                                      exact_readout=exact_readout)
         write_bank_video(out_dir, name, bank)
         frames, seconds, written, full = frames + n, seconds + secs, written + len(bank), full + f
     fps = frames / seconds if seconds > 0 else float('nan')

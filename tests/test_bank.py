@@ -86,7 +86,8 @@ def same_trees(a, b):
 
 
 @pytest.mark.parametrize('mode,extra', [('davis', []), ('youtube', []),
-                                        ('davis', ['--include_last', '--mem_every', '3'])])
+                                        ('davis', ['--include_last', '--mem_every', '3',
+                                                  '--exact_readout'])])
 def test_bank_equals_four_passes_and_merge(tmp_path, ckpt, trees, mode, extra):
     flags = trees[mode] + extra
     merged = four_passes_and_merge(tmp_path, ckpt, flags)

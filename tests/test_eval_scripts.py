@@ -341,6 +341,38 @@ def test_eval_generic(tmp_path, ckpt):
     assert np.array_equal(np.asarray(Image.open(out / 'clip' / 'f2.png')) == 9, masks[2] == 9)
 
 
+@pytest.mark.parametrize('script', ['davis', 'youtube', 'generic'])
+def test_exact_readout_flag_reaches_the_core(tmp_path, ckpt, monkeypatch, script):
+    """--exact_readout selects the dense readout (bitwise the original's: see
+    tests/test_bench_equivalence.py); without it the gathered one runs."""
+    calls = []
+    for name in ('dense_topk_readout', 'topk_readout'):
+        real = getattr(inference_core, name)
+        monkeypatch.setattr(inference_core, name,
+                            lambda *a, _n=name, _r=real, **k: calls.append(_n) or _r(*a, **k))
+    if script == 'davis':
+        tv = davis_tree(str(tmp_path / 'DAVIS'), t=4)
+        main, args = eval_davis.main, ['--davis_path', os.path.dirname(os.path.dirname(tv))]
+    elif script == 'youtube':
+        _, _, sparse, _ = intermediate_tree(str(tmp_path / 'YouTube'))
+        main, args = eval_youtube.main, ['--yv_path', str(tmp_path / 'YouTube'), '--res', '-1',
+                                         '--data_file', sparse]
+    else:
+        frames, masks = make_scene(4, TWO)
+        write_frames(str(tmp_path / 'data' / 'JPEGImages' / 'clip'), list('abcd'), frames)
+        write_mask(str(tmp_path / 'data' / 'Annotations' / 'clip' / 'a.png'), masks[0])
+        main, args = eval_generic.main, ['--data_path', str(tmp_path / 'data')]
+    outs = []
+    for flags in ([], ['--exact_readout']):
+        calls.clear()
+        outs.append(str(tmp_path / f'out{len(flags)}'))
+        main(['--model', ckpt, '--output', outs[-1]] + args + flags)
+        assert calls and set(calls) == ({'dense_topk_readout'} if flags else {'topk_readout'})
+    written = [sorted(os.path.relpath(os.path.join(d, f), o) for d, _, fs in os.walk(o)
+                      for f in fs) for o in outs]
+    assert written[0] == written[1] and written[0]
+
+
 # ---------------------------------------------------------------------- bad input
 
 def test_bad_input_names_the_file(tmp_path, ckpt):
