@@ -44,7 +44,7 @@ def amp_context(device, amp):
     dtype = amp_dtype(device) if amp else None
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type='cuda', dtype=dtype)
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
 def amp_note(device, amp):

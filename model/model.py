@@ -144,6 +144,12 @@ def _stem(name):
 
 # ----------------------------------------------------------------------------- the trainer
 
+def autocast_supported(device):
+    """Training uses mixed precision (--no_amp to turn it off) on CUDA only: fp16 autocast and
+    a gradient scaler, as the original."""
+    return device.type == 'cuda'
+
+
 class STCNModel:
     """Student (+ teacher), optimiser, scheduler, AMP scaler, logging and checkpoints.
 
@@ -166,12 +172,12 @@ class STCNModel:
         self.ddp = None
         self.teacher = None
         self.use_teacher = bool(para['use_teacher'])
-        self.amp = bool(para['amp']) and self.device.type == 'cuda'
+        self.amp = bool(para['amp']) and autocast_supported(self.device)
         self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad],
                                           lr=para['lr'], weight_decay=1e-7)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, para['steps'],
                                                               para['gamma'])
-        self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self.loss_fn = BootstrappedCE(para['bce_start_warm'], para['bce_end_warm'])
         self.averager = ScalarAverager()
         self.resume_extra = {}

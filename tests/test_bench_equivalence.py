@@ -23,6 +23,7 @@ from inference_core import InferenceCore, label_tensor
 from model.memory import (dense_topk_readout, get_affinity, readout, softmax_topk,
                           topk_readout)
 from scripts.bench.baseline import BaselineCore
+from util.errors import UserError
 from util.synthetic import make_video
 
 T, H, W = 6, 40, 56          # pads to 48 x 64: 12 memory positions per frame
@@ -194,3 +195,23 @@ def test_bank_bench_runs_tiny(tmp_path, capsys):
     assert four['frames'] == 2 * 6 + 2 and fast['frames'] < four['frames']
     assert res['ratio_frames'] == four['frames'] / fast['frames'] and res['speedup_wall'] > 0
     assert 'byte-identical' in capsys.readouterr().out
+
+
+def test_amp_bench_runs_tiny(tmp_path, ckpt, capsys):
+    from scripts.bench import amp
+    from util.synthetic import generate
+    d = generate(tmp_path, 'davis', videos=3, frames=5, height=48, width=64, objects=2,
+                 val_videos=2)
+    with pytest.raises(UserError, match='--cpu_bf16'):
+        amp.main(['--model', ckpt, '--davis_path', d['root'], '--device', 'cpu'])
+    out = tmp_path / 'amp.json'
+    assert amp.main(['--model', ckpt, '--davis_path', d['root'], '--device', 'cpu',
+                     '--cpu_bf16', '--json', str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res['amp_dtype'] == 'torch.bfloat16'
+    assert res['ways']['fp32']['frames'] == res['ways']['amp']['frames'] == 2 * 5
+    assert all(0 <= res['ways'][w]['J&F-Mean'] <= 1 for w in ('fp32', 'amp'))
+    assert 0 <= res['pixels_differ'] <= 1 and res['speedup'] > 0
+    assert 'amp/fp32 speed' in capsys.readouterr().out
+    import inference_core
+    assert inference_core.amp_dtype('cpu') is None            # restored

@@ -1,0 +1,135 @@
+"""AMP against fp32 on DAVIS 2017: speed, J&F and mask agreement of one model.
+
+    python scripts/bench/amp.py --model M --davis_path ROOT [--split val] [--videos N]
+        [--device cuda] [--cpu_bf16] [--json OUT]
+
+Segments the DAVIS 2017 videos (val by default; --videos: only the first N of the image set)
+with InferenceCore twice per video in one process, in fp32 and with AMP (the eval scripts'
+--amp: autocast in bf16 where the GPU supports it, else fp16), the order alternating from
+video to video, and reports per way: FPS (frames / processing seconds, IO excluded, as the
+eval scripts print it), J&F-Mean against the annotations (util.evaluate, on the written PNGs),
+and the share of pixels whose mask differs between the two ways.
+
+On a GPU this is the check that AMP is faster than fp32 and that J&F stays close. On a CPU
+the eval scripts ignore --amp; --cpu_bf16 autocasts in bf16 on the CPU instead, which checks
+the numerics (and that every AMP code path runs) but says nothing about GPU speed: most CPUs
+run bf16 convolutions slower than fp32.
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import inference_core  # noqa: E402
+from dataset.test_datasets import DAVISTestDataset, prefetch  # noqa: E402
+from scripts.bench.common import describe_device, load_note, write_json  # noqa: E402
+from util.device import pick_device  # noqa: E402
+from util.errors import UserError, run_main  # noqa: E402
+from util.evaluate import evaluate  # noqa: E402
+from util.io import write_mask  # noqa: E402
+
+WAYS = ('fp32', 'amp')
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description='AMP against fp32: speed, J&F, mask agreement.')
+    p.add_argument('--model', required=True, help='weights (any accepted checkpoint form)')
+    p.add_argument('--davis_path', required=True, help='DAVIS root (holds 2017/)')
+    p.add_argument('--split', default='val', choices=['val'])
+    p.add_argument('--videos', type=int, default=None, help='only the first N videos')
+    p.add_argument('--top', type=int, default=20)
+    p.add_argument('--mem_every', type=int, default=5)
+    p.add_argument('--device', default=None, help='cpu, cuda, cuda:N (default: CUDA if present)')
+    p.add_argument('--cpu_bf16', action='store_true',
+                   help='on a CPU: autocast in bf16 for the AMP way (a numerics check)')
+    p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    p.add_argument('--json', default=None, help='also write the results to this JSON file')
+    p.add_argument('--debug', action='store_true', help='full tracebacks on errors')
+    return p.parse_args(argv)
+
+
+def segment_all(net, dataset, out, device, top_k, mem_every):
+    """Both ways over every video -> {way: {'frames', 'seconds'}}, {'pixels', 'differ'}."""
+    stats = {w: {'frames': 0, 'seconds': 0.0} for w in WAYS}
+    agree = {'pixels': 0, 'differ': 0}
+    for j, video in enumerate(prefetch(dataset, pin_memory=device.type == 'cuda')):
+        masks = {}
+        for way in (WAYS if j % 2 == 0 else WAYS[::-1]):
+            m, n, secs, _ = inference_core.segment_video(net, video, top_k=top_k,
+                                                         mem_every=mem_every, device=device,
+                                                         amp=way == 'amp')
+            stats[way]['frames'] += n
+            stats[way]['seconds'] += secs
+            masks[way] = m
+            for i, mask in m.items():
+                write_mask(os.path.join(out, way, video.name, video.frames[i] + '.png'), mask,
+                           video.palette)
+        for i in masks['fp32']:
+            a, b = masks['fp32'][i], masks['amp'][i]
+            agree['pixels'] += a.size
+            agree['differ'] += int(np.count_nonzero(a != b))
+    return stats, agree
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    real_dtype = inference_core.amp_dtype
+    if inference_core.amp_dtype(device) is None:
+        if not args.cpu_bf16:
+            raise UserError(f'AMP applies to CUDA only; on {device.type} use --cpu_bf16 to '
+                            'check the bf16 numerics')
+        inference_core.amp_dtype = lambda dev: torch.bfloat16
+    try:
+        return measure(args, device)
+    finally:
+        inference_core.amp_dtype = real_dtype
+
+
+def measure(args, device):
+    dtype = inference_core.amp_dtype(device)
+    net = inference_core.load_model(args.model, device)
+    dataset = DAVISTestDataset(args.davis_path, 2017, args.split)
+    if args.videos:
+        dataset.videos = dataset.videos[:args.videos]
+    print(f'device: {describe_device(device)}; AMP dtype {str(dtype).replace("torch.", "")}; '
+          f'{len(dataset.videos)} DAVIS 2017 {args.split} videos; {load_note()}', flush=True)
+    with tempfile.TemporaryDirectory(prefix='bench_amp_') as out:
+        stats, agree = segment_all(net, dataset, out, device, args.top, args.mem_every)
+        imageset = os.path.join(out, 'videos.txt')
+        with open(imageset, 'w') as f:
+            f.write('\n'.join(dataset.videos) + '\n')
+        for way in WAYS:
+            res = evaluate(dataset.root, os.path.join(out, way), imageset=imageset,
+                           split=args.split, progress=False, verbose=False)
+            stats[way].update({k: res[k] for k in ('J&F-Mean', 'J-Mean', 'F-Mean')})
+            stats[way]['fps'] = stats[way]['frames'] / stats[way]['seconds']
+    f, a = stats['fp32'], stats['amp']
+    results = {'device': describe_device(device), 'amp_dtype': str(dtype), 'args': vars(args),
+               'ways': stats, 'speedup': a['fps'] / f['fps'],
+               'jf_diff': a['J&F-Mean'] - f['J&F-Mean'],
+               'pixels_differ': agree['differ'] / max(agree['pixels'], 1), 'load': load_note()}
+    print(f'\n{"way":<6}{"frames":>8}{"proc s":>10}{"FPS":>9}{"J&F":>8}{"J":>8}{"F":>8}')
+    for way in WAYS:
+        s = stats[way]
+        print(f'{way:<6}{s["frames"]:>8}{s["seconds"]:>10.2f}{s["fps"]:>9.3f}'
+              f'{s["J&F-Mean"]:>8.4f}{s["J-Mean"]:>8.4f}{s["F-Mean"]:>8.4f}')
+    print(f'amp/fp32 speed x{results["speedup"]:.2f}; J&F difference {results["jf_diff"]:+.4f}; '
+          f'masks differ on {100 * results["pixels_differ"]:.3f} % of the pixels '
+          f'({load_note()})')
+    if args.json:
+        write_json(args.json, results)
+    return 0
+
+
+if __name__ == '__main__':
+    run_main(main)
