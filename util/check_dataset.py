@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from util.errors import UserError, run_main
-from util.io import DAVIS_PALETTE, read_mask
+from util.io import DAVIS_PALETTE, CurrentStderr, read_mask
 from util.make_two_shot_split import load_split
 
 LAYOUTS = ('davis', 'youtube', 'generic')
@@ -562,7 +562,8 @@ def _run(root, layout, split_json=None, sparse=None, progress=False, workers=1):
         it = tasks
         if progress and tasks:
             import progressbar
-            it = progressbar.progressbar(tasks, max_value=len(tasks), prefix='checking ')
+            it = progressbar.ProgressBar(max_value=len(tasks), prefix='checking ',
+                                         fd=CurrentStderr())(tasks)
         for _, fn in it:
             fn()
             ck.tasks += 1
