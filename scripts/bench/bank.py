@@ -145,7 +145,8 @@ def measure(args, device):
     print(f'device: {describe_device(device)}; {args.layout} layout, {args.videos} videos x '
           f'{args.frames} frames, {args.height}x{args.width}, {args.objects} objects',
           flush=True)
-    results = {'device': describe_device(device), 'args': vars(args), 'runs': []}
+    results = {'device': describe_device(device), 'args': vars(args), 'runs': [],
+               'identical': True}
     with tempfile.TemporaryDirectory(prefix='bench_bank_') as tmp:
         data, labels = make_data(tmp, args)
         print('labeled frames: ' + '; '.join(f'{v} {" ".join(n)}' for v, n in labels.items()))
@@ -155,17 +156,14 @@ def measure(args, device):
             order = ['four', 'bank'] if r % 2 == 0 else ['bank', 'four']
             outs = {}
             for way in order:
-                out = os.path.join(tmp, f'{way}_{r}')
-                frames, secs, wall, outs[way] = (run_four if way == 'four' else run_bank)(out,
-                                                                                            base)
+                run_way = run_four if way == 'four' else run_bank
+                frames, secs, wall, outs[way] = run_way(os.path.join(tmp, f'{way}_{r}'), base)
                 run = {'way': way, 'repeat': r, 'frames': frames, 'seconds': secs,
                        'wall_seconds': wall, 'load': load_note()}
                 results['runs'].append(run)
                 if way not in best or secs < best[way]['seconds']:
                     best[way] = run
-            identical = same_banks(outs['four'], outs['bank'])
-            results.setdefault('identical', True)
-            results['identical'] = results['identical'] and identical
+            results['identical'] &= same_banks(outs['four'], outs['bank'])
             for way in order:
                 shutil.rmtree(os.path.join(tmp, f'{way}_{r}'))
     f, b = best['four'], best['bank']
