@@ -361,7 +361,8 @@ class StopRequest:
 
     def __exit__(self, *exc):
         for s, h in self._previous.items():
-            signal.signal(s, h)
+            if signal.getsignal(s) == self._handle:     # else replaced by end_on_sigterm
+                signal.signal(s, h)
         self._previous = {}
 
     def _handle(self, signum, frame):
@@ -382,18 +383,23 @@ class StopRequest:
 
 
 def end_on_sigterm(status):
-    """After a stop's checkpoint is on disk (every rank passed the barrier after the save):
-    a SIGTERM ends the process with the stop's exit status. torchrun SIGTERMs the other
-    ranks as soon as one exits non-zero, which can reach a rank still shutting down."""
+    """Once this rank's part of a stop's checkpoint is done: a SIGTERM ends the process at once
+    with the stop's exit status. torchrun SIGTERMs the other ranks as soon as one exits
+    non-zero, which can reach a rank still shutting down; it stays installed to the end."""
     def handler(signum, frame):
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, RuntimeError, ValueError):   # e.g. interrupted inside a print
-                pass
-        os._exit(status)
+        exit_now(status)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
+
+
+def exit_now(status):
+    """Flush stdout/stderr and end the process with `status`, skipping interpreter teardown."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, RuntimeError, ValueError):   # e.g. interrupted inside a print
+            pass
+    os._exit(status)
 
 
 # ----------------------------------------------------------------------------- main
@@ -474,7 +480,6 @@ def main(argv=None):
                 remove_unused_run(run_dir)
             raise
         if signum:
-            end_on_sigterm(128 + signum)
             name = signal.Signals(signum).name
             print_main(dist_info, f'stopped by {name} after iteration {it}: resume with '
                                   f'--load_model {model.save_path}_checkpoint.pth')
@@ -591,6 +596,7 @@ def train_loop(para, dist_info, model, it, data, stop, loop_state=None):
                     signum = stop.agreed(dist_info)
                     if signum:
                         save(model, dist_info, it, state, weights=False)
+                        end_on_sigterm(128 + signum)
                         # no rank exits before the checkpoint is on disk: torchrun would
                         # SIGTERM the main rank in the middle of writing it
                         barrier(dist_info)
@@ -608,4 +614,12 @@ def print_main(dist_info, text):
 
 
 if __name__ == '__main__':
-    run_main(main)
+    try:
+        run_main(main)
+    except SystemExit as e:
+        # a stop (130/143) ends without the interpreter's teardown: that resets the signal
+        # handlers to the defaults, and torchrun's SIGTERM to the other ranks would then
+        # kill a rank whose stop is saved (-15 instead of the stop's status)
+        if e.code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+            exit_now(e.code)
+        raise

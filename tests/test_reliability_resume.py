@@ -341,6 +341,22 @@ def test_sigterm_after_a_saved_stop_ends_with_the_stop_status():
     assert r.stdout == 'shutting down\n'
 
 
+def test_sigterm_while_exiting_after_a_saved_stop_ends_with_the_stop_status():
+    """The same race later on: run_main has returned the stop's status and the interpreter is
+    exiting (here: inside an atexit hook) when torchrun's SIGTERM arrives. run_main keeps the
+    ending train.py installed instead of restoring the default handler, which would die -15."""
+    code = ('import atexit, os, signal, time, train\n'
+            'from util.errors import run_main\n'
+            'def main(argv):\n'
+            '    train.end_on_sigterm(130)\n'
+            '    atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(10)))\n'
+            '    return 130\n'
+            'run_main(main, [])\n')
+    r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=_env(), text=True,
+                       capture_output=True, timeout=60)
+    assert r.returncode == 130, r.stderr[-2000:]
+
+
 def test_data_error_mid_run_saves_the_resume_checkpoint_first(tdata, ckpt_dir, monkeypatch):
     """A frame that turns out unreadable after some training (here: the 3rd sample loaded)
     ends the run with its UserError, but only after the resume checkpoint of the last

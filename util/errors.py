@@ -72,7 +72,9 @@ def run_main(main, argv=None):
               'are complete)', file=sys.stderr)
         sys.exit(128 + int(signum))
     finally:
-        if previous is not None:
+        # main may have installed its own ending for SIGTERM (train.py after a saved stop):
+        # it stays in place until the process has ended
+        if previous is not None and signal.getsignal(signal.SIGTERM) is _raise_interrupted:
             signal.signal(signal.SIGTERM, previous)
     if isinstance(ret, int) and not isinstance(ret, bool):
         sys.exit(ret)
