@@ -335,8 +335,7 @@ def test_sigterm_after_a_saved_stop_ends_with_the_stop_status():
             'os.kill(os.getpid(), signal.SIGTERM)\n'
             'time.sleep(10)\n'
             'sys.exit(0)\n')
-    r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=_env(), text=True,
-                       capture_output=True, timeout=60)
+    r = _python(code)
     assert r.returncode == 130, r.stderr[-2000:]
     assert r.stdout == 'shutting down\n'
 
@@ -352,9 +351,14 @@ def test_sigterm_while_exiting_after_a_saved_stop_ends_with_the_stop_status():
             '    atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(10)))\n'
             '    return 130\n'
             'run_main(main, [])\n')
-    r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=_env(), text=True,
-                       capture_output=True, timeout=60)
+    r = _python(code)
     assert r.returncode == 130, r.stderr[-2000:]
+
+
+def _python(code):
+    """Run `code` in a fresh interpreter in the repository."""
+    return subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=_env(), text=True,
+                          capture_output=True, timeout=60)
 
 
 def test_data_error_mid_run_saves_the_resume_checkpoint_first(tdata, ckpt_dir, monkeypatch):
