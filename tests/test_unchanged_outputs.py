@@ -1,0 +1,201 @@
+"""Outputs that a refactoring must not change, against values recorded by the code before it.
+
+Every eval script, the four intermediate passes + merge, `eval_youtube.py --bank` (YouTube and
+DAVIS) and two short CPU training runs (phase 1 with the teacher's pseudo labels, phase 2 with
+the bank refresh and write-back) run on one small synthetic data set with one seeded network;
+their masks (decoded pixels and palette), the training losses (TensorBoard scalars), image
+grids and final weights are hashed and compared with tests/data/unchanged_outputs.json.
+
+Float rounding depends on the CPU's kernels, so the reference holds on the machine kind it was
+recorded on (torch version, CPU capability, CPU model; one thread): elsewhere the test is
+skipped. To record a new reference, at a commit whose behaviour is the one to keep:
+
+    python -m tests.test_unchanged_outputs --record
+"""
+import glob
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REFERENCE = os.path.join(ROOT, 'tests', 'data', 'unchanged_outputs.json')
+
+
+def machine():
+    model = ''
+    if os.path.isfile('/proc/cpuinfo'):
+        with open('/proc/cpuinfo') as f:
+            model = next((ln.split(':', 1)[1].strip() for ln in f
+                          if ln.startswith('model name')), '')
+    return {'torch': torch.__version__, 'cpu': torch.backends.cpu.get_cpu_capability(),
+            'cpu_model': model}
+
+
+def tree_digest(folder):
+    """sha256 over (relative path, pixels, palette) of every PNG under `folder`."""
+    h = hashlib.sha256()
+    files = sorted(glob.glob(os.path.join(folder, '**', '*.png'), recursive=True))
+    assert files, folder
+    for p in files:
+        img = Image.open(p)
+        h.update(os.path.relpath(p, folder).encode())
+        h.update(np.asarray(img).tobytes())
+        h.update(bytes(img.getpalette() or []))
+    return h.hexdigest()
+
+
+def foreground_beyond_labels(folder, sparse):
+    """Whether some predicted (not given) mask holds an object: the reference is not trivial."""
+    for p in glob.glob(os.path.join(folder, '*', '*.png')):
+        given = os.path.join(sparse, os.path.basename(os.path.dirname(p)), os.path.basename(p))
+        if not os.path.isfile(given) and np.asarray(Image.open(p)).any():
+            return True
+    return False
+
+
+def make_data(root):
+    from util.synthetic import generate
+    d = generate(root, 'davis', videos=3, frames=7, height=48, width=64, objects=2, seed=7,
+                 val_videos=1)
+    y = generate(root, 'youtube', videos=2, frames=7, height=48, width=64, objects=2, seed=8,
+                 val_videos=1)
+    return d, y
+
+
+def make_checkpoint(path):
+    """A seeded random STCN whose mask channels are sharpened, so that outputs follow labels."""
+    from model.network import STCN
+    torch.manual_seed(0)
+    net = STCN()
+    with torch.no_grad():
+        net.value_encoder.conv1.weight[:, 3:] *= 100
+    torch.save(net.state_dict(), path)
+
+
+def eval_outputs(root):
+    """{run name: digest} of the masks of every eval script on the synthetic data."""
+    import eval_davis
+    import eval_davis_2016
+    import eval_generic
+    import eval_youtube
+    from phase2_scripts.merge_left_right import merge
+    d, y = make_data(root)
+    ckpt = os.path.join(root, 'stcn.pth')
+    make_checkpoint(ckpt)
+    out = lambda name: os.path.join(root, 'out', name)   # noqa: E731
+    m = ['--model', ckpt]
+    eval_davis.main(m + ['--davis_path', d['root'], '--output', out('d17')])
+    eval_davis.main(m + ['--davis_path', d['root'], '--output', out('d17_testdev'),
+                         '--split', 'testdev', '--include_last'])
+    eval_davis_2016.main(m + ['--davis_path', d['root'], '--output', out('d16')])
+    eval_youtube.main(m + ['--yv_path', y['root'], '--output', out('yv'), '--res', '-1'])
+    eval_youtube.main(m + ['--yv_path', y['root'], '--output', out('yv_all'), '--res', '32',
+                           '--output_all', '--mem_every', '2'])
+    eval_generic.main(m + ['--data_path', y['valid'], '--output', out('generic')])
+    passes = {'left': [], 'leftsecgt': ['--only_sec_gt'], 'right': ['--reverse'],
+              'rightsecgt': ['--reverse', '--only_sec_gt']}
+    yv_pass = m + ['--yv_path', y['root'], '--res', '-1', '--data_file', y['sparse']]
+    dv_pass = m + ['--davis', '--davis_path', d['root'], '--data_file', d['sparse']]
+    for name, flags in passes.items():
+        eval_youtube.main(yv_pass + flags + ['--output', out(name)])
+    merge(y['sparse'], *[out(n) for n in passes], out('merged'), progress=False)
+    eval_youtube.main(yv_pass + ['--bank', '--output', out('bank')])
+    eval_youtube.main(dv_pass + ['--output', out('davis_left')])
+    eval_youtube.main(dv_pass + ['--bank', '--output', out('davis_bank')])
+    eval_youtube.main(dv_pass + ['--bank', '--exact_readout', '--output', out('davis_bank_exact')])
+    assert foreground_beyond_labels(out('merged'), y['sparse'])
+    names = ['d17', 'd17_testdev', 'd16', 'yv', 'yv_all', 'generic', *passes, 'merged', 'bank',
+             'davis_left', 'davis_bank', 'davis_bank_exact']
+    return {n: tree_digest(out(n)) for n in names}
+
+
+def train_outputs(root):
+    """Two short CPU training runs: {run: {losses, images, weights}} (see module doc)."""
+    import shutil
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    d, y = make_data(root)
+    ckpt = os.path.join(root, 'stcn.pth')
+    make_checkpoint(ckpt)
+    base = ['--stage', '3', '--crop_size', '64', '-b', '2', '--num_workers', '0', '--no_amp',
+            '--davis_root', d['root'], '--yv_root', y['root'], '--davis_data', d['split'],
+            '--yv_data', y['split'], '--load_network', ckpt, '--log_every', '1',
+            '--image_every', '2', '-i', '3']
+    bank = os.path.join(root, 'bank')
+    shutil.copytree(os.path.join(d['trainval'], 'Annotations', '480p'), bank)
+    runs = {
+        'phase1': ['--semi', '--use_teacher', '--end_warm', '1', '--id', 'p1'],
+        'phase2': ['--phase2_davis', 'bank', '--phase2_root', root, '--phase2_train', '0',
+                   '--phase2_start_update', '1', '--update_pseudo_bank', '1',
+                   '--phase2_thres', '0.6', '--id', 'p2'],
+    }
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
+    result = {}
+    for name, flags in runs.items():
+        saves = os.path.join(root, 'saves_' + name)
+        res = subprocess.run([sys.executable, os.path.join(ROOT, 'train.py')] + base + flags
+                             + ['--save_root', saves], cwd=root, env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        (run_dir,) = glob.glob(os.path.join(saves, '*'))
+        acc = EventAccumulator(run_dir, size_guidance={'images': 0, 'scalars': 0}).Reload()
+        losses = {t: [e.value for e in acc.Scalars(t)] for t in acc.Tags()['scalars']
+                  if t.startswith(('train/loss', 'train/pseudo', 'train/iou', 'train/bank'))}
+        images = {t: [hashlib.sha256(e.encoded_image_string).hexdigest()
+                      for e in acc.Images(t)] for t in acc.Tags()['images']}
+        h = hashlib.sha256()
+        for f in sorted(glob.glob(os.path.join(run_dir, '*_3*.pth'))):
+            for k, v in sorted(torch.load(f, map_location='cpu').items()):
+                h.update(k.encode())
+                h.update(v.contiguous().numpy().tobytes())
+        result[name] = {'losses': losses, 'images': images, 'weights': h.hexdigest()}
+    result['phase2']['bank'] = tree_digest(bank)
+    return result
+
+
+def compute(root):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {'eval': eval_outputs(os.path.join(root, 'eval')),
+                'train': train_outputs(os.path.join(root, 'train'))}
+    finally:
+        torch.set_num_threads(before)
+
+
+def load_reference():
+    if not os.path.isfile(REFERENCE):
+        pytest.skip(f'no reference recorded ({REFERENCE})')
+    with open(REFERENCE) as f:
+        ref = json.load(f)
+    if ref['machine'] != machine():
+        pytest.skip(f'reference recorded on {ref["machine"]}, this is {machine()}')
+    return ref
+
+
+@pytest.mark.slow
+def test_outputs_unchanged(tmp_path):
+    ref = load_reference()
+    got = compute(str(tmp_path))
+    assert got['eval'] == ref['eval']
+    for run in ref['train']:
+        assert got['train'][run]['losses'] == ref['train'][run]['losses'], run
+        assert got['train'][run] == ref['train'][run], run
+
+
+if __name__ == '__main__':
+    import tempfile
+    if sys.argv[1:] != ['--record']:
+        sys.exit('usage: python -m tests.test_unchanged_outputs --record')
+    with tempfile.TemporaryDirectory() as tmp:
+        values = dict(machine=machine(), **compute(tmp))
+    with open(REFERENCE, 'w') as f:
+        json.dump(values, f, indent=1, sort_keys=True)
+        f.write('\n')
+    print(f'{REFERENCE}: written')
