@@ -105,7 +105,7 @@ def intermediate_dataset(args):
         ann_dir = os.path.join(args.yv_path, 'train_480p', 'Annotations')
         labels = args.data_file or os.path.join(args.yv_path, 'phase2', 'yv_gt_480p')
         void = None
-    res = -1 if args.davis else args.res        # DAVIS: 480p as stored (SPEC §3)
+    res = -1 if args.davis else args.res        # DAVIS: 480p as stored (docs/method.md)
     dataset = IntermediateDataset(image_dir, labels, annotation_dir=ann_dir,
                                   reverse=args.reverse, only_sec_gt=args.only_sec_gt, res=res,
                                   void=void)

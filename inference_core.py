@@ -6,7 +6,7 @@ here. Objects are indexed 1..K (K = every object of the video, known up front); 
 that has not been labeled yet has zero probability, and its memory values are encoded from
 its (empty) mask so the memory always holds K values per position.
 
-Memory (SPEC §3): the labeled frame's key/value always stay in memory.
+Memory (docs/method.md, "Inference"): the labeled frame's key/value always stay in memory.
   mem_style='davis'    frame ti enters memory when ti % mem_every == 0 (ti = processing index)
   mem_style='youtube'  frame ti enters memory when ti - (last memory frame) >= mem_every
   include_last         the previous frame is a temporary entry, replaced at each step

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Intermediate inference of two-shot VOS: the four propagations per training video
-# (left, leftsecgt, right, rightsecgt; SPEC §3) with the phase-1 model, then the merge into
+# (left, leftsecgt, right, rightsecgt; docs/method.md) with the phase-1 model, then the merge into
 # one pseudo-label bank.
 #
 #   bash run_intermediate.sh youtube            # four passes + merge

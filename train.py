@@ -10,7 +10,7 @@ Every flag is in util/hyper_para.py. Runs are written to <save_root>/<date>_<id>
 hyperparameters.json, TensorBoard events, <date>_<id>_<it>.pth (student), ..._<it>_tea.pth
 (teacher) and ..._checkpoint.pth (resume with --load_model).
 
-Data (SPEC §4): stage 0 the static image sets, stage 1 BL30K, stages 2/3 DAVIS 2017 train x5
+Data (docs/method.md, "Training"): stage 0 the static image sets, stage 1 BL30K, stages 2/3 DAVIS 2017 train x5
 + YouTube-VOS train (two-shot when --davis_data / --yv_data name split JSONs; phase 2 from
 --phase2_train on, for each data set that has a bank: --phase2_davis / --phase2_yv). The
 maximum frame skip follows STCN's curriculum (5, then 10, 15, 20, 25 at 10/20/30/40% of the

@@ -1,4 +1,4 @@
-"""Augmentation pieces shared by the training datasets (SPEC §4).
+"""Augmentation pieces shared by the training datasets (docs/method.md, "Training").
 
 Random parameters are drawn once with torchvision's own `get_params` (torch's global RNG,
 so `dataset.reseed.reseed` makes them reproducible) and then applied with the functional API

@@ -1,4 +1,4 @@
-"""Training triplets from videos: full supervision, two-shot (phase 1) and phase 2 (SPEC §4).
+"""Training triplets from videos: full supervision, two-shot (phase 1) and phase 2 (docs/method.md, "Sampling").
 
 Three modes, chosen by the constructor arguments:
 

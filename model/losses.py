@@ -1,4 +1,4 @@
-"""Training losses and label helpers (SPEC §4).
+"""Training losses and label helpers (docs/method.md, "Training").
 
 Class maps: long [B, H, W] with 0 background, 1 target object, 2 second object, -1 ignored.
 """
@@ -68,7 +68,7 @@ def compute_tensor_iou(pred, gt):
 
 
 def pseudo_labels(prob_bg, prob_t, prob_s, thres, has_second):
-    """Pseudo class map from aggregated probabilities (SPEC §4).
+    """Pseudo class map from aggregated probabilities (docs/method.md, "Pseudo labels").
 
     prob_bg, prob_t, prob_s: [B, H, W] (prob_s may be None when there is no second object);
     has_second: bool, or bool tensor [B] (per sample). Start all -1 (ignored); then 2 where the

@@ -9,7 +9,7 @@ A batch (from dataset/vos_dataset.py or dataset/static_dataset.py, default-colla
 The networks are always in eval() mode (frozen batch norm); only the student is trained. The
 student is wrapped (TripletModule) so that DDP sees one forward per iteration.
 
-Pseudo labels (SPEC §4):
+Pseudo labels (docs/method.md, "Pseudo labels"):
   phase 1 (--semi, it >= end_warm, frames not labeled): the teacher's prediction of the same
     triplet, thresholded with --semi_thres_upper, -1 elsewhere. Without a teacher (no
     --use_teacher, or before the first step) the student's own prediction is used, detached
@@ -73,7 +73,7 @@ def make_teacher(student):
 # ----------------------------------------------------------------------------- triplet forward
 
 def triplet_forward(net, rgb, first_gt, first_sec_gt=None, selector=None):
-    """SPEC §4 triplet forward of the training STCN.
+    """Triplet forward of the training STCN (docs/method.md, "Training").
 
     rgb [B, 3, 3, H, W]; first_gt / first_sec_gt [B, 1, H, W] (frame 0 masks); selector [B, 2].
     Keys of all 3 frames; values of frame 0 (each object with its mask and the other's);

@@ -1,6 +1,6 @@
 """STCN building blocks. Strides: f4 = 1/4, f8 = 1/8, f16 = 1/16 of the (padded) input.
 
-Parameter names match the published checkpoints (see shared stcn_checkpoint_keys.tsv).
+Parameter names match the published checkpoints (tests/data/stcn_checkpoint_keys.tsv).
 """
 import torch
 import torch.nn as nn

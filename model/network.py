@@ -1,4 +1,4 @@
-"""STCN training network (single- or two-object), as in SPEC §2.
+"""STCN training network (single- or two-object), as in docs/method.md, "Network".
 
 Shapes: B batch, T frames, K objects (2 in multi-object training), h, w = H/16, W/16.
 Batch norm is frozen by the trainer (the network stays in eval() mode).

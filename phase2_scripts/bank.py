@@ -1,7 +1,7 @@
 """The pseudo-label bank straight from the network: the four intermediate passes run only as
 far as the merge uses them (`eval_youtube.py --bank`).
 
-The merge (merge_left_right.py, SPEC §3) keeps, for labeled frames a < b, `rightsecgt` before
+The merge (merge_left_right.py, docs/method.md) keeps, for labeled frames a < b, `rightsecgt` before
 a, `left` up to the middle of (a, b), `right` after it, `leftsecgt` after b. Propagation only
 looks back, so every pass can stop after the last frame the merge takes from it: `left`
 stops at the middle instead of running to the end, `right` at the middle instead of the

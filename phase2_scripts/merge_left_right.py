@@ -1,4 +1,4 @@
-"""Merge the four intermediate-inference passes into one pseudo-label bank (SPEC §3 "Merge").
+"""Merge the four intermediate-inference passes into one pseudo-label bank (docs/method.md, "The merge rule").
 
 Per video with labeled frames a < b (positions in the time-sorted frame list):
   before a            <- rightsecgt (propagated backward from a alone)

@@ -1,4 +1,4 @@
-"""Tests for util/evaluate.py: the DAVIS 2017 semi-supervised J&F evaluation (SPEC §6)."""
+"""Tests for util/evaluate.py: the DAVIS 2017 semi-supervised J&F evaluation (docs/method.md, "Evaluation")."""
 import csv
 import os
 

@@ -13,7 +13,7 @@ from model.model import ema_decay, ema_update, make_teacher
 
 
 def _spec_rule(bg, t, s, thres, has_second):
-    """SPEC §4 written pixel by pixel: -1, then 2, then 1, then 0 (later wins)."""
+    """The rule of docs/method.md ("Pseudo labels") written pixel by pixel: -1, then 2, then 1, then 0 (later wins)."""
     out = torch.full(t.shape, -1, dtype=torch.long)
     for idx in itertools.product(*[range(n) for n in t.shape]):
         b = idx[0]

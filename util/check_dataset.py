@@ -3,7 +3,7 @@
     python -m util.check_dataset --root DIR --layout {davis,youtube,generic} \
         [--split_json FILE] [--sparse DIR] [--max_problems N] [--workers W]
 
-Layouts (SPEC §5):
+Layouts (docs/data.md):
   davis    DIR is the DAVIS folder: 2017/trainval/{JPEGImages,Annotations}/480p/<video>/ and
            ImageSets/2017/{train,val}.txt (required); 2017/test-dev and 2016 when present.
   youtube  DIR is the YouTube folder: train_480p/{JPEGImages,Annotations} and

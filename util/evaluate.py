@@ -1,4 +1,4 @@
-"""DAVIS 2017 semi-supervised J&F evaluation (SPEC §6), computed as the official evaluation does.
+"""DAVIS 2017 semi-supervised J&F evaluation (docs/method.md, "Evaluation"), computed as the official evaluation does.
 
 Per sequence: the objects are ids 1..max id of the first ground-truth frame (255 = void, counted
 as background); the first and last frames are left out; for each object and frame

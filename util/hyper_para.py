@@ -1,8 +1,8 @@
 """Every training flag: STCN's originals, the two-shot additions and a few new ones.
 
-The original command lines (SEED_README.md) parse unchanged. Flags whose default depends on
+The original code's command lines parse unchanged. Flags whose default depends on
 the stage (lr, batch size, iterations, lr-drop steps) default to None and are resolved from
-STAGE_DEFAULTS (SPEC §4) after parsing, so an explicit value always wins.
+STAGE_DEFAULTS (docs/method.md, "Training") after parsing, so an explicit value always wins.
 
     para = HyperParameters(); para.parse(argv)
     para['lr'], para.args (a plain dict), para.to_json()

@@ -1,4 +1,4 @@
-"""Deterministic synthetic VOS data in the on-disk layouts of SPEC §5.
+"""Deterministic synthetic VOS data in the on-disk layouts of docs/data.md.
 
 Each video is a drifting textured background with K textured objects (ellipses and
 polygons, each with its own colours and pattern drawn in object coordinates, so the texture
