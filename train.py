@@ -107,7 +107,7 @@ class DataMix:
     def __init__(self, para, mode):
         from dataset.static_dataset import StaticTransformDataset
         from dataset.vos_dataset import VOSDataset
-        from util.make_two_shot_split import load_split
+        from util.two_shot_split import load_split
         self.bl = para['stage'] == 1
         self.videos = []                  # [(dataset, skip divisor)]
         self.bank = {}                    # video -> bank entry (phase 2)

@@ -15,55 +15,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
 
-from util.errors import UserError, run_main  # noqa: E402
-from util.io import atomic_write, ensure_writable_dir, read_mask  # noqa: E402
-from util.make_two_shot_split import load_split  # noqa: E402
-
-
-def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
-    """Copy each video's labeled-frame PNGs from annotations_dir to out_dir/<video>/.
-
-    split: a dict {video: [frame names]} or the path of a split JSON (read with load_split).
-    split_name: how errors name the split when a dict is given.
-    Returns the number of PNGs written.
-    """
-    if not isinstance(split, dict):
-        split_name = str(split)
-        split = load_split(split)
-    name = split_name or 'the split'
-    annotations_dir, out_dir = str(annotations_dir), str(out_dir)
-    if not os.path.isdir(annotations_dir):
-        raise UserError(f'{annotations_dir}: annotation folder not found')
-    jobs = []                                  # (source png, destination png)
-    for v in sorted(split):
-        src_dir = os.path.join(annotations_dir, v)
-        if not os.path.isdir(src_dir):
-            raise UserError(f'{name}: video {v!r} has no folder {src_dir}')
-        wanted = []
-        for frame in split[v]:
-            png = os.path.splitext(frame)[0] + '.png'
-            src = os.path.join(src_dir, png)
-            if not os.path.isfile(src):
-                raise UserError(f'{name}: video {v!r}, frame {frame!r}: missing mask {src}')
-            if not read_mask(src).any():
-                raise UserError(f'{src}: labeled frame {frame!r} of video {v!r} in {name} '
-                                'holds no object (pick frames that show the objects)')
-            wanted.append(png)
-            jobs.append((src, os.path.join(out_dir, v, png)))
-        dst_dir = os.path.join(out_dir, v)
-        if os.path.isdir(dst_dir):
-            extra = sorted(f for f in os.listdir(dst_dir)
-                           if f.lower().endswith('.png') and f not in wanted)
-            if extra:
-                raise UserError(f'{dst_dir}: already holds {extra[0]}, which {name} does not '
-                                f'list for video {v!r}; use an empty --out folder')
-    ensure_writable_dir(out_dir, 'output folder (--out)')
-    for src, dst in jobs:
-        atomic_write(dst, lambda tmp, s=src: shutil.copyfile(s, tmp))
-    return len(jobs)
+from util.errors import run_main  # noqa: E402
+from util.two_shot_split import prepare_sparse_gt  # noqa: E402
 
 
 def main(argv):

@@ -7,10 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from phase2_scripts.prepare_sparse_gt import prepare_sparse_gt
 from util.errors import UserError
 from util.io import write_mask
-from util.make_two_shot_split import load_split, make_split, write_split
+from util.two_shot_split import load_split, make_split, prepare_sparse_gt, write_split
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

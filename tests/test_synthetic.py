@@ -9,7 +9,7 @@ import pytest
 
 from util.errors import UserError
 from util.io import read_frame, read_mask
-from util.make_two_shot_split import load_split
+from util.two_shot_split import load_split
 from util.synthetic import generate, make_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

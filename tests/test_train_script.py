@@ -195,7 +195,7 @@ def test_torchrun_two_processes_identical_weights(data, tmp_path):
 def test_phase2_bank_update_rewrites_pngs(data, tmp_path):
     """Phase 2 from iteration 0 with the bank update on; threshold 0 makes every refresh
     confident background, so every sampled unlabeled frame's target region is rewritten."""
-    from util.make_two_shot_split import load_split
+    from util.two_shot_split import load_split
     d = data['davis']
     bank = tmp_path / 'bank'
     shutil.copytree(os.path.join(d['trainval'], 'Annotations', '480p'), bank)

@@ -36,7 +36,7 @@ from PIL import Image
 
 from util.errors import UserError, run_main
 from util.io import DAVIS_PALETTE, CurrentStderr, read_mask
-from util.make_two_shot_split import load_split
+from util.two_shot_split import load_split
 
 LAYOUTS = ('davis', 'youtube', 'generic')
 FRAME_EXTS = ('.jpg', '.jpeg', '.png')

@@ -32,6 +32,7 @@ from PIL import Image
 
 from util.errors import UserError, run_main
 from util.io import atomic_write, write_mask
+from util.two_shot_split import make_split, prepare_sparse_gt, write_split
 
 JPEG_QUALITY = 90
 MARKER = '.synthetic.json'     # marks a tree this module wrote (safe to replace)
@@ -279,9 +280,6 @@ def _prepare_root(out, layout, params):
 
 
 def _two_shot(annotations, split_path, sparse_dir, seed, videos):
-    # local import: util.make_two_shot_split is a sibling tool, phase2_scripts a package
-    from util.make_two_shot_split import make_split, write_split
-    from phase2_scripts.prepare_sparse_gt import prepare_sparse_gt
     split = make_split(annotations, frames=2, seed=seed, videos=videos)
     write_split(split, split_path)
     prepare_sparse_gt(annotations, split, sparse_dir, split_name=split_path)
