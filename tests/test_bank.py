@@ -1,6 +1,6 @@
 """eval_youtube.py --bank: the merged pseudo-label bank in one run must be byte for byte what
 the four full intermediate passes and merge_left_right.py write, with about half the frames
-segmented. Synthetic DAVIS / YouTube trees (util.synthetic), seeded random network, CPU.
+segmented. Synthetic DAVIS / YouTube trees (util.synthetic_data), seeded random network, CPU.
 """
 import filecmp
 import os
@@ -15,7 +15,7 @@ import eval_youtube
 import inference_core
 import phase2_scripts.bank as bank
 from phase2_scripts.merge_left_right import merge
-from util import synthetic
+from util import synthetic_data
 from util.errors import UserError
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -46,9 +46,9 @@ def sparse_labels(annotations, out, videos):
 @pytest.fixture(scope='module')
 def trees(tmp_path_factory):
     root = tmp_path_factory.mktemp('bank')
-    d = synthetic.generate(root, 'davis', videos=len(LABELS) + 1, frames=FRAMES, height=48,
+    d = synthetic_data.generate(root, 'davis', videos=len(LABELS) + 1, frames=FRAMES, height=48,
                            width=64, objects=2, seed=3, val_videos=1)
-    y = synthetic.generate(root, 'youtube', videos=len(LABELS), frames=FRAMES, height=48,
+    y = synthetic_data.generate(root, 'youtube', videos=len(LABELS), frames=FRAMES, height=48,
                            width=64, objects=2, seed=4, val_videos=1)
     ann = os.path.join(d['trainval'], 'Annotations', '480p')
     dv = sorted(os.listdir(ann))[:len(LABELS)]

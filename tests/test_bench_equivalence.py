@@ -24,7 +24,7 @@ from model.memory import (dense_topk_readout, get_affinity, readout, softmax_top
                           topk_readout)
 from scripts.bench.baseline import BaselineCore
 from util.errors import UserError
-from util.synthetic import make_video
+from util.synthetic_data import make_video
 
 T, H, W = 6, 40, 56          # pads to 48 x 64: 12 memory positions per frame
 
@@ -199,7 +199,7 @@ def test_bank_bench_runs_tiny(tmp_path, capsys):
 
 def test_amp_bench_runs_tiny(tmp_path, ckpt, capsys):
     from scripts.bench import amp
-    from util.synthetic import generate
+    from util.synthetic_data import generate
     d = generate(tmp_path, 'davis', videos=3, frames=5, height=48, width=64, objects=2,
                  val_videos=2)
     with pytest.raises(UserError, match='--cpu_bf16'):

@@ -12,7 +12,7 @@ from PIL import Image
 from util.check_dataset import check_dataset, main
 from util.errors import UserError
 from util.io import DAVIS_PALETTE, write_mask
-from util.synthetic import generate
+from util.synthetic_data import generate
 
 H, W = 48, 64
 

@@ -2,7 +2,7 @@
 status 2 on the command line (no traceback unless --debug), and nothing half-written.
 
 Most cases call `main(argv)` of a script in-process (fast); a few run the command line.
-Data: tiny synthetic DAVIS / YouTube trees (util.synthetic), copied per test.
+Data: tiny synthetic DAVIS / YouTube trees (util.synthetic_data), copied per test.
 """
 import json
 import os
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 @pytest.fixture(scope='module')
 def pristine(tmp_path_factory):
     """Synthetic DAVIS (davis_000 train, davis_001 val) and YouTube (1 train, 1 valid)."""
-    from util.synthetic import generate
+    from util.synthetic_data import generate
     root = tmp_path_factory.mktemp('pristine')
     generate(root, 'davis', videos=2, frames=4, height=H, width=W, objects=2, seed=1,
              val_videos=1)

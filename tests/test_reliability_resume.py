@@ -158,7 +158,7 @@ def test_seeded_samples_are_independent_of_history():
 
 @pytest.fixture(scope='module')
 def tdata(tmp_path_factory):
-    from util.synthetic import generate
+    from util.synthetic_data import generate
     root = tmp_path_factory.mktemp('tdata')
     d = generate(root, 'davis', videos=2, frames=5, height=H, width=W + 8, objects=2, seed=1,
                  val_videos=1)
@@ -400,7 +400,7 @@ def _generic_tree(root, pristine_videos):
 
 @pytest.fixture(scope='module')
 def davis(tmp_path_factory):
-    from util.synthetic import generate
+    from util.synthetic_data import generate
     root = tmp_path_factory.mktemp('evdata')
     return generate(root, 'davis', videos=3, frames=4, height=H, width=W, objects=2, seed=2,
                     val_videos=2)
@@ -473,7 +473,7 @@ def test_davis_and_intermediate_resume(davis, fast_load, tmp_path):
 
 def test_youtube_benchmark_resume(fast_load, tmp_path):
     """YouTube-VOS valid: the meta.json frames from each object's first label are expected."""
-    from util.synthetic import generate
+    from util.synthetic_data import generate
     y = generate(tmp_path, 'youtube', videos=1, frames=4, height=H, width=W, objects=2,
                  seed=3, val_videos=2)
     out = tmp_path / 'o'

@@ -12,7 +12,7 @@ from dataset.static_dataset import StaticTransformDataset
 from dataset.tps import random_tps_warp
 from util.errors import UserError
 from util.io import write_mask
-from util.synthetic import generate
+from util.synthetic_data import generate
 
 KEYS = {'rgb', 'gt', 'sec_gt', 'cls_gt', 'selector', 'labeled', 'info'}
 

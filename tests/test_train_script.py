@@ -95,7 +95,7 @@ def test_phase2_without_bank_is_a_clear_error(tmp_path):
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-    from util.synthetic import generate
+    from util.synthetic_data import generate
     root = tmp_path_factory.mktemp('data')
     d = generate(root, 'davis', videos=4, frames=6, height=48, width=64, objects=2, seed=1,
                  val_videos=1)

@@ -61,7 +61,7 @@ def foreground_beyond_labels(folder, sparse):
 
 
 def make_data(root):
-    from util.synthetic import generate
+    from util.synthetic_data import generate
     d = generate(root, 'davis', videos=3, frames=7, height=48, width=64, objects=2, seed=7,
                  val_videos=1)
     y = generate(root, 'youtube', videos=2, frames=7, height=48, width=64, objects=2, seed=8,

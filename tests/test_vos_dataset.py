@@ -13,7 +13,7 @@ from dataset.reseed import make_worker_init_fn, reseed
 from dataset.vos_dataset import VOSDataset, ordinary_triplet, semi_triplet
 from util.errors import UserError
 from util.io import write_mask
-from util.synthetic import generate
+from util.synthetic_data import generate
 
 C = 48                    # crop size used throughout (small: fast)
 N_FRAMES = 14

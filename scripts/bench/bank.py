@@ -3,7 +3,7 @@
     python scripts/bench/bank.py [--layout davis --videos 2 --frames 24 --height 480
         --width 854 --objects 2 --repeats 1 --device cpu --threads N --model PATH --json OUT]
 
-Writes a seeded synthetic data set (util.synthetic: frames, full labels, a random two-shot
+Writes a seeded synthetic data set (util.synthetic_data: frames, full labels, a random two-shot
 split and its sparse label folder) in a temporary folder, then produces the pseudo-label bank
 of its training videos in two ways, in one process, with the same network (seeded random
 weights or --model), in turns (the order alternates over --repeats):
@@ -34,7 +34,7 @@ from model.eval_network import STCN  # noqa: E402
 from phase2_scripts.merge_left_right import PASS_NAMES, merge  # noqa: E402
 from phase2_scripts.bank import PASS_FLAGS  # noqa: E402
 from scripts.bench.common import describe_device, load_note, write_json  # noqa: E402
-from util import synthetic  # noqa: E402
+from util import synthetic_data  # noqa: E402
 from util.device import pick_device  # noqa: E402
 from util.errors import UserError, run_main  # noqa: E402
 
@@ -65,12 +65,12 @@ def parse_args(argv):
 def make_data(tmp, args):
     """Synthetic data set -> (eval_youtube data flags, {video: labeled frame names})."""
     if args.layout == 'davis':
-        d = synthetic.generate(tmp, 'davis', videos=args.videos + 1, frames=args.frames,
+        d = synthetic_data.generate(tmp, 'davis', videos=args.videos + 1, frames=args.frames,
                                height=args.height, width=args.width, objects=args.objects,
                                seed=args.seed, val_videos=1)
         flags = ['--davis', '--davis_path', d['root']]
     else:
-        d = synthetic.generate(tmp, 'youtube', videos=args.videos, frames=args.frames,
+        d = synthetic_data.generate(tmp, 'youtube', videos=args.videos, frames=args.frames,
                                height=args.height, width=args.width, objects=args.objects,
                                seed=args.seed, val_videos=1)
         flags = ['--yv_path', d['root'], '--res', '-1']
