@@ -77,7 +77,7 @@ def evaluate_outputs(dataset, output, split):
     DAVIS 2016 ground truth is 0/255 (255 would read as void): it is read binarised (every
     id > 0 is the one object).
     """
-    from util.evaluate import evaluate
+    from util.metrics import evaluate
     return evaluate(dataset.root, output, imageset=dataset.imageset, split=split,
                     out_dir=output, binarize=dataset.year == 2016)
 

@@ -1,4 +1,5 @@
-"""Tests for util/evaluate.py: the DAVIS 2017 semi-supervised J&F evaluation (docs/method.md, "Evaluation")."""
+"""The DAVIS 2017 semi-supervised J&F (util/metrics.py, docs/method.md "Evaluation") and its
+command util/evaluate.py."""
 import csv
 import os
 
@@ -6,9 +7,10 @@ import numpy as np
 import pytest
 
 from util.errors import UserError
-from util.evaluate import (boundary_measure, db_statistics, decay_bounds, evaluate,
-                           evaluate_sequence, main, region_similarity, seg2bmap)
+from util.evaluate import main
 from util.io import write_mask
+from util.metrics import (boundary_measure, db_statistics, decay_bounds, evaluate,
+                          evaluate_sequence, region_similarity, seg2bmap)
 
 H, W = 40, 48
 

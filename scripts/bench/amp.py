@@ -32,7 +32,7 @@ from dataset.test_datasets import DAVISTestDataset, prefetch  # noqa: E402
 from scripts.bench.common import describe_device, load_note, write_json  # noqa: E402
 from util.device import pick_device  # noqa: E402
 from util.errors import UserError, run_main  # noqa: E402
-from util.evaluate import evaluate  # noqa: E402
+from util.metrics import evaluate  # noqa: E402
 from util.io import write_mask  # noqa: E402
 
 WAYS = ('fp32', 'amp')

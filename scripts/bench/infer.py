@@ -46,7 +46,7 @@ from scripts.bench.common import (PARTS, PartTimer, PeakMemory, describe_device,
                                   load_note, median, write_json)
 from util.device import pick_device  # noqa: E402
 from util.errors import UserError, run_main  # noqa: E402
-from util.evaluate import evaluate_sequence  # noqa: E402
+from util.metrics import evaluate_sequence  # noqa: E402
 from util.synthetic_data import make_video  # noqa: E402
 
 
