@@ -51,7 +51,7 @@ run python -m util.check_dataset --root "$DAVIS" --layout davis \
 echo "== 2. starting weights: no ImageNet weights offline, so a seeded random init with batch-norm"
 echo "      statistics calibrated on training frames (no labels used), then stage 0 on the static"
 echo "      images (the paper's phases start from stage-0 weights, ckpts/stcn_s0.pth)"
-run python -m util.init_weights --out "$OUT/init.pth" --seed "$SEED" \
+run python -m model.init_weights --out "$OUT/init.pth" --seed "$SEED" \
     --calibrate_bn "$YT/train_480p/JPEGImages" --calibrate_frames 32
 TRAIN=(--lr "$LR" -b "$BATCH" --crop_size "$CROP" --num_workers 1 --save_root "$OUT/saves"
        --log_every 10 --save_every 100000 "${DEV_ARGS[@]}")

@@ -6,7 +6,7 @@ from PIL import Image
 from model.checkpoint import load_network
 from model.network import STCN
 from util.errors import UserError
-from util.init_weights import main
+from model.init_weights import main
 
 
 def test_init_weights_is_seeded_and_calibrates_batch_norm(tmp_path):

@@ -27,7 +27,7 @@ def test_demo_pipeline_end_to_end(tmp_path, repo_root):
     log = r.stdout
 
     # every step echoed its command
-    for cmd in ('util.synthetic', 'util.init_weights', 'train.py --id s0 --stage 0',
+    for cmd in ('util.synthetic', 'model.init_weights', 'train.py --id s0 --stage 0',
                 'train.py --id phase1',
                 'eval_youtube.py', 'merge_left_right.py', 'train.py --id phase2',
                 'eval_davis.py', 'util.evaluate'):

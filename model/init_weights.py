@@ -1,10 +1,10 @@
 """Write the weights of a freshly initialised (seeded) STCN as a plain state_dict.
 
 The demo uses it as the common starting point of phase 1 and phase 2 and as the "untrained"
-row of its table: `python -m util.init_weights --out init.pth --seed 0 --calibrate_bn FRAMES`.
+row of its table: `python -m model.init_weights --out init.pth --seed 0 --calibrate_bn FRAMES`.
 
-Why --calibrate_bn: a network trained with frozen batch norm (docs/method.md) relies on the running
-statistics of a pretrained backbone. Without ImageNet weights (offline), the initial running
+Why --calibrate_bn: a network trained with frozen batch norm (docs/method.md) relies on the
+running statistics of a pretrained backbone. Without ImageNet weights (offline), the initial
 statistics (mean 0, var 1) leave activations unnormalised: they grow ~20x through the ResNet,
 the decoder's sigmoids saturate, the aggregation's clamp cuts their gradient and training
 collapses to background. Calibrating the statistics on a few frames (a data-dependent init,
