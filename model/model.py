@@ -35,10 +35,11 @@ from dataset.range_transform import im_normalization
 from model.checkpoint import load_network, read_checkpoint
 from model.losses import IGNORE, BootstrappedCE, compute_tensor_iu, pseudo_labels
 from model.network import STCN
+from model.training_grid import training_grid
 from util.distributed import all_gather_objects, average_over_ranks
 from util.errors import UserError
 from util.io import get_palette, read_frame, read_mask, save_checkpoint, write_mask
-from util.logger import ScalarAverager, training_grid
+from util.logger import ScalarAverager
 from util.tensor_util import pad_divide_by, unpad
 
 FRAME_EXTS = ('.jpg', '.jpeg', '.png')
