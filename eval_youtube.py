@@ -23,7 +23,7 @@ The merged pseudo-label bank in one run (--bank; the same flags, without --rever
     python eval_youtube.py --model phase1.pth --bank --output out/merge [--data_file ..] [--davis]
   Runs each of the four passes only as far as the merge (phase2_scripts/merge_left_right.py)
   uses it and writes <output>/<video>/<frame>.png: byte for byte what the four passes and the
-  merge write, with about half the frames segmented (phase2_scripts/bank.py).
+  merge write, with about half the frames segmented (phase2/bank.py).
 
 Output: <output>/Annotations/<video>/<frame>.png; --zip also packs it into <output>.zip.
 --resume skips the videos whose PNGs are all present and readable. --shard I/N processes every
@@ -39,7 +39,7 @@ from dataset.test_datasets import (DAVIS_VOID, IntermediateDataset, YouTubeVOSTe
 from eval_generic import first_object_frame, run_videos
 from inference_core import (add_exact_readout_flag, amp_note, load_model, print_args,
                             run_dataset)
-from phase2_scripts.bank import run_bank
+from phase2.bank import run_bank
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import atomic_write, ensure_writable_dir

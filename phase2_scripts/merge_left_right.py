@@ -1,209 +1,24 @@
-"""Merge the four intermediate-inference passes into one pseudo-label bank (docs/method.md, "The merge rule").
+"""Merge the four intermediate-inference passes into one pseudo-label bank (phase2.merge).
 
-Per video with labeled frames a < b (positions in the time-sorted frame list):
-  before a            <- rightsecgt (propagated backward from a alone)
-  a < i < b           <- left  when i - a <= floor((b - a - 1) / 2)   (forward from a)
-                         right otherwise                                (backward from b)
-  after b             <- leftsecgt  (propagated forward from b alone)
-  a, b                <- the true labels of the sparse label folder
-A video with one labeled frame a: before a <- rightsecgt, after a <- leftsecgt.
-
-Everything is validated before anything is written; each video is written into
-`<out>/.tmp_<video>` and renamed into place, so a killed merge never leaves a half video.
-Output PNGs are byte copies of their sources (palette kept).
-
-Run from the repository root:
   python phase2_scripts/merge_left_right.py --gt_dir G --left L --leftsecgt LS \
       --right R --rightsecgt RS --out OUT [--frames_dir JPEGImages] [--videos v1 v2]
-"""
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+The merge rule is in docs/method.md. Nothing is written if any input is wrong; each video is
+written into a temporary folder and renamed into place.
+"""
+if __name__ == '__main__' and not __package__:
+    # run as a file, from anywhere: run again as the module, the repository root on PYTHONPATH
+    import os
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(p for p in (root, os.environ.get('PYTHONPATH')) if p)
+    os.execve(sys.executable, [sys.executable, '-m', 'phase2_scripts.merge_left_right']
+              + sys.argv[1:], dict(os.environ, PYTHONPATH=path))
 
 import argparse  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
-from util.errors import UserError, run_main  # noqa: E402
-from util.io import CurrentStderr, ensure_writable_dir, publish_folder  # noqa: E402
-
-PASS_NAMES = ('left', 'leftsecgt', 'right', 'rightsecgt')
-SOURCE_NAMES = ('gt',) + PASS_NAMES
-FRAME_EXTS = ('.jpg', '.jpeg', '.png')
-
-
-class MissingFrame(UserError):
-    """A source (pass or gt) lacks a frame it must provide."""
-
-    def __init__(self, msg, source, frame):
-        super().__init__(msg)
-        self.source = source
-        self.frame = frame
-
-
-def frame_sort_key(name):
-    """Time order of frame names: digit runs compare as numbers ('00005' < '00010', '9' < '10')."""
-    parts = re.split(r'(\d+)', name)
-    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
-
-
-def source_plan(n, labeled_idx):
-    """Source name for each of n frame positions given the sorted labeled positions (1 or 2)."""
-    if len(labeled_idx) not in (1, 2):
-        raise ValueError(f'expected 1 or 2 labeled frames, got {len(labeled_idx)}')
-    a = labeled_idx[0]
-    b = labeled_idx[-1]
-    half = (b - a - 1) // 2          # last offset from a that takes the forward (left) pass
-    plan = []
-    for i in range(n):
-        if i in labeled_idx:
-            plan.append('gt')
-        elif i < a:
-            plan.append('rightsecgt')
-        elif i > b:
-            plan.append('leftsecgt')
-        else:                        # a < i < b, only with two labeled frames
-            plan.append('left' if i - a <= half else 'right')
-    return plan
-
-
-def merge_video(frames, labeled, passes, video=''):
-    """Plan one video's merge: which file each frame's pseudo label is copied from.
-
-    frames: frame names (stems, any order; sorted here by time).
-    labeled: the 1 or 2 labeled frame names (must be in frames).
-    passes: {source: {frame: path}} with sources 'gt', 'left', 'leftsecgt', 'right',
-        'rightsecgt'; a frame missing from a source that must provide it is an error.
-    Returns {frame: (source, path)} in time order. Pure: looks only at the given dicts.
-    """
-    frames = sorted(set(frames), key=frame_sort_key)
-    labeled = sorted(set(labeled), key=frame_sort_key)
-    where = f'video {video}: ' if video else ''
-    if len(labeled) not in (1, 2):
-        raise UserError(f'{where}expected 1 or 2 labeled frames, got {len(labeled)}')
-    pos = {f: i for i, f in enumerate(frames)}
-    for f in labeled:
-        if f not in pos:
-            raise UserError(f'{where}labeled frame {f} is not among the video frames')
-    plan = source_plan(len(frames), [pos[f] for f in labeled])
-    out = {}
-    for f, src in zip(frames, plan):
-        path = passes.get(src, {}).get(f)
-        if path is None:
-            raise MissingFrame(f'pass {src}: {where}missing frame file {f}.png', src, f)
-        out[f] = (src, path)
-    return out
-
-
-def resolve_pass_dir(path, name):
-    """A pass output folder, or its Annotations/ subfolder when it has one."""
-    path = Path(path)
-    if (path / 'Annotations').is_dir():
-        path = path / 'Annotations'
-    if not path.is_dir():
-        raise UserError(f'{path}: {name} pass folder not found')
-    return path
-
-
-def list_pngs(folder):
-    """{frame stem: path} of the PNGs in a folder ({} when the folder is missing)."""
-    if not folder.is_dir():
-        return {}
-    return {p.stem: str(p) for p in folder.iterdir()
-            if p.suffix.lower() == '.png' and not p.name.startswith('.') and p.is_file()}
-
-
-def list_frames(folder):
-    """Frame stems of the images in a JPEGImages/<video> folder."""
-    if not folder.is_dir():
-        raise UserError(f'{folder}: frames folder of this video not found')
-    names = [p.stem for p in folder.iterdir()
-             if p.suffix.lower() in FRAME_EXTS and not p.name.startswith('.')]
-    if not names:
-        raise UserError(f'{folder}: no frames (.jpg/.png) in this folder')
-    return names
-
-
-def plan_video(video, gt_dir, pass_dirs, frames_dir=None):
-    """Read one video's folders and return its merge plan (see merge_video)."""
-    gt_files = list_pngs(gt_dir / video)
-    if len(gt_files) not in (1, 2):
-        raise UserError(f'{gt_dir / video}: expected 1 or 2 labeled PNGs, found {len(gt_files)}')
-    sources = {'gt': gt_files}
-    for name, d in pass_dirs.items():
-        sources[name] = list_pngs(d / video)
-    if frames_dir is not None:
-        frames = list_frames(Path(frames_dir) / video)
-        missing = sorted(set(gt_files) - set(frames), key=frame_sort_key)
-        if missing:
-            raise UserError(f'{gt_dir / video / (missing[0] + ".png")}: labeled frame has no '
-                            f'image in {Path(frames_dir) / video}')
-    else:
-        frames = set()
-        for files in sources.values():
-            frames.update(files)
-    try:
-        return merge_video(frames, list(gt_files), sources, video=video)
-    except MissingFrame as e:               # name the full expected path
-        root = gt_dir if e.source == 'gt' else pass_dirs[e.source]
-        raise UserError(f'pass {e.source}: video {video}: missing frame file '
-                        f'{root / video / (e.frame + ".png")}') from None
-
-
-def write_video(out, video, plan):
-    """Copy one video's planned files into <out>/<video> atomically (util.io.publish_folder:
-    neither a kill nor a crash leaves a video folder with truncated PNGs in the bank)."""
-    def fill(tmp):
-        for frame, (_, src) in plan.items():
-            shutil.copyfile(src, tmp / f'{frame}.png')
-    publish_folder(out / video, fill)
-
-
-def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, videos=None,
-          workers=4, progress=True):
-    """Merge the four pass trees into <out>/<video>/<frame>.png; return a summary dict.
-
-    All videos are planned and checked first; nothing is written if any check fails.
-    """
-    gt_dir = Path(gt_dir)
-    if not gt_dir.is_dir():
-        raise UserError(f'{gt_dir}: sparse label folder not found')
-    pass_dirs = {name: resolve_pass_dir(p, name) for name, p in
-                 zip(PASS_NAMES, (left, leftsecgt, right, rightsecgt))}
-    all_videos = sorted(p.name for p in gt_dir.iterdir()
-                        if p.is_dir() and not p.name.startswith('.'))
-    if videos:
-        unknown = [v for v in videos if v not in all_videos]
-        if unknown:
-            raise UserError(f'{gt_dir}: no sparse labels for video {unknown[0]}')
-        all_videos = [v for v in all_videos if v in set(videos)]
-    if not all_videos:
-        raise UserError(f'{gt_dir}: no video folders to merge')
-
-    plans = {v: plan_video(v, gt_dir, pass_dirs, frames_dir) for v in all_videos}
-
-    out = Path(ensure_writable_dir(out, 'output folder (--out)'))
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f'{out}: cannot create output folder ({e.strerror})') from e
-    items = list(plans.items())
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        jobs = pool.map(lambda kv: write_video(out, *kv), items)
-        if progress:
-            import progressbar
-            jobs = progressbar.ProgressBar(max_value=len(items), fd=CurrentStderr())(jobs)
-        for _ in jobs:
-            pass
-
-    counts = {s: 0 for s in SOURCE_NAMES}
-    for plan in plans.values():
-        for src, _ in plan.values():
-            counts[src] += 1
-    return {'videos': len(plans), 'frames': sum(counts.values()), 'sources': counts,
-            'out': str(out)}
+from phase2.merge import merge  # noqa: E402
+from util.errors import run_main  # noqa: E402
 
 
 def summary_line(s):

@@ -1,6 +1,5 @@
 """Build the sparse label folder of a two-shot split: only the labeled frames' PNGs per video.
 
-Run from the repository root:
     python phase2_scripts/prepare_sparse_gt.py --annotations DIR --split split.json --out OUT
 
 For every video of the split JSON ({video: ["00030.jpg", "00065.jpg"]}) the masks
@@ -9,10 +8,14 @@ Everything is checked before anything is written: a video or frame named in the 
 absent under DIR, a labeled mask that holds no object, an OUT that cannot be written, or an
 OUT/<video> folder already holding other PNGs, is an error (one line naming the file, exit 2).
 """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __name__ == '__main__' and not __package__:
+    # run as a file, from anywhere: run again as the module, the repository root on PYTHONPATH
+    import os
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(p for p in (root, os.environ.get('PYTHONPATH')) if p)
+    os.execve(sys.executable, [sys.executable, '-m', 'phase2_scripts.prepare_sparse_gt']
+              + sys.argv[1:], dict(os.environ, PYTHONPATH=path))
 
 import argparse  # noqa: E402
 

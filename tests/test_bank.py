@@ -1,6 +1,6 @@
 """eval_youtube.py --bank: the merged pseudo-label bank in one run must be byte for byte what
-the four full intermediate passes and merge_left_right.py write, with about half the frames
-segmented. Synthetic DAVIS / YouTube trees (util.synthetic_data), seeded random network, CPU.
+the four full intermediate passes and the merge (phase2/merge.py) write, with about half the
+frames segmented. Synthetic DAVIS / YouTube trees (util.synthetic_data), seeded random network, CPU.
 """
 import filecmp
 import os
@@ -13,8 +13,8 @@ import pytest
 
 import eval_youtube
 import inference_core
-import phase2_scripts.bank as bank
-from phase2_scripts.merge_left_right import merge
+import phase2.bank as bank
+from phase2.merge import merge
 from util import synthetic_data
 from util.errors import UserError
 

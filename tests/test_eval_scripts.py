@@ -282,7 +282,7 @@ def test_four_intermediate_passes(tmp_path, ckpt):
         b = read_mask(os.path.join(outs['left'], 'Annotations', 'B', names[7 - i] + '.png'))
         assert np.array_equal(a, b), i
     # the four trees are what the merge step consumes
-    from phase2_scripts.merge_left_right import merge
+    from phase2.merge import merge
     merge(sparse, outs['left'], outs['leftsecgt'], outs['right'], outs['rightsecgt'],
           str(tmp_path / 'merged'), progress=False)
     assert png_files(str(tmp_path / 'merged' / 'A')) == names

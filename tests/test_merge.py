@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phase2_scripts.merge_left_right import merge, merge_video, source_plan
+from phase2.merge import merge, merge_video, source_plan
 from util.errors import UserError
 from util.io import read_mask, write_mask
 

@@ -20,6 +20,7 @@ import eval_generic
 import eval_youtube
 import inference_core
 import train
+from phase2.merge import PASS_NAMES
 from phase2_scripts import merge_left_right, prepare_sparse_gt
 from util import evaluate as jf
 from util.errors import UserError, one_line
@@ -387,7 +388,7 @@ def test_output_folder_not_writable(data, fast_load):
     expect(prepare_sparse_gt.main, ['--annotations', d['d_gt'], '--split', d['d_split'],
                                     '--out', under_file], under_file, 'is not writable')
     passes = d['tmp'] / 'pass'
-    for name in merge_left_right.PASS_NAMES:
+    for name in PASS_NAMES:
         shutil.copytree(d['y_gt'], passes / name)
     sparse = d['yv'] + '/phase2/yv_gt_480p'
     expect(merge_left_right.main, ['--gt_dir', sparse, '--left', passes / 'left',

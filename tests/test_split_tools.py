@@ -143,3 +143,10 @@ def test_script_runs_from_repo_root(ann, tmp_path):
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(out / 'vid2')) == ['00010.png', '00040.png']
+    # and from inside phase2_scripts/, as the original's merge script is run
+    out2 = tmp_path / 'gt2'
+    r = subprocess.run([sys.executable, 'prepare_sparse_gt.py', '--annotations', ann,
+                        '--split', str(path), '--out', str(out2)],
+                       cwd=os.path.join(ROOT, 'phase2_scripts'), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(out2 / 'vid2')) == ['00010.png', '00040.png']

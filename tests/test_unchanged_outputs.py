@@ -85,7 +85,7 @@ def eval_outputs(root):
     import eval_davis_2016
     import eval_generic
     import eval_youtube
-    from phase2_scripts.merge_left_right import merge
+    from phase2.merge import merge
     d, y = make_data(root)
     ckpt = os.path.join(root, 'stcn.pth')
     make_checkpoint(ckpt)

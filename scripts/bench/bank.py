@@ -8,7 +8,7 @@ split and its sparse label folder) in a temporary folder, then produces the pseu
 of its training videos in two ways, in one process, with the same network (seeded random
 weights or --model), in turns (the order alternates over --repeats):
   four   eval_youtube.main for the passes left, leftsecgt, right, rightsecgt (each a whole
-         Annotations tree, as run_intermediate.sh runs them), then merge_left_right.merge
+         Annotations tree, as run_intermediate.sh runs them), then phase2.merge.merge
   bank   eval_youtube.main --bank (each pass only as far as the merge uses it)
 Reported for each: frames segmented, processing seconds (IO excluded, summed over the
 videos as the eval scripts report FPS), wall seconds (reading frames, writing PNGs and the
@@ -31,8 +31,8 @@ import torch  # noqa: E402
 
 import eval_youtube  # noqa: E402
 from model.eval_network import STCN  # noqa: E402
-from phase2_scripts.merge_left_right import PASS_NAMES, merge  # noqa: E402
-from phase2_scripts.bank import PASS_FLAGS  # noqa: E402
+from phase2.merge import PASS_NAMES, merge  # noqa: E402
+from phase2.bank import PASS_FLAGS  # noqa: E402
 from scripts.bench.common import describe_device, load_note, write_json  # noqa: E402
 from util import synthetic_data  # noqa: E402
 from util.device import pick_device  # noqa: E402

@@ -1,7 +1,7 @@
 """The pseudo-label bank straight from the network: the four intermediate passes run only as
 far as the merge uses them (`eval_youtube.py --bank`).
 
-The merge (merge_left_right.py, docs/method.md) keeps, for labeled frames a < b, `rightsecgt` before
+The merge (phase2/merge.py, docs/method.md) keeps, for labeled frames a < b, `rightsecgt` before
 a, `left` up to the middle of (a, b), `right` after it, `leftsecgt` after b. Propagation only
 looks back, so every pass can stop after the last frame the merge takes from it: `left`
 stops at the middle instead of running to the end, `right` at the middle instead of the
@@ -16,7 +16,7 @@ import torch
 
 from dataset.test_datasets import prefetch, stem
 from inference_core import segment_video
-from phase2_scripts.merge_left_right import PASS_NAMES, source_plan
+from phase2.merge import PASS_NAMES, source_plan
 from util.errors import UserError
 from util.io import CurrentStderr, publish_folder, write_mask
 
