@@ -15,7 +15,7 @@ import argparse
 import os
 
 from dataset.test_datasets import DAVISTestDataset, list_frames, stem
-from eval_generic import run_videos
+from eval_common import run_videos
 from inference_core import (add_exact_readout_flag, amp_note, load_model, print_args,
                             run_dataset)
 from util.device import pick_device

@@ -13,12 +13,12 @@ Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted
 import argparse
 import os
 
-from dataset.test_datasets import GenericTestDataset, list_frames, list_pngs, stem
-from inference_core import (add_exact_readout_flag, amp_note, load_model, print_args,
-                            run_dataset)
+from dataset.test_datasets import GenericTestDataset, list_frames, stem
+from eval_common import first_object_frame, run_videos
+from inference_core import add_exact_readout_flag, amp_note, load_model, print_args
 from util.device import pick_device
 from util.errors import UserError, run_main
-from util.io import ensure_writable_dir, read_mask, skip_complete_videos
+from util.io import ensure_writable_dir
 
 
 def build_parser():
@@ -56,46 +56,11 @@ def main(argv=None):
                       lambda v: expected_frames(dataset, v))
 
 
-def first_object_frame(stems, mask_dir):
-    """Position in `stems` of the first labeled PNG (time order) holding an object, or None
-    (also when a PNG has no frame: loading the video then reports it)."""
-    pos = {s: i for i, s in enumerate(stems)}
-    pngs = list_pngs(mask_dir)
-    if any(stem(p) not in pos for p in pngs):
-        return None
-    for p in sorted(pngs, key=lambda p: pos[stem(p)]):
-        if read_mask(os.path.join(mask_dir, p)).any():
-            return pos[stem(p)]
-    return None
-
-
 def expected_frames(dataset, name):
     """Stems written for a generic video: every frame from the first labeled object on."""
     stems = [stem(n) for n in list_frames(os.path.join(dataset.image_dir, name))]
     first = first_object_frame(stems, os.path.join(dataset.mask_dir, name))
     return None if first is None else stems[first:]
-
-
-def run_videos(net, dataset, out_dir, args, device, mem_style, expected, runner=None):
-    """run_dataset (or `runner`) over the videos to do: all, or with --resume the incomplete
-    ones (expected(video) -> the stems written for it). Shared by the eval scripts."""
-    runner = runner or run_dataset
-    every = list(dataset.videos)
-    if args.resume:
-        skipped = skip_complete_videos(dataset, out_dir, expected)
-        print(f'--resume: {len(skipped)} of {len(every)} videos already complete, '
-              f'{len(dataset.videos)} to do')
-    try:
-        if len(dataset) == 0:
-            return {'videos': 0, 'frames': 0, 'seconds': 0.0, 'fps': float('nan'),
-                    'written': 0, 'skipped': len(every)}
-        stats = runner(net, dataset, out_dir, top_k=args.top, mem_every=args.mem_every,
-                       include_last=args.include_last, mem_style=mem_style, device=device,
-                       amp=args.amp, exact_readout=args.exact_readout)
-        stats['skipped'] = len(every) - len(dataset.videos)
-        return stats
-    finally:
-        dataset.videos = every
 
 
 if __name__ == '__main__':

@@ -36,7 +36,7 @@ import zipfile
 
 from dataset.test_datasets import (DAVIS_VOID, IntermediateDataset, YouTubeVOSTestDataset,
                                    list_frames, natural_key, stem)
-from eval_generic import first_object_frame, run_videos
+from eval_common import first_object_frame, run_videos
 from inference_core import (add_exact_readout_flag, amp_note, load_model, print_args,
                             run_dataset)
 from phase2.bank import run_bank
