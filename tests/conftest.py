@@ -1,11 +1,8 @@
 import os
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # on sys.path: pytest.ini
 
 
 @pytest.fixture(scope='session', autouse=True)

@@ -27,7 +27,6 @@ H, W = 120, 160
 COMMON = r'''
 import json, os, sys, time, zlib
 import numpy as np
-sys.path.insert(0, sys.argv[1])
 from util.io import read_mask, write_mask
 H, W = 120, 160
 
@@ -42,8 +41,8 @@ def version_mask(v, seed):
 '''
 
 WRITER = COMMON + r'''
-bank, seconds, rank, world, naive = sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), \
-    int(sys.argv[5]), sys.argv[6] == 'naive'
+bank, seconds, rank, world, naive = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), \
+    int(sys.argv[4]), sys.argv[5] == 'naive'
 mine = [v for v in sorted(os.listdir(bank)) if zlib.crc32(v.encode()) % world == rank]
 end, v, writes = time.time() + seconds, 1, 0
 while time.time() < end:
@@ -75,7 +74,7 @@ print(json.dumps({'writes': writes}))
 
 READER = COMMON + r'''
 from util.errors import UserError
-bank, seconds = sys.argv[2], float(sys.argv[3])
+bank, seconds = sys.argv[1], float(sys.argv[2])
 end, reads, bad, missing = time.time() + seconds, 0, [], 0
 while time.time() < end:
     for video in sorted(os.listdir(bank)):
@@ -114,13 +113,13 @@ def stress(tmp_path, seconds, writers=2, readers=3, naive=False):
     make_bank(str(bank))
     (tmp_path / 'w.py').write_text(WRITER)
     (tmp_path / 'r.py').write_text(READER)
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    procs = [subprocess.Popen([sys.executable, str(tmp_path / 'w.py'), ROOT, str(bank),
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
+    procs = [subprocess.Popen([sys.executable, str(tmp_path / 'w.py'), str(bank),
                                str(seconds), str(k), str(writers),
                                'naive' if naive else 'atomic'],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
              for k in range(writers)]
-    procs += [subprocess.Popen([sys.executable, str(tmp_path / 'r.py'), ROOT, str(bank),
+    procs += [subprocess.Popen([sys.executable, str(tmp_path / 'r.py'), str(bank),
                                 str(seconds)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
               for _ in range(readers)]

@@ -78,12 +78,11 @@ def test_sigterm_during_a_write_removes_the_temp_and_exits_143(tmp_path):
 
 KILL_WRITER = r'''
 import sys
-sys.path.insert(0, sys.argv[1])
 from util.io import atomic_write
 i = 0
 while True:
     data = bytes([i % 251]) * 8_000_000          # 8 MB of one byte value per version
-    atomic_write(sys.argv[2], lambda tmp: open(tmp, 'wb').write(data))
+    atomic_write(sys.argv[1], lambda tmp: open(tmp, 'wb').write(data))
     i += 1
     print(i, flush=True)
 '''
@@ -97,8 +96,8 @@ def test_sigkill_never_leaves_a_truncated_file(tmp_path):
     script.write_text(KILL_WRITER)
     target = tmp_path / 'out' / 'ck.bin'
     for delay in (0.0, 0.05, 0.13, 0.31, 0.5):
-        p = subprocess.Popen([sys.executable, str(script), ROOT, str(target)],
-                             stdout=subprocess.PIPE, text=True)
+        p = subprocess.Popen([sys.executable, str(script), str(target)], stdout=subprocess.PIPE,
+                             text=True, env=dict(os.environ, PYTHONPATH=ROOT))
         assert p.stdout.readline().strip()                            # one version written
         time.sleep(delay)
         p.kill()

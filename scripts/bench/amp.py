@@ -1,6 +1,6 @@
 """AMP against fp32 on DAVIS 2017: speed, J&F and mask agreement of one model.
 
-    python scripts/bench/amp.py --model M --davis_path ROOT [--split val] [--videos N]
+    python -m scripts.bench.amp --model M --davis_path ROOT [--split val] [--videos N]
         [--device cuda] [--cpu_bf16] [--json OUT]
 
 Segments the DAVIS 2017 videos (val by default; --videos: only the first N of the image set)
@@ -17,23 +17,18 @@ run bf16 convolutions slower than fp32.
 """
 import argparse
 import os
-import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import inference_core  # noqa: E402
-from dataset.test_datasets import DAVISTestDataset, prefetch  # noqa: E402
-from scripts.bench.common import describe_device, load_note, write_json  # noqa: E402
-from util.device import pick_device  # noqa: E402
-from util.errors import UserError, run_main  # noqa: E402
-from util.metrics import evaluate  # noqa: E402
-from util.io import write_mask  # noqa: E402
+import inference_core
+from dataset.test_datasets import DAVISTestDataset, prefetch
+from scripts.bench.common import describe_device, load_note, write_json
+from util.device import pick_device
+from util.errors import UserError, run_main
+from util.metrics import evaluate
+from util.io import write_mask
 
 WAYS = ('fp32', 'amp')
 

@@ -1,6 +1,6 @@
 """Intermediate inference benchmark: the four full passes + merge against `--bank`.
 
-    python scripts/bench/bank.py [--layout davis --videos 2 --frames 24 --height 480
+    python -m scripts.bench.bank [--layout davis --videos 2 --frames 24 --height 480
         --width 854 --objects 2 --repeats 1 --device cpu --threads N --model PATH --json OUT]
 
 Writes a seeded synthetic data set (util.synthetic_data: frames, full labels, a random two-shot
@@ -19,24 +19,19 @@ import argparse
 import filecmp
 import os
 import shutil
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import torch
 
-import torch  # noqa: E402
-
-import eval_youtube  # noqa: E402
-from model.eval_network import STCN  # noqa: E402
-from phase2.merge import PASS_NAMES, merge  # noqa: E402
-from phase2.bank import PASS_FLAGS  # noqa: E402
-from scripts.bench.common import describe_device, load_note, write_json  # noqa: E402
-from util import synthetic_data  # noqa: E402
-from util.device import pick_device  # noqa: E402
-from util.errors import UserError, run_main  # noqa: E402
+import eval_youtube
+from model.eval_network import STCN
+from phase2.bank import PASS_FLAGS
+from phase2.merge import PASS_NAMES, merge
+from scripts.bench.common import describe_device, load_note, write_json
+from util import synthetic_data
+from util.device import pick_device
+from util.errors import UserError, run_main
 
 
 def parse_args(argv):

@@ -1,6 +1,6 @@
 """Inference benchmark: InferenceCore against the reference loop (scripts/bench/baseline.py).
 
-    python scripts/bench/infer.py [--height 480 --width 854 --frames 10 --objects 1 2 3
+    python -m scripts.bench.infer [--height 480 --width 854 --frames 10 --objects 1 2 3
         --mem_every 5 --repeats 1 --device cpu --threads N --sweep 1 4 8 16 --ablate
         --json OUT]
 
@@ -25,29 +25,24 @@ that many frames at this resolution. --ablate times each optimisation alone.
 import argparse
 import copy
 import os
-import sys
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from dataset.range_transform import im_normalization  # noqa: E402
-from inference_core import InferenceCore, MemoryBank, amp_note, label_tensor, sync  # noqa: E402
-from model.eval_network import STCN  # noqa: E402
-from model.memory import get_affinity, softmax_topk, topk_readout  # noqa: E402
-from scripts.bench.baseline import BaselineCore  # noqa: E402
-from scripts.bench.common import (PARTS, PartTimer, PeakMemory, describe_device,  # noqa: E402
+from dataset.range_transform import im_normalization
+from inference_core import InferenceCore, MemoryBank, amp_note, label_tensor, sync
+from model.eval_network import STCN
+from model.memory import get_affinity, softmax_topk, topk_readout
+from scripts.bench.baseline import BaselineCore
+from scripts.bench.common import (PARTS, PartTimer, PeakMemory, describe_device,
                                   load_note, median, write_json)
-from util.device import pick_device  # noqa: E402
-from util.errors import UserError, run_main  # noqa: E402
-from util.metrics import evaluate_sequence  # noqa: E402
-from util.synthetic_data import make_video  # noqa: E402
+from util.device import pick_device
+from util.errors import UserError, run_main
+from util.metrics import evaluate_sequence
+from util.synthetic_data import make_video
 
 
 def parse_args(argv):

@@ -1,7 +1,7 @@
 """Training-step benchmark: STCNModel.do_pass against the original pseudo-label behaviour.
 
-    python scripts/bench/train.py [--batch 4 --crop 384 --iters 3 --device cuda --amp]
-    python scripts/bench/train.py --batch 2 --crop 192 --iters 3 --device cpu
+    python -m scripts.bench.train [--batch 4 --crop 384 --iters 3 --device cuda --amp]
+    python -m scripts.bench.train --batch 2 --crop 192 --iters 3 --device cpu
 
 Defaults: batch 4, 384x384 triplets on CUDA; batch 2, 192x192 on CPU (a 384 step takes
 minutes on a small CPU). One synthetic default-collated batch (two objects, random frames);
@@ -20,23 +20,18 @@ allocated) and its rise over the memory in use before the step, ours/base ratios
 """
 import argparse
 import os
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import torch
 
-import torch  # noqa: E402
-
-from inference_core import sync  # noqa: E402
-from model.model import STCNModel  # noqa: E402
-from scripts.bench.baseline import BaselineSTCNModel  # noqa: E402
-from scripts.bench.common import (PeakMemory, describe_device, load_note, median,  # noqa: E402
+from inference_core import sync
+from model.model import STCNModel
+from scripts.bench.baseline import BaselineSTCNModel
+from scripts.bench.common import (PeakMemory, describe_device, load_note, median,
                                   write_json)
-from util.distributed import init_distributed  # noqa: E402
-from util.hyper_para import HyperParameters  # noqa: E402
-from util.errors import run_main  # noqa: E402
+from util.distributed import init_distributed
+from util.hyper_para import HyperParameters
+from util.errors import run_main
 
 CONFIGS = {
     # name: (extra trainer flags, iteration numbers are counted from, labeled frames)
