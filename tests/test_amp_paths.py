@@ -12,8 +12,7 @@ import torch
 import eval_davis
 import inference_core
 import model.model as trainer
-from test_eval_scripts import davis_tree
-from test_trainer import make_batch, make_model
+from helpers import davis_tree, make_batch, make_model
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

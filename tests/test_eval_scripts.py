@@ -22,12 +22,12 @@ import eval_generic
 import eval_youtube
 import inference_core
 from dataset.range_transform import im_normalization
+from helpers import H, TWO, W, davis_tree, make_scene, write_frames
 from inference_core import InferenceCore, label_tensor
 from util.errors import UserError
 from util.io import read_frame, read_mask, write_mask
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-H, W = 60, 90                       # not a multiple of 16: exercises padding
 
 
 # ---------------------------------------------------------------------- fixtures / data
@@ -53,32 +53,6 @@ def _fast_load(monkeypatch, cached_load):
         monkeypatch.setattr(mod, 'load_model', cached_load)
 
 
-def make_scene(t, objects, h=H, w=W, seed=0):
-    """objects: {id: (enter, (y, x), (dy, dx), (oh, ow))} -> frames [t, h, w, 3], masks."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    bg = np.stack([yy * 2, xx * 2, 100 + 0 * yy], -1).astype(np.float32)
-    frames, masks = [], []
-    for i in range(t):
-        img = bg + rng.normal(0, 8, bg.shape)
-        mask = np.zeros((h, w), np.uint8)
-        for k, (oid, (enter, (y, x), (dy, dx), (oh, ow))) in enumerate(sorted(objects.items())):
-            if i < enter:
-                continue
-            y0, x0 = int(y + dy * (i - enter)), int(x + dx * (i - enter))
-            mask[max(y0, 0):y0 + oh, max(x0, 0):x0 + ow] = oid
-            img[mask == oid] = (230, 40 + 90 * k, 30 + 60 * k)
-        frames.append(np.clip(img, 0, 255).astype(np.uint8))
-        masks.append(mask)
-    return frames, masks
-
-
-def write_frames(folder, names, frames):
-    os.makedirs(folder, exist_ok=True)
-    for n, f in zip(names, frames):
-        Image.fromarray(f).save(os.path.join(folder, n + '.jpg'), quality=95)
-
-
 def png_files(folder):
     return sorted(f[:-4] for f in os.listdir(folder) if f.endswith('.png'))
 
@@ -87,23 +61,6 @@ def custom_palette(seed=3):
     pal = np.random.default_rng(seed).integers(0, 256, (256, 3)).astype(np.uint8)
     pal[0] = 0
     return pal
-
-
-TWO = {1: (0, (5, 5), (2, 3), (18, 24)), 2: (0, (30, 50), (1, -3), (20, 22))}
-
-
-def davis_tree(root, videos=('vid_a',), t=6, palette=None):
-    tv = os.path.join(root, '2017', 'trainval')
-    for j, v in enumerate(videos):
-        frames, masks = make_scene(t, TWO, seed=j)
-        names = [f'{i:05d}' for i in range(t)]
-        write_frames(os.path.join(tv, 'JPEGImages', '480p', v), names, frames)
-        for n, m in zip(names, masks):
-            write_mask(os.path.join(tv, 'Annotations', '480p', v, n + '.png'), m, palette)
-    os.makedirs(os.path.join(tv, 'ImageSets', '2017'), exist_ok=True)
-    with open(os.path.join(tv, 'ImageSets', '2017', 'val.txt'), 'w') as f:
-        f.write('\n'.join(videos) + '\n')
-    return tv
 
 
 # ---------------------------------------------------------------------- DAVIS

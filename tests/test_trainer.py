@@ -5,41 +5,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from helpers import C, make_batch, make_model
 from model.losses import IGNORE, pseudo_labels
-from model.model import STCNModel, sample_info
-from util.distributed import DistInfo
-from util.hyper_para import HyperParameters
+from model.model import sample_info
 from util.io import read_mask, write_mask
-
-C = 32
-
-
-def make_model(*flags, bank=None):
-    para = HyperParameters().parse(['--stage', '3', '--crop_size', str(C), '--log_every', '1000',
-                                    '--image_every', '1000', *flags])
-    torch.manual_seed(0)
-    return STCNModel(para, DistInfo(device=torch.device('cpu')), bank=bank)
-
-
-def make_batch(labeled=(True, False, True), b=2, second=True):
-    g = torch.Generator().manual_seed(3)
-    cls = torch.zeros(b, 3, C, C, dtype=torch.long)
-    cls[:, :, 4:14, 4:14] = 1
-    if second:
-        cls[:, :, 18:28, 16:30] = 2
-    lab = torch.tensor([labeled] * b)
-    cls[~lab] = IGNORE
-    return {
-        'rgb': torch.randn(b, 3, 3, C, C, generator=g),
-        'gt': (cls == 1).float()[:, :, None],
-        'sec_gt': (cls == 2).float()[:, :, None],
-        'cls_gt': cls,
-        'selector': torch.tensor([[1.0, 1.0 if second else 0.0]] * b),
-        'labeled': lab,
-        'info': {'name': ['vid'] * b, 'frames': [['00000.jpg'] * b, ['00001.jpg'] * b,
-                                                 ['00002.jpg'] * b],
-                 'target_id': torch.tensor([1] * b), 'second_id': torch.tensor([2] * b)},
-    }
 
 
 class TargetRecorder:

@@ -19,7 +19,6 @@ Reported: seconds per iteration (best of --iters; the median too), peak memory o
 allocated) and its rise over the memory in use before the step, ours/base ratios.
 """
 import argparse
-import os
 import time
 
 import torch

@@ -1,0 +1,88 @@
+"""Helpers shared by several test modules: tiny scenes and DAVIS trees, trainer batches."""
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from model.losses import IGNORE
+from model.model import STCNModel
+from util.distributed import DistInfo
+from util.hyper_para import HyperParameters
+from util.io import write_mask
+
+H, W = 60, 90                       # not a multiple of 16: exercises padding
+
+
+def make_scene(t, objects, h=H, w=W, seed=0):
+    """objects: {id: (enter, (y, x), (dy, dx), (oh, ow))} -> frames [t, h, w, 3], masks."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    bg = np.stack([yy * 2, xx * 2, 100 + 0 * yy], -1).astype(np.float32)
+    frames, masks = [], []
+    for i in range(t):
+        img = bg + rng.normal(0, 8, bg.shape)
+        mask = np.zeros((h, w), np.uint8)
+        for k, (oid, (enter, (y, x), (dy, dx), (oh, ow))) in enumerate(sorted(objects.items())):
+            if i < enter:
+                continue
+            y0, x0 = int(y + dy * (i - enter)), int(x + dx * (i - enter))
+            mask[max(y0, 0):y0 + oh, max(x0, 0):x0 + ow] = oid
+            img[mask == oid] = (230, 40 + 90 * k, 30 + 60 * k)
+        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+        masks.append(mask)
+    return frames, masks
+
+
+def write_frames(folder, names, frames):
+    os.makedirs(folder, exist_ok=True)
+    for n, f in zip(names, frames):
+        Image.fromarray(f).save(os.path.join(folder, n + '.jpg'), quality=95)
+
+
+TWO = {1: (0, (5, 5), (2, 3), (18, 24)), 2: (0, (30, 50), (1, -3), (20, 22))}
+
+
+def davis_tree(root, videos=('vid_a',), t=6, palette=None):
+    tv = os.path.join(root, '2017', 'trainval')
+    for j, v in enumerate(videos):
+        frames, masks = make_scene(t, TWO, seed=j)
+        names = [f'{i:05d}' for i in range(t)]
+        write_frames(os.path.join(tv, 'JPEGImages', '480p', v), names, frames)
+        for n, m in zip(names, masks):
+            write_mask(os.path.join(tv, 'Annotations', '480p', v, n + '.png'), m, palette)
+    os.makedirs(os.path.join(tv, 'ImageSets', '2017'), exist_ok=True)
+    with open(os.path.join(tv, 'ImageSets', '2017', 'val.txt'), 'w') as f:
+        f.write('\n'.join(videos) + '\n')
+    return tv
+
+
+C = 32
+
+
+def make_model(*flags, bank=None):
+    para = HyperParameters().parse(['--stage', '3', '--crop_size', str(C), '--log_every', '1000',
+                                    '--image_every', '1000', *flags])
+    torch.manual_seed(0)
+    return STCNModel(para, DistInfo(device=torch.device('cpu')), bank=bank)
+
+
+def make_batch(labeled=(True, False, True), b=2, second=True):
+    g = torch.Generator().manual_seed(3)
+    cls = torch.zeros(b, 3, C, C, dtype=torch.long)
+    cls[:, :, 4:14, 4:14] = 1
+    if second:
+        cls[:, :, 18:28, 16:30] = 2
+    lab = torch.tensor([labeled] * b)
+    cls[~lab] = IGNORE
+    return {
+        'rgb': torch.randn(b, 3, 3, C, C, generator=g),
+        'gt': (cls == 1).float()[:, :, None],
+        'sec_gt': (cls == 2).float()[:, :, None],
+        'cls_gt': cls,
+        'selector': torch.tensor([[1.0, 1.0 if second else 0.0]] * b),
+        'labeled': lab,
+        'info': {'name': ['vid'] * b, 'frames': [['00000.jpg'] * b, ['00001.jpg'] * b,
+                                                 ['00002.jpg'] * b],
+                 'target_id': torch.tensor([1] * b), 'second_id': torch.tensor([2] * b)},
+    }
