@@ -5,38 +5,18 @@ one batch (CUDA default) or one object at a time (CPU default: on a CPU a batch 
 speed, its K-times larger activations cost page faults, and per-object results are bitwise
 those of a per-object loop). Either way the decoder's skip convolutions of the query
 features f8 / f4 run once per frame and are shared by all objects, and the decoder works
-in place where the reference modules allocate (same arithmetic, same results).
+in place (Decoder's `skips` option: the same arithmetic, the same results). The memory
+readout is inference_core's (model.memory.topk_readout).
 """
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from model.memory import get_affinity, readout, softmax_topk
 from model.modules import Decoder, KeyEncoder, KeyProjection, ValueEncoder
 from model.network import KEY_DIM, VALUE_DIM
 
 
 def _per_object(device, per_object):
     return torch.device(device).type == 'cpu' if per_object is None else bool(per_object)
-
-
-def _add(a, b):
-    """a + b (b may have a larger batch), in place into b where that gives what a + b gives,
-    layout included (a layout change would change the next convolution's kernel)."""
-    if a.shape[1:] == b.shape[1:] and a.stride()[1:] == b.stride()[1:] \
-            and a.shape[0] in (1, b.shape[0]) and a.dtype == b.dtype:
-        return b.add_(a)
-    return a + b
-
-
-def _resblock(block, x):
-    """model.modules.ResBlock.forward with the intermediate results updated in place."""
-    r = block.conv2(block.conv1(F.relu(x)).relu_())
-    return _add(x if block.downsample is None else block.downsample(x), r)
-
-
-def _up2(x):
-    return F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False)
 
 
 def others_sum(masks):
@@ -86,45 +66,16 @@ class STCN(nn.Module):
                                      masks, others)
         return f16.unsqueeze(2)
 
-    @staticmethod
-    def read_memory(mem_keys, mem_values, qk16, top_k=20):
-        """mem_keys [1, 64, N], mem_values [K, 512, N], qk16 [1, 64, h, w] -> [K, 512, h, w].
-
-        One top-k affinity shared by all objects (the dense reference form; InferenceCore
-        uses model.memory.topk_readout).
-        """
-        _, _, h, w = qk16.shape
-        weights = softmax_topk(get_affinity(mem_keys, qk16.flatten(2)), top_k)  # [1, N, hw]
-        k = mem_values.shape[0]
-        mem = readout(weights, mem_values.reshape(1, k * VALUE_DIM, -1))       # [1, K*512, hw]
-        return mem.view(k, VALUE_DIM, h, w)
-
     def decode(self, mem, qv16, qf8, qf4, per_object=None):
         """mem [K, 512, h, w] + query features of one frame -> object probabilities [K, 1, H, W].
 
-        The same function as sigmoid(decoder(cat(mem, qv16), qf8, qf4)) for each object.
+        sigmoid(decoder(cat(mem, qv16), qf8, qf4)) for each object; the skip convolutions of
+        qf8 / qf4 run once for all objects.
         """
-        d = self.decoder
-        s8 = d.up_16_8.skip_conv(qf8[:1])                # [1, 512, H/8, W/8], shared
-        s4 = d.up_8_4.skip_conv(qf4[:1])                 # [1, 256, H/4, W/4], shared
+        skips = self.decoder.skips(qf8[:1], qf4[:1])
         groups = mem.split(1) if _per_object(mem.device, per_object) else [mem]
         out = []
-        for i, m in enumerate(groups):
-            last = i == len(groups) - 1
+        for m in groups:
             x = torch.cat([m, qv16.expand(m.shape[0], -1, -1, -1)], 1)
-            x = _resblock(d.compress, x)                              # [k, 512, h, w]
-            x = _add(s8, _up2(x))
-            if last:
-                s8 = None                                             # free it early
-            x = _resblock(d.up_16_8.out_conv, x)                      # [k, 256, H/8, W/8]
-            x = _add(s4, _up2(x))
-            if last:
-                s4 = None
-            x = _resblock(d.up_8_4.out_conv, x)                       # [k, 256, H/4, W/4]
-            x = d.pred(x.relu_())
-            out.append(torch.sigmoid_(F.interpolate(x, scale_factor=4, mode='bilinear',
-                                                    align_corners=False)))
+            out.append(torch.sigmoid_(self.decoder(x, None, None, skips=skips)))
         return torch.cat(out, 0) if len(out) > 1 else out[0]
-
-    def segment_with_query(self, mem_keys, mem_values, qk16, qv16, qf8, qf4, top_k=20):
-        return self.decode(self.read_memory(mem_keys, mem_values, qk16, top_k), qv16, qf8, qf4)

@@ -11,6 +11,20 @@ from model.cbam import CBAM
 from model.mod_resnet import ResNet18Trunk
 
 
+def up2(x):
+    """x2 bilinear upsampling."""
+    return F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False)
+
+
+def add_into(a, b):
+    """a + b (b may have a larger batch), in place into b where that gives what a + b gives,
+    layout included (a layout change would change the next convolution's kernel)."""
+    if a.shape[1:] == b.shape[1:] and a.stride()[1:] == b.stride()[1:] \
+            and a.shape[0] in (1, b.shape[0]) and a.dtype == b.dtype:
+        return b.add_(a)
+    return a + b
+
+
 class ResBlock(nn.Module):
     """r = conv2(relu(conv1(relu(x)))); out = skip(x) + r, skip = 3x3 conv when in != out."""
 
@@ -22,7 +36,10 @@ class ResBlock(nn.Module):
         self.conv1 = nn.Conv2d(indim, outdim, 3, padding=1)
         self.conv2 = nn.Conv2d(outdim, outdim, 3, padding=1)
 
-    def forward(self, x):
+    def forward(self, x, in_place=False):
+        if in_place:                              # no autograd: reuse the intermediates
+            r = self.conv2(self.conv1(F.relu(x)).relu_())
+            return add_into(x if self.downsample is None else self.downsample(x), r)
         r = self.conv2(F.relu(self.conv1(F.relu(x))))
         skip = x if self.downsample is None else self.downsample(x)
         return skip + r
@@ -81,17 +98,12 @@ class KeyEncoder(nn.Module):
 
 
 class UpsampleBlock(nn.Module):
-    """skip_conv(skip) + x2 bilinear upsample(up), then a ResBlock."""
+    """skip_conv(skip) + x2 bilinear upsample(up), then a ResBlock (run by Decoder.forward)."""
 
     def __init__(self, skip_c, up_c, out_c):
         super().__init__()
         self.skip_conv = nn.Conv2d(skip_c, up_c, 3, padding=1)
         self.out_conv = ResBlock(up_c, out_c)
-
-    def forward(self, skip_f, up_f):
-        x = self.skip_conv(skip_f)
-        x = x + F.interpolate(up_f, scale_factor=2, mode='bilinear', align_corners=False)
-        return self.out_conv(x)
 
 
 class KeyProjection(nn.Module):
@@ -117,9 +129,24 @@ class Decoder(nn.Module):
         self.up_8_4 = UpsampleBlock(256, 256, 256)    # f4 skip: 256 channels
         self.pred = nn.Conv2d(256, 1, 3, padding=1)
 
-    def forward(self, f16, f8, f4):               # f16: [B, 1024, h, w]
-        x = self.compress(f16)
-        x = self.up_16_8(f8, x)
-        x = self.up_8_4(f4, x)
-        x = self.pred(F.relu(x))                  # [B, 1, H/4, W/4]
+    def skips(self, f8, f4):
+        """The skip convolutions: f8 [B, 512, H/8, W/8] -> [B, 512, H/8, W/8],
+        f4 [B, 256, H/4, W/4] -> [B, 256, H/4, W/4]."""
+        return self.up_16_8.skip_conv(f8), self.up_8_4.skip_conv(f4)
+
+    def forward(self, f16, f8, f4, skips=None):
+        """f16 [B, 1024, h, w], f8, f4 -> logits [B, 1, H, W].
+
+        skips: (s8, s4) from `skips`, batch 1 or B, in place of f8 and f4 (inference, no
+        autograd: one frame's skip convolutions shared by all its objects, and the
+        intermediate results updated in place; the same arithmetic).
+        """
+        in_place = skips is not None
+        s8, s4 = self.skips(f8, f4) if skips is None else skips
+        x = self.compress(f16, in_place)
+        x = add_into(s8, up2(x)) if in_place else s8 + up2(x)
+        x = self.up_16_8.out_conv(x, in_place)    # [B, 256, H/8, W/8]
+        x = add_into(s4, up2(x)) if in_place else s4 + up2(x)
+        x = self.up_8_4.out_conv(x, in_place)     # [B, 256, H/4, W/4]
+        x = self.pred(x.relu_() if in_place else F.relu(x))   # [B, 1, H/4, W/4]
         return F.interpolate(x, scale_factor=4, mode='bilinear', align_corners=False)

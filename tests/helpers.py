@@ -6,7 +6,9 @@ import torch
 from PIL import Image
 
 from model.losses import IGNORE
+from model.memory import get_affinity, readout, softmax_topk
 from model.model import STCNModel
+from model.network import VALUE_DIM
 from util.distributed import DistInfo
 from util.hyper_para import HyperParameters
 from util.io import write_mask
@@ -86,3 +88,16 @@ def make_batch(labeled=(True, False, True), b=2, second=True):
                                                  ['00002.jpg'] * b],
                  'target_id': torch.tensor([1] * b), 'second_id': torch.tensor([2] * b)},
     }
+
+
+def segment_with_query(net, mem_keys, mem_values, qk16, qv16, qf8, qf4, top_k=20):
+    """The dense reference of inference: mem_keys [1, 64, N], mem_values [K, 512, N], query
+    features of one frame -> object probabilities [K, 1, H, W] of the eval STCN `net`.
+
+    One dense top-k affinity [1, N, hw] shared by all objects, one matmul readout.
+    """
+    _, _, h, w = qk16.shape
+    weights = softmax_topk(get_affinity(mem_keys, qk16.flatten(2)), top_k)  # [1, N, hw]
+    k = mem_values.shape[0]
+    mem = readout(weights, mem_values.reshape(1, k * VALUE_DIM, -1))       # [1, K*512, hw]
+    return net.decode(mem.view(k, VALUE_DIM, h, w), qv16, qf8, qf4)

@@ -5,6 +5,7 @@ import torch
 
 from inference_core import (InferenceCore, MemoryBank, amp_note, label_tensor,
                             segment_video)
+from helpers import segment_with_query
 from model.aggregate import aggregate
 
 T, H, W = 10, 40, 56          # pads to 48 x 64
@@ -79,14 +80,14 @@ def test_unneeded_frames_are_skipped(net, video):
 
 @torch.inference_mode()
 def test_readout_matches_network(net, video):
-    """The core's strided memory view + top-k readout equals STCN.segment_with_query."""
+    """The core's strided memory view + top-k readout equals the dense reference (helpers)."""
     images, mask = video
     core = run_core(net, images, mask, mem_every=2)
     feats = core._encode_key(5)
     mine = core._segment(feats)
     _, k16, v16, _, f8, f4 = feats
     mk, mv = core.mem.view()
-    ref = net.segment_with_query(mk.contiguous(), mv.contiguous(), k16, v16, f8, f4, top_k=20)
+    ref = segment_with_query(net, mk.contiguous(), mv.contiguous(), k16, v16, f8, f4)
     ref = aggregate(ref, dim=0, return_logits=False)
     assert torch.allclose(mine, ref, atol=1e-5)
     assert torch.allclose(mine.sum(0), torch.ones_like(mine[0]), atol=1e-4)

@@ -3,6 +3,7 @@ import os
 import pytest
 import torch
 
+from helpers import segment_with_query
 from model.aggregate import aggregate
 from model.checkpoint import load_network
 from model.eval_network import STCN as EvalSTCN
@@ -128,7 +129,7 @@ def test_eval_forward_shapes(nets):
         masks = (torch.rand(3, 1, h, w) > 0.7).float()
         values = net.encode_value(frame, f16, masks)
         assert values.shape == (3, 512, 1, h // 16, w // 16)
-        prob = net.segment_with_query(k16.flatten(2), values.flatten(2), k16, v16, f8, f4)
+        prob = segment_with_query(net, k16.flatten(2), values.flatten(2), k16, v16, f8, f4)
     assert prob.shape == (3, 1, h, w)
     assert prob.min() >= 0 and prob.max() <= 1
 
