@@ -20,11 +20,6 @@ def reseed(seed):
     torch.manual_seed(seed)
 
 
-def _dist_rank():
-    import torch.distributed as dist
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
 def worker_seed(base_seed, rank, worker_id, torch_seed):
     """A 63-bit seed mixing the four numbers (numpy SeedSequence hashing)."""
     state = np.random.SeedSequence([int(base_seed) % 2 ** 64, int(rank), int(worker_id),
@@ -45,15 +40,3 @@ class WorkerInit:
     def __call__(self, worker_id):
         reseed(worker_seed(self.base_seed, self.rank, worker_id, torch.initial_seed()))
 
-
-def make_worker_init_fn(base_seed, rank=None):
-    """worker_init_fn for a DataLoader; rank from torch.distributed (else 0) when None.
-
-    The rank is resolved here, in the main process, where torch.distributed is set up.
-    """
-    return WorkerInit(base_seed, _dist_rank() if rank is None else rank)
-
-
-def worker_init_fn(worker_id, base_seed=14159265):
-    """Plain worker_init_fn with the project's default seed and the current process rank."""
-    WorkerInit(base_seed, _dist_rank())(worker_id)

@@ -61,12 +61,6 @@ def compute_tensor_iu(pred, gt):
     return inter, union
 
 
-def compute_tensor_iou(pred, gt):
-    """IoU of two bool tensors; 1 when both are empty."""
-    inter, union = compute_tensor_iu(pred, gt)
-    return (inter + 1e-6) / (union + 1e-6)
-
-
 def pseudo_labels(prob_bg, prob_t, prob_s, thres, has_second):
     """Pseudo class map from aggregated probabilities (docs/method.md, "Pseudo labels").
 

@@ -7,8 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model.losses import (IGNORE, BootstrappedCE, bootstrap_fraction, compute_tensor_iou,
-                          pseudo_labels)
+from model.losses import IGNORE, BootstrappedCE, bootstrap_fraction, pseudo_labels
 from model.model import ema_decay, ema_update, make_teacher
 
 
@@ -122,15 +121,6 @@ def test_second_class_ignored_when_two_classes_scored():
     logits = torch.zeros(1, 2, 1, 2)
     loss, _ = BootstrappedCE(10, 20)(logits, torch.tensor([[[2, 1]]]), 0)
     assert loss.item() == pytest.approx(math.log(2))
-
-
-def test_compute_tensor_iou():
-    a = torch.zeros(4, 4, dtype=torch.bool)
-    b = torch.zeros(4, 4, dtype=torch.bool)
-    assert compute_tensor_iou(a, b).item() == pytest.approx(1.0)
-    a[:2] = True
-    b[1:3] = True
-    assert compute_tensor_iou(a, b).item() == pytest.approx(4 / 12, rel=1e-5)
 
 
 class _Tiny(nn.Module):

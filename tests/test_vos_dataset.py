@@ -9,7 +9,7 @@ from PIL import Image
 
 import dataset.vos_dataset as vd
 from dataset.range_transform import inv_im_trans
-from dataset.reseed import make_worker_init_fn, reseed
+from dataset.reseed import WorkerInit, reseed
 from dataset.vos_dataset import VOSDataset, ordinary_triplet, semi_triplet
 from util.errors import UserError
 from util.io import write_mask
@@ -260,7 +260,7 @@ def test_deterministic_after_reseed(tree):
 def test_worker_init_differs_by_rank_and_worker():
     def draw(rank, worker):
         torch.manual_seed(99)                 # what DataLoader gives every rank alike
-        make_worker_init_fn(14159265, rank)(worker)
+        WorkerInit(14159265, rank)(worker)
         return (np.random.rand(), float(torch.rand(1)))
     assert draw(0, 0) == draw(0, 0)
     assert draw(0, 0) != draw(1, 0) and draw(0, 0) != draw(0, 1)
@@ -289,7 +289,7 @@ def test_image_and_mask_share_the_warp(tmp_path):
 def test_dataloader_batches_and_picklable_worker_init(tree):
     import pickle
     from torch.utils.data import ConcatDataset, DataLoader
-    fn = pickle.loads(pickle.dumps(make_worker_init_fn(14159265, 1)))   # spawn-safe
+    fn = pickle.loads(pickle.dumps(WorkerInit(14159265, 1)))   # spawn-safe
     assert fn.rank == 1
     ds = ConcatDataset([_semi(tree)] * 2)
     reseed(14)

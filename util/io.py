@@ -267,11 +267,6 @@ def read_frame(path):
     return np.asarray(_open_image(path).convert('RGB'))
 
 
-def read_mask_image(path):
-    """Open a mask PNG, keeping its mode (for palette access); errors name the file."""
-    return _open_image(path)
-
-
 def read_mask(path, palette=None):
     """Read an index mask as uint8 [H, W].
 
