@@ -283,7 +283,7 @@ class ModeData:
     """DataMix + sampler + loader of one data mode."""
 
     def __init__(self, para, mode, dist_info):
-        from dataset.reseed import make_worker_init_fn
+        from dataset.reseed import WorkerInit
         self.mode = mode
         self.mix = DataMix(para, mode)
         self.sampler = EpochSampler(len(self.mix.dataset), dist_info.world_size, dist_info.rank,
@@ -297,7 +297,7 @@ class ModeData:
             SeededSamples(self.mix.dataset), batch_size=para['batch_size'], sampler=self.sampler,
             num_workers=para['num_workers'], drop_last=True,
             pin_memory=dist_info.device.type == 'cuda',
-            worker_init_fn=QuietWorkerInit(make_worker_init_fn(para['seed'], dist_info.rank)),
+            worker_init_fn=QuietWorkerInit(WorkerInit(para['seed'], dist_info.rank)),
             generator=torch.Generator().manual_seed(para['seed'] + dist_info.rank))
 
 
