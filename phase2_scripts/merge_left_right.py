@@ -6,14 +6,9 @@
 The merge rule is in docs/method.md. Nothing is written if any input is wrong; each video is
 written into a temporary folder and renamed into place.
 """
-if __name__ == '__main__' and not __package__:
-    # run as a file, from anywhere: run again as the module, the repository root on PYTHONPATH
-    import os
-    import sys
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.pathsep.join(p for p in (root, os.environ.get('PYTHONPATH')) if p)
-    os.execve(sys.executable, [sys.executable, '-m', 'phase2_scripts.merge_left_right']
-              + sys.argv[1:], dict(os.environ, PYTHONPATH=path))
+if __name__ == '__main__' and not __package__:    # run as a file: rerun as the module
+    import as_module                                # the file beside this one
+    as_module.rerun(__file__)
 
 import argparse  # noqa: E402
 

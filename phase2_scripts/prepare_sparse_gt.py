@@ -8,14 +8,9 @@ Everything is checked before anything is written: a video or frame named in the 
 absent under DIR, a labeled mask that holds no object, an OUT that cannot be written, or an
 OUT/<video> folder already holding other PNGs, is an error (one line naming the file, exit 2).
 """
-if __name__ == '__main__' and not __package__:
-    # run as a file, from anywhere: run again as the module, the repository root on PYTHONPATH
-    import os
-    import sys
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.pathsep.join(p for p in (root, os.environ.get('PYTHONPATH')) if p)
-    os.execve(sys.executable, [sys.executable, '-m', 'phase2_scripts.prepare_sparse_gt']
-              + sys.argv[1:], dict(os.environ, PYTHONPATH=path))
+if __name__ == '__main__' and not __package__:    # run as a file: rerun as the module
+    import as_module                                # the file beside this one
+    as_module.rerun(__file__)
 
 import argparse  # noqa: E402
 
