@@ -1,4 +1,5 @@
-"""Training triplets from videos: full supervision, two-shot (phase 1) and phase 2 (docs/method.md, "Sampling").
+"""Training triplets from videos: full supervision, two-shot (phase 1) and phase 2
+(docs/method.md, "Sampling").
 
 Three modes, chosen by the constructor arguments:
 

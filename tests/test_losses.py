@@ -12,7 +12,8 @@ from model.model import ema_decay, ema_update, make_teacher
 
 
 def _spec_rule(bg, t, s, thres, has_second):
-    """The rule of docs/method.md ("Pseudo labels") written pixel by pixel: -1, then 2, then 1, then 0 (later wins)."""
+    """The rule of docs/method.md ("Pseudo labels") pixel by pixel: -1, then 2, 1, 0 (later
+    wins)."""
     out = torch.full(t.shape, -1, dtype=torch.long)
     for idx in itertools.product(*[range(n) for n in t.shape]):
         b = idx[0]

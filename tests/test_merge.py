@@ -1,4 +1,5 @@
-"""Merge of the four intermediate-inference passes (docs/method.md, "The merge rule"), on hand-made trees.
+"""Merge of the four intermediate-inference passes (docs/method.md, "The merge rule"), on
+hand-made trees.
 
 Each source writes masks filled with its own value, so a merged frame shows where it came from.
 """

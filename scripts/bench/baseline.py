@@ -1,8 +1,9 @@
 """Straightforward reference implementations that the benchmarks compare against.
 
 Inference (`BaselineCore`): the propagation loop the way the original STCN code computes it,
-written from its description (docs/method.md, "Network" and "Inference"), using only the network's sub-modules (never the
-optimised `encode_value` / `decode` / memory code of this project):
+written from its description (docs/method.md, "Network" and "Inference"), using only the
+network's sub-modules (never the optimised `encode_value` / `decode` / memory code of this
+project):
   - full precision, `torch.no_grad` (not inference mode), NCHW tensors;
   - memory grows by `torch.cat` at every memory frame (the temporary entry is concatenated
     anew at every readout);

@@ -209,7 +209,7 @@ def make_inputs(k, args):
 
 
 def j_and_f(core, gt_masks):
-    """J&F-Mean of the core's masks against the synthetic ground truth (docs/method.md, "Evaluation")."""
+    """J&F-Mean of the core's masks against the synthetic ground truth (util.metrics)."""
     if len(gt_masks) < 3:
         return float('nan')
     pred = [core.get_mask(t) for t in range(len(gt_masks))]
