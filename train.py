@@ -591,8 +591,6 @@ def train_loop(para, dist_info, model, it, data, stop, loop_state=None):
                         save(model, dist_info, it, state)
                     if it >= total:
                         break
-                    if para['stop_after_it'] == it:              # tests: a real signal
-                        os.kill(os.getpid(), signal.SIGINT)
                     signum = stop.agreed(dist_info)
                     if signum:
                         save(model, dist_info, it, state, weights=False)

@@ -242,31 +242,38 @@ def _resume_checkpoint(save_root):
     return os.path.join(d, ck[0])
 
 
-def _train_killed_by_sigterm(flags, after_it):
-    """Run train.py; once `it <after_it>/` is logged, SIGTERM its whole process group (the
-    trainer and its data workers, as a scheduler or `kill -- -PGID` would)."""
-    cmd = [sys.executable, 'train.py'] + [str(f) for f in flags]
+def _run_until(cmd, when, act):
+    """Run `cmd` from the repository root; once a line starting with `when` is logged, call
+    act(process), then wait for the end: (exit status, stdout, stderr)."""
     p = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, start_new_session=True)
-    watchdog = threading.Timer(300, p.kill)
+    watchdog = threading.Timer(400, p.kill)
     watchdog.start()
     seen = []
     try:
         for line in p.stdout:
             seen.append(line)
-            if line.startswith(f'it {after_it}/{ITS}'):
-                os.killpg(p.pid, signal.SIGTERM)
+            if line.startswith(when):
+                act(p)
                 break
-        out, err = p.communicate(timeout=300)
+        out, err = p.communicate(timeout=400)
     finally:
         watchdog.cancel()
     return p.returncode, ''.join(seen) + out, err
 
 
+def _train_signalled(flags, sig, when):
+    """train.py, with `sig` sent to its whole process group (the trainer and its data
+    workers, as Ctrl-C or `kill -- -PGID` do) once a line starting with `when` is logged."""
+    return _run_until([sys.executable, 'train.py'] + [str(f) for f in flags], when,
+                      lambda p: os.killpg(p.pid, sig))
+
+
+@pytest.mark.slow
 def test_kill_and_resume_twice_gives_identical_weights(tdata, ckpt_dir):
     """Uninterrupted run A vs. the chain B -> C -> D with the same seed:
-    B: Ctrl-C path (hidden --stop_after_it sends SIGINT) right after iteration 1, where the
-       data switches from labeled-only to semi triplets;  exit 130;
+    B: Ctrl-C (SIGINT to its process group) during iteration 1: it stops right after it,
+       where the data switches from labeled-only to semi triplets;  exit 130;
     C: resumes B with one data worker; a real SIGTERM to its process group once iteration 2
        is logged (it stops after 2 or 3); exit 143;
     D: resumes C without workers, crosses an epoch boundary, finishes.
@@ -277,18 +284,20 @@ def test_kill_and_resume_twice_gives_identical_weights(tdata, ckpt_dir):
     assert 'data: semi' in r.stdout and 'epoch 1: ' in r.stdout      # crosses an epoch
     uninterrupted = _final(ckpt_dir / 'a')
 
-    r = _train(flags + ['--num_workers', '1', '--id', 'B', '--save_root', ckpt_dir / 'b',
-                        '--stop_after_it', '1'])
-    assert r.returncode == 130, r.stdout[-2000:] + r.stderr[-2000:]
-    assert 'stopped by SIGINT after iteration 1' in r.stdout and 'Traceback' not in r.stderr
+    # SIGINT as soon as the loop starts: it lands during iteration 1 (seconds long)
+    code, out, err = _train_signalled(
+        flags + ['--num_workers', '1', '--id', 'B', '--save_root', ckpt_dir / 'b'],
+        signal.SIGINT, 'data: base')
+    assert code == 130, out[-2000:] + err[-2000:]
+    assert 'stopped by SIGINT after iteration 1' in out and 'Traceback' not in err
     ck_b = _resume_checkpoint(ckpt_dir / 'b')
     ck = torch.load(ck_b, weights_only=True)                          # plain tensors/lists
     assert ck['it'] == 1 and ck['loop']['mode'] == 'base' and ck['teacher'] is not None
     assert len(ck['rng']) == 1 and set(ck['rng'][0]) >= {'torch', 'numpy', 'random'}
 
-    code, out, err = _train_killed_by_sigterm(
+    code, out, err = _train_signalled(
         flags + ['--num_workers', '1', '--id', 'C', '--save_root', ckpt_dir / 'c',
-                 '--load_model', ck_b], after_it=2)
+                 '--load_model', ck_b], signal.SIGTERM, f'it 2/{ITS}')
     assert code == 143, out[-2000:] + err[-2000:]
     assert 'at iteration 1' in out and 'stopped by SIGTERM after iteration' in out
     assert 'Traceback' not in err
@@ -305,18 +314,35 @@ def test_kill_and_resume_twice_gives_identical_weights(tdata, ckpt_dir):
     _assert_same(uninterrupted, _final(ckpt_dir / 'd'))
 
 
+def _ranks(pid):
+    """Process ids of the train.py children of `pid` (Linux /proc)."""
+    out = []
+    for d in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{d}/stat') as f:
+                parent = int(f.read().rsplit(')', 1)[1].split()[1])
+            with open(f'/proc/{d}/cmdline', 'rb') as f:
+                is_train = b'train.py' in f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid and is_train:
+            out.append(int(d))
+    return out
+
+
 @pytest.mark.slow
 def test_torchrun_stop_saves_every_ranks_state(tdata, ckpt_dir):
     """Two processes under torchrun stop after the same iteration; no rank exits before the
     main one has written the checkpoint (else torchrun kills it mid-write), which holds both
     ranks' RNG states."""
     flags = [str(f) for f in tdata['flags']] + ['--num_workers', '0', '--id', 'T', '-b', '1',
-                                                '--save_root', str(ckpt_dir / 't'),
-                                                '--stop_after_it', '1']
+                                                '--save_root', str(ckpt_dir / 't')]
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
            '--master_port', str(29600 + os.getpid() % 300), 'train.py'] + flags
-    r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=400)
-    log = r.stdout + r.stderr
+    # SIGINT to each rank (not to torchrun) as soon as the loop starts: during iteration 1
+    _, out, err = _run_until(cmd, 'data: base', lambda p: [os.kill(rank, signal.SIGINT)
+                                                           for rank in _ranks(p.pid)])
+    log = out + err
     assert 'stopped by SIGINT after iteration 1' in log, log[-3000:]
     pids = set(re.findall(r'exitcode\s*:\s*130 \(pid: (\d+)\)', log))      # torchrun's summary
     assert len(pids) == 2, log[-3000:]                                  # both ranks: 130

@@ -91,8 +91,6 @@ def build_parser():
     p.add_argument('--log_every', type=int, default=100, help='TensorBoard scalars interval')
     p.add_argument('--image_every', type=int, default=800, help='TensorBoard images interval')
     p.add_argument('--save_every', type=int, default=50000, help='network save interval')
-    # tests only: after this iteration the trainer sends itself SIGINT (the Ctrl-C path)
-    p.add_argument('--stop_after_it', type=int, default=-1, help=argparse.SUPPRESS)
     return p
 
 
