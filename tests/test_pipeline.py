@@ -1,12 +1,15 @@
-"""The whole pipeline (scripts/demo.sh) at the smallest scale: every step's files exist."""
+"""The whole pipeline (scripts/demo.sh) at the smallest scale: every step's files exist, the
+bank keeps the true labels, and each J&F reported is the one of the masks written."""
 import csv
 import glob
 import os
 import subprocess
 
+import numpy as np
 import pytest
 
 from util.io import read_mask
+from util.metrics import evaluate
 
 
 def _videos(folder):
@@ -59,14 +62,31 @@ def test_demo_pipeline_end_to_end(tmp_path, repo_root):
             m = read_mask(str(bank / v / (names[0] + '.png')))
             assert m.shape == (48, 64)
 
+    # the bank keeps the true labels of the split's frames
+    sparse = out / 'data' / 'DAVIS' / '2017' / 'phase2' / 'davis_gt'
+    bank = out / 'vos_phase2' / 'phase1_merge_davis'
+    for v in _videos(sparse):
+        for f in os.listdir(sparse / v):
+            assert np.array_equal(read_mask(str(bank / v / f)),
+                                  read_mask(str(sparse / v / f))), (v, f)
+
+    # each J&F in the CSVs and in the closing table is that of the masks written
     val = open(davis / 'ImageSets' / '2017' / 'val.txt').read().split()
-    for name in ('untrained', 's0', 'phase1', 'phase2'):
-        assert _videos(out / 'eval' / name) == sorted(val)
-        with open(out / 'eval' / name / 'global_results-val.csv') as f:
+    table = log[log.index('J&F-Mean    J-Mean'):]
+    for name, pred, split, row_name in (
+            ('untrained', out / 'eval' / 'untrained', 'val', 'untrained network'),
+            ('s0', out / 'eval' / 's0', 'val', 'after stage 0'),
+            ('phase1', out / 'eval' / 'phase1', 'val', 'after phase 1'),
+            ('phase2', out / 'eval' / 'phase2', 'val', 'after phase 2'),
+            ('bank', out / 'vos_phase2' / 'phase1_merge_davis', 'train', 'pseudo-label bank')):
+        if split == 'val':
+            assert _videos(pred) == sorted(val)
+        with open(out / 'eval' / name / f'global_results-{split}.csv') as f:
             row = next(csv.DictReader(f))
-        assert 0.0 <= float(row['J&F-Mean']) <= 1.0
-    assert (out / 'eval' / 'bank' / 'global_results-train.csv').is_file()
-    # the closing table
-    for row in ('untrained network', 'after stage 0', 'after phase 1', 'after phase 2',
-                'pseudo-label bank', 'wall time'):
-        assert row in log, row
+        res = evaluate(str(davis), str(pred), split=split, out_dir=str(tmp_path / name),
+                       progress=False, verbose=False)
+        shown = [f'{res[k]:.3f}' for k in ('J&F-Mean', 'J-Mean', 'F-Mean')]
+        assert [row[k] for k in ('J&F-Mean', 'J-Mean', 'F-Mean')] == shown, name
+        line = next(ln for ln in table.splitlines() if ln.startswith(row_name))
+        assert line.split()[-3:] == shown, line
+    assert 'wall time' in table
