@@ -73,7 +73,7 @@ def data_mode(para, it):
     """'phase2', 'semi' or 'base': which data the iteration `it` trains on."""
     if para['phase2_train'] >= 0 and it >= para['phase2_train']:
         return 'phase2'
-    if para['semi'] and it >= para['end_warm']:
+    if para['semi'] and it > para['end_warm']:      # the step at end_warm is still warm-up
         return 'semi'
     return 'base'
 
@@ -303,7 +303,7 @@ class ModeData:
 
 def modes_reached(para, start_it):
     """The data modes iterations start_it .. iterations-1 use, in order."""
-    points = [start_it] + [p for p in (para['end_warm'] if para['semi'] else -1,
+    points = [start_it] + [p for p in (para['end_warm'] + 1 if para['semi'] else -1,
                                        para['phase2_train']) if start_it < p < para['iterations']]
     out = []
     for it in sorted(points):

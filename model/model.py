@@ -10,7 +10,7 @@ The networks are always in eval() mode (frozen batch norm); only the student is 
 student is wrapped (TripletModule) so that DDP sees one forward per iteration.
 
 Pseudo labels (SPEC §4):
-  phase 1 (--semi, it >= end_warm, frames not labeled): the teacher's prediction of the same
+  phase 1 (--semi, it > end_warm, frames not labeled): the teacher's prediction of the same
     triplet, thresholded with --semi_thres_upper, -1 elsewhere. Without a teacher (no
     --use_teacher, or before the first step) the student's own prediction is used, detached
     from its training forward: the same numbers a separate no_grad forward would give, one
@@ -267,7 +267,7 @@ class STCNModel:
                    else torch.ones(b, 3, dtype=torch.bool, device=dev))  # [B, 3]
         has_second = (selector[:, 1] > 0.5) & (not self.single_object)  # [B]
         phase2 = self.in_phase2(it)
-        semi = bool(para['semi']) and not phase2 and it >= para['end_warm']
+        semi = bool(para['semi']) and not phase2 and it > para['end_warm']
         unl = ~labeled[:, 1:]                                           # [B, 2] frames 1, 2
         stats = {}
         if not (semi or phase2):

@@ -76,6 +76,17 @@ def test_skip_curriculum():
     assert max_skip_at(80, 100, bl=True) == 5 and max_skip_at(80, 100) == 25
 
 
+def test_the_step_at_end_warm_is_still_warm_up():
+    from train import data_mode, modes_reached
+    para = {'phase2_train': -1, 'semi': True, 'end_warm': 3, 'iterations': 10}
+    assert [data_mode(para, it) for it in (0, 3, 4)] == ['base', 'base', 'semi']
+    assert modes_reached(para, 0) == ['base', 'semi'] and modes_reached(para, 3) == ['base', 'semi']
+    assert modes_reached(para, 4) == ['semi']
+    assert modes_reached(dict(para, iterations=4), 0) == ['base']    # its 0..3: warm-up only
+    para.update(phase2_train=3)
+    assert [data_mode(para, it) for it in (2, 3)] == ['base', 'phase2']
+
+
 def _run(args, cwd=ROOT, timeout=400, env_extra=None, launcher=None):
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
     env.update(env_extra or {})

@@ -77,9 +77,11 @@ def test_teacher_not_run_in_warmup_and_ema():
     # EMA after it 1: a = min(1 - 1/2, 0.995) = 0.5
     assert torch.allclose(dict(model.teacher.named_parameters())[name], 0.5 * s0 + 0.5 * s1,
                           atol=1e-7)
-    model.do_pass(make_batch(labeled=(True, True, True), b=1), 2)   # after warm-up, labeled
+    model.do_pass(batch, 2)                       # it == end_warm: still warm-up
     assert model.teacher_forward_calls == 0
-    stats = model.do_pass(batch, 3)                             # after warm-up, unlabeled
+    model.do_pass(make_batch(labeled=(True, True, True), b=1), 3)   # after warm-up, labeled
+    assert model.teacher_forward_calls == 0
+    stats = model.do_pass(batch, 4)                             # after warm-up, unlabeled
     assert model.teacher_forward_calls == 1
     assert 0.0 <= stats['pseudo/coverage'] <= 1.0
     assert model.teacher.training is False and model.net.training is False
@@ -99,11 +101,12 @@ def test_semi_targets_before_and_after_warmup():
     rec = model.loss_fn = TargetRecorder(model.loss_fn)
     ref = _fixed_reference(model, b)
     batch = make_batch(labeled=(True, False, True), b=b)
-    model.do_pass(batch, 0)
-    t1, t2 = rec.frame_targets(b)
-    assert torch.all(t1 == IGNORE)                          # unlabeled, warm-up: ignored
-    assert torch.equal(t2, batch['cls_gt'][:, 2])           # labeled frame unchanged
-    model.do_pass(batch, 1)
+    for it in (0, 1):                                       # it <= end_warm: warm-up
+        model.do_pass(batch, it)
+        t1, t2 = rec.frame_targets(b)
+        assert torch.all(t1 == IGNORE)                      # unlabeled, warm-up: ignored
+        assert torch.equal(t2, batch['cls_gt'][:, 2])       # labeled frame unchanged
+    model.do_pass(batch, 2)
     t1, t2 = rec.frame_targets(b)
     prob = torch.softmax(ref[0], 1)
     want = pseudo_labels(prob[:, 0], prob[:, 1], prob[:, 2], 0.7, torch.tensor([True] * b))

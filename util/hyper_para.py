@@ -61,7 +61,7 @@ def build_parser():
     p.add_argument('--semi_thres_lower', type=float, default=0.1,
                    help='recorded only (kept for command-line compatibility)')
     p.add_argument('--end_warm', type=int, default=70000,
-                   help='iteration from which unlabeled frames are used (labeled-only before)')
+                   help='unlabeled frames are used after this iteration (labeled-only up to it)')
     p.add_argument('--use_teacher', action='store_true', help='EMA teacher makes pseudo labels')
     p.add_argument('--ema_alpha', type=float, default=0.995)
     # ---- phase 2
