@@ -204,19 +204,25 @@ def test_torchrun_two_processes_identical_weights(data, tmp_path):
 
 @pytest.mark.slow
 def test_phase2_bank_update_rewrites_pngs(data, tmp_path):
-    """Phase 2 from iteration 0 with the bank update on; threshold 0 makes every refresh
-    confident background, so every sampled unlabeled frame's target region is rewritten."""
+    """Phase 2 from iteration 0 with the bank update on, on a one-object bank; threshold 0
+    makes every refresh confident background while every pixel is a confident target, so each
+    sample's target region changes and the confident target is not inside it: every sample's
+    frames 1-2 are rewritten, the truly labeled ones kept (--phase2_keep_true_labels)."""
+    from util.io import write_mask
     from util.make_two_shot_split import load_split
     d = data['davis']
     bank = tmp_path / 'bank'
     shutil.copytree(os.path.join(d['trainval'], 'Annotations', '480p'), bank)
+    for p in bank.rglob('*.png'):
+        m = np.asarray(Image.open(p))
+        write_mask(p, np.where(m == 1, 1, 0).astype(np.uint8))
     split = load_split(d['split'])
     before = {str(p): np.asarray(Image.open(p)).copy() for p in bank.rglob('*.png')}
     res = _run(data['flags'] + ['-i', '2', '--id', 'p2', '--save_root', tmp_path / 'saves',
                                 '--phase2_davis', 'bank', '--phase2_root', tmp_path,
                                 '--phase2_train', '0', '--phase2_start_update', '0',
                                 '--update_pseudo_bank', '0', '--phase2_thres', '0.0',
-                                '--log_every', '1'])
+                                '--phase2_keep_true_labels', '--log_every', '1'])
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert 'data: phase2' in res.stdout
     changed = []

@@ -79,6 +79,9 @@ def build_parser():
                    help='iteration from which refreshed labels are written back to the bank '
                         '(-1 = off)')
     # ---- new
+    p.add_argument('--phase2_keep_true_labels', action='store_true',
+                   help='phase 2: never refresh nor write back the truly labeled frames (the '
+                        'original refreshes frames 1-2 of every sample)')
     p.add_argument('--device', default=None, help='cuda, cuda:N or cpu (default: CUDA if present)')
     p.add_argument('--crop_size', type=int, default=384, help='training crop (multiple of 16)')
     p.add_argument('--save_root', default='saves', help='runs go to <save_root>/<date>_<id>/')
