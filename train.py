@@ -50,7 +50,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from util.distributed import (all_gather_objects, barrier, broadcast_object, cleanup,
                               init_distributed)
 from util.errors import Interrupted, UserError, run_main
-from util.io import read_list, require_dir
+from util.io import davis_2017_dir, read_list, require_dir
 
 SKIP_VALUES = (10, 15, 20, 25, 5)
 SKIP_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.9)
@@ -131,7 +131,7 @@ class DataMix:
             self.dataset = ds
             return
         semi = mode == 'semi'
-        davis = os.path.join(para['davis_root'], '2017', 'trainval')
+        davis = os.path.join(davis_2017_dir(para['davis_root']), 'trainval')
         davis_sets = dict(
             im=os.path.join(davis, 'JPEGImages', '480p'),
             gt=os.path.join(davis, 'Annotations', '480p'),

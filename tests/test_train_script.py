@@ -87,6 +87,21 @@ def test_the_step_at_end_warm_is_still_warm_up():
     assert [data_mode(para, it) for it in (2, 3)] == ['base', 'phase2']
 
 
+def test_davis_root_either_spelling(tmp_path):
+    """--davis_root: the folder holding 2017/ or the 2017 folder itself."""
+    from train import DataMix
+    from util.synthetic import generate
+    d = generate(tmp_path, 'davis', videos=2, frames=3, height=16, width=16, objects=1,
+                 val_videos=1)
+    y = generate(tmp_path, 'youtube', videos=1, frames=3, height=16, width=16, objects=1,
+                 val_videos=0)
+    for root in (d['root'], os.path.join(d['root'], '2017')):
+        para = HyperParameters().parse(['--stage', '3', '--davis_root', root,
+                                        '--yv_root', y['root'], '--crop_size', '16'])
+        ds = DataMix(para, 'base').videos[0][0]
+        assert ds.im_root == os.path.join(d['trainval'], 'JPEGImages', '480p') and ds.videos
+
+
 def _run(args, cwd=ROOT, timeout=400, env_extra=None, launcher=None):
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
     env.update(env_extra or {})

@@ -30,7 +30,8 @@ def build_parser():
     p.add_argument('--static_root', default='../static')
     p.add_argument('--bl_root', default='../BL30K')
     p.add_argument('--yv_root', default='../YouTube')
-    p.add_argument('--davis_root', default='../DAVIS')
+    p.add_argument('--davis_root', default='../DAVIS',
+                   help='the folder holding 2017/ (or the 2017 folder itself)')
     p.add_argument('--stage', type=int, default=0, choices=[0, 1, 2, 3],
                    help='0 static, 1 BL30K, 2 DAVIS+YouTube after BL30K, 3 after static')
     p.add_argument('-b', '--batch_size', type=int, default=None,
