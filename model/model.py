@@ -423,7 +423,7 @@ class STCNModel:
                 if not bool(wanted[j].any()):
                     continue
                 video, frames, tid, sid = sample_info(info, j)
-                if video not in self.bank:
+                if video not in self.bank or tid == 0:       # no target object: nothing to fix
                     continue
                 pos = tuple(f for f in (1, 2) if not bool(frozen[j, f - 1]) and not (
                     keep_true and _stem(frames[f]) in self.bank[video]['labeled']))

@@ -268,6 +268,8 @@ def test_update_bank_rewrites_frames_1_2_of_a_requesting_sample(tmp_path, keep_t
     assert n == len(calls[0][-1])
     calls.clear()
     assert model.update_bank(batch, torch.zeros(2, 2, dtype=torch.bool), frozen) == 0
+    batch['info']['target_id'][0] = 0                    # frame 0 showed no object
+    assert model.update_bank(batch, wanted, frozen) == 0
     assert not calls
 
 
