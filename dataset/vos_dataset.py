@@ -121,11 +121,11 @@ def semi_pair(lab, reverse_p):
 
 
 def semi_triplet(n, pair, backward, max_jump, force_both_p):
-    """Semi-supervised triplet: one of the labels in `pair` starts it, the two later frames are
-    1..j+1 further on in the direction (j = min(n, max_jump), at least 1), each clipped at the video's end
-    there (so [s, s, s] when s is that end). With p=force_both_p a triplet holding fewer than
-    two of the pair's frames gets the other label, in the order of the direction: [first, s, f1]
-    when s is the second label met, else [s, first later frame, second label] or
+    """Semi-supervised triplet: one of the labels in `pair` starts it, the two later frames
+    are 1..j+1 further on in the direction (j = min(n, max_jump), at least 1), each clipped at
+    the video's end there (so [s, s, s] when s is that end). With p=force_both_p a triplet
+    holding fewer than two of the pair's frames gets the other label, in the order of the
+    direction: [first, s, f1] when s is the second label met, else [s, f1, second label], or
     [s, second label, f1] when f1 already lies beyond it. Returns video frame indices."""
     pos = [n - 1 - k if backward else k for k in pair]          # positions along the direction
     j = min(n, max(1, max_jump))
