@@ -18,7 +18,8 @@ Choices (documented where the official code leaves room):
 
 CLI:
   python -m util.evaluate --gt_path DIR --pred_path DIR [--imageset FILE] [--split val]
-                          [--out DIR] [--workers N] [--binarize]
+                          [--out DIR] [--workers N] [--binarize] [--plot]
+  --plot also writes per-sequence_results-<split>.png (a J&F bar chart) beside the CSVs.
 """
 import argparse
 import csv
@@ -270,8 +271,10 @@ def _write_text(path, text):
 
 
 def evaluate(gt_path, pred_path, imageset=None, split='val', out_dir=None, workers=1,
-             progress=True, verbose=True, binarize=False):
+             progress=True, verbose=True, binarize=False, plot=False):
     """Evaluate every video; write the two CSVs into out_dir (default pred_path).
+
+    plot: also write per-sequence_results-<split>.png, a bar chart of J&F per sequence.
 
     binarize: read the ground truth as one object (every id > 0 -> 1), for the 0/255 masks
     of DAVIS 2016 (255 would otherwise be void).
@@ -333,6 +336,10 @@ def evaluate(gt_path, pred_path, imageset=None, split='val', out_dir=None, worke
                                     for o in per_object])
     _write_text(os.path.join(out_dir, f'global_results-{split}.csv'), g_text)
     _write_text(os.path.join(out_dir, f'per-sequence_results-{split}.csv'), s_text)
+    if plot:
+        from util.plots import jf_bar_chart
+        jf_bar_chart(per_object, os.path.join(out_dir, f'per-sequence_results-{split}.png'),
+                     title=f'J&F per sequence ({split}, {res["J&F-Mean"]:.3f} overall)')
     if verbose:
         print(format_table(res, split))
     return res
@@ -373,6 +380,8 @@ def main(argv=None):
     p.add_argument('--workers', type=int, default=1, help='processes evaluating videos')
     p.add_argument('--binarize', action='store_true',
                    help='ground truth as one object, every id > 0 -> 1 (DAVIS 2016 0/255 masks)')
+    p.add_argument('--plot', action='store_true',
+                   help='also write per-sequence_results-<split>.png, a J&F bar chart')
     p.add_argument('--debug', action='store_true', help='show tracebacks of input errors')
     args = p.parse_args(argv)
     if args.workers < 1:
@@ -380,7 +389,7 @@ def main(argv=None):
     if args.out is not None:
         ensure_writable_dir(args.out, 'CSV output folder (--out)')
     evaluate(args.gt_path, args.pred_path, args.imageset, args.split, args.out, args.workers,
-             binarize=args.binarize)
+             binarize=args.binarize, plot=args.plot)
     return 0
 
 
