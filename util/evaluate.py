@@ -271,10 +271,8 @@ def _write_text(path, text):
 
 
 def evaluate(gt_path, pred_path, imageset=None, split='val', out_dir=None, workers=1,
-             progress=True, verbose=True, binarize=False, plot=False):
+             progress=True, verbose=True, binarize=False):
     """Evaluate every video; write the two CSVs into out_dir (default pred_path).
-
-    plot: also write per-sequence_results-<split>.png, a bar chart of J&F per sequence.
 
     binarize: read the ground truth as one object (every id > 0 -> 1), for the 0/255 masks
     of DAVIS 2016 (255 would otherwise be void).
@@ -336,10 +334,6 @@ def evaluate(gt_path, pred_path, imageset=None, split='val', out_dir=None, worke
                                     for o in per_object])
     _write_text(os.path.join(out_dir, f'global_results-{split}.csv'), g_text)
     _write_text(os.path.join(out_dir, f'per-sequence_results-{split}.csv'), s_text)
-    if plot:
-        from util.plots import jf_bar_chart
-        jf_bar_chart(per_object, os.path.join(out_dir, f'per-sequence_results-{split}.png'),
-                     title=f'J&F per sequence ({split}, {res["J&F-Mean"]:.3f} overall)')
     if verbose:
         print(format_table(res, split))
     return res
@@ -388,8 +382,16 @@ def main(argv=None):
         raise UserError(f'--workers must be at least 1, got {args.workers}')
     if args.out is not None:
         ensure_writable_dir(args.out, 'CSV output folder (--out)')
-    evaluate(args.gt_path, args.pred_path, args.imageset, args.split, args.out, args.workers,
-             binarize=args.binarize, plot=args.plot)
+    res = evaluate(args.gt_path, args.pred_path, args.imageset, args.split, args.out,
+                   args.workers, binarize=args.binarize)
+    if args.plot:
+        from util.plots import jf_bar_chart
+        out_dir = args.pred_path if args.out is None else args.out
+        path = jf_bar_chart(res['per_object'],
+                            os.path.join(out_dir, f'per-sequence_results-{args.split}.png'),
+                            title=f'J&F per sequence ({args.split}; J&F-Mean '
+                                  f'{res["J&F-Mean"]:.3f})')
+        print(f'J&F bar chart written to {path}')
     return 0
 
 
