@@ -6,9 +6,9 @@
 For each image size, warps a random RGB image and a mask with the same control points in
 three ways, one call each in turn (who starts rotates) so all see the same machine load:
   ours        dataset.tps (the spline fitted and evaluated by the package, the coarse map
-              brought to every pixel by gathers)
-  pkg_matrix  the package's spline, the coarse map brought to every pixel by interpolation
-              matrix products (the solver swap alone)
+              brought to every pixel by interpolation matrix products on contiguous arrays)
+  pkg_matrix  the package's spline with base's products on strided slices of the coarse map
+              (the solver swap alone)
   base        the hand-written solver this project used before: numpy solves the TPS system,
               interpolation matrix products
 Reported: median milliseconds for the backward map alone and for the whole warp (map and
@@ -58,7 +58,8 @@ def _interp_matrix(n_out, n_in):
 
 
 def _matrix_resize(mapped, h, w):
-    """The coarse map to every pixel by two interpolation-matrix products per channel."""
+    """The coarse map to every pixel by two interpolation-matrix products per channel, on
+    strided slices (as the hand-written code did)."""
     ry, rx = _interp_matrix(h, mapped.shape[0]), _interp_matrix(w, mapped.shape[1])
     map_x = (ry @ mapped[..., 0] @ rx.T * (w - 1)).astype(np.float32)
     map_y = (ry @ mapped[..., 1] @ rx.T * (h - 1)).astype(np.float32)
