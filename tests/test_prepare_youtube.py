@@ -48,6 +48,7 @@ def test_resized_tree_passes_check_and_keeps_ids(tree, repo_root):
                        cwd=repo_root, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert '3 videos written, 0 already complete' in r.stdout
+    assert 'resizing 100% (3 of 3)' in r.stderr                  # the progress bar
     assert check_dataset(str(tree), 'youtube') == []
     src, out = tree / 'train', tree / 'train_480p'
     for v in sorted(os.listdir(src / 'JPEGImages')):

@@ -86,7 +86,7 @@ def label_image(text, height, width, fg=LABEL_FG, bg=LABEL_BG, text_height=None)
     img[:] = bg
     th = text_height or min(height, 32)
     scale, thick = _text_scale(th)
-    (tw, tht), base = cv2.getTextSize(text, FONT, scale, thick)
+    (_, tht), _ = cv2.getTextSize(text, FONT, scale, thick)
     y = (height + tht) // 2
     cv2.putText(img, text, (max(2, th // 5), y), FONT, scale, fg, thick, cv2.LINE_AA)
     return img
