@@ -13,8 +13,8 @@ and saved as JPEG; every mask nearest-neighbour, keeping its mode and palette, s
 do not change. --size 0 copies the files unchanged (the all-frames validation set is used at
 its original size: the evaluation resizes internally and writes masks at that size).
 
-Each video is written into a temporary folder and renamed into place when complete, so a
-stopped run leaves only whole videos; a rerun skips the videos already complete (every file of
+Each video is written into temporary folders renamed into place when all its files are
+written, so a stopped run leaves only whole videos; a rerun skips the videos already complete (every file of
 SRC present). A source file that cannot be decoded stops the run with one line naming it
 (exit status 2); the videos finished before it stay.
 """
@@ -118,17 +118,21 @@ def is_complete(parts):
 
 
 def prepare_video(parts, size):
-    """Write the parts of one video, each folder atomically (masks first, frames last)."""
-    for kind, sdir, odir, names in sorted(parts, key=lambda p: p[0] != 'Annotations'):
-        fn = resize_mask if kind == 'Annotations' else resize_frame
+    """Write the folders of one video: each is filled in a temporary folder, and the renames
+    into place all come after the last file is written (nested publish_folder calls), so a
+    failure or a stop leaves none of them, or all."""
+    if not parts:
+        return
+    (kind, sdir, odir, names), rest = parts[0], parts[1:]
+    fn = resize_mask if kind == 'Annotations' else resize_frame
 
-        def fill(tmp, sdir=sdir, names=names, fn=fn):
-            for n in names:
-                fn(os.path.join(sdir, n), os.path.join(str(tmp), n), size)
-        if os.path.isdir(odir) and set(names) <= set(os.listdir(odir)):
-            continue
-        os.makedirs(os.path.dirname(odir), exist_ok=True)
-        publish_folder(odir, fill)
+    def fill(tmp):
+        for n in names:
+            fn(os.path.join(sdir, n), os.path.join(str(tmp), n), size)
+        prepare_video(rest, size)                # published just before this folder is
+
+    os.makedirs(os.path.dirname(odir), exist_ok=True)
+    publish_folder(odir, fill)
 
 
 def prepare(src, out, size=480, workers=1, progress=False):
