@@ -21,7 +21,7 @@ def jf_bar_chart(per_object, path, title='J&F per sequence'):
     f = np.array([o['F-Mean'] for o in per_object], dtype=float)
     jf = (j + f) / 2.0
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(names) + 2.0), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(names) + 3.5), 4.5))
     try:
         ax.bar(x, np.nan_to_num(jf), color='#4878b0', label='J&F')
         ax.plot(x, j, 'v', color='#d0582a', label='J-Mean')
@@ -36,7 +36,7 @@ def jf_bar_chart(per_object, path, title='J&F per sequence'):
         ax.set_xlim(-0.6, len(names) - 0.4)
         ax.set_ylabel('score')
         ax.set_title(title)
-        ax.legend(loc='lower right', fontsize=8, framealpha=0.9)
+        ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize=8)   # off the bars
         ax.grid(axis='y', alpha=0.3)
         fig.tight_layout()
         buf = io.BytesIO()
