@@ -15,18 +15,22 @@ from tps import ThinPlateSpline
 MAP_GRID = 32
 
 
-def _interp_matrix(n_out, n_in):
-    """[n_out, n_in] linear interpolation weights, first and last samples aligned."""
-    m = np.zeros((n_out, n_in))
-    if n_in == 1:
-        m[:, 0] = 1.0
-        return m
+def _lerp_rows(a, n_out):
+    """Linear resampling of the rows of a [n_in, K] to [n_out, K], first and last aligned."""
+    n_in = a.shape[0]
     pos = np.linspace(0.0, n_in - 1.0, n_out)
-    lo = np.minimum(np.floor(pos).astype(int), n_in - 2)
-    frac = pos - lo
-    m[np.arange(n_out), lo] = 1.0 - frac
-    m[np.arange(n_out), lo + 1] += frac
-    return m
+    lo = np.minimum(np.floor(pos).astype(int), max(n_in - 2, 0))
+    hi = np.minimum(lo + 1, n_in - 1)
+    f = (pos - lo)[:, None]
+    return a[lo] * (1.0 - f) + a[hi] * f
+
+
+def _resize_corner_aligned(a, h, w):
+    """Bilinear resize of a [gh, gw] to [h, w], corners aligned: row gathers, no matrix
+    product (a BLAS product of this size runs several times slower with BLAS threads on a
+    busy machine, e.g. beside DataLoader workers)."""
+    rows = _lerp_rows(np.ascontiguousarray(a), h)                  # [h, gw]
+    return _lerp_rows(np.ascontiguousarray(rows.T), w).T          # [h, w]
 
 
 def backward_map(h, w, src, dst):
@@ -41,12 +45,9 @@ def backward_map(h, w, src, dst):
     ys, xs = np.linspace(0.0, 1.0, gh), np.linspace(0.0, 1.0, gw)
     pts = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)          # [gh*gw, 2] output points
     mapped = spline.transform(pts).reshape(gh, gw, 2)               # where to sample the input
-    ry, rx = _interp_matrix(h, gh), _interp_matrix(w, gw)           # [h, gh], [w, gw]
-    # one contiguous [gh, gw] array per coordinate: a strided slice sends the product down a
-    # far slower BLAS path (tens of ms with BLAS threads on a loaded machine)
-    map_x = ry @ np.ascontiguousarray(mapped[..., 0]) @ rx.T        # [h, w]
-    map_y = ry @ np.ascontiguousarray(mapped[..., 1]) @ rx.T
-    return (map_x * (w - 1)).astype(np.float32), (map_y * (h - 1)).astype(np.float32)
+    map_x = _resize_corner_aligned(mapped[..., 0], h, w) * (w - 1)  # [h, w]
+    map_y = _resize_corner_aligned(mapped[..., 1], h, w) * (h - 1)
+    return map_x.astype(np.float32), map_y.astype(np.float32)
 
 
 def random_control_points(n_points, scale, rng):

@@ -6,9 +6,9 @@
 For each image size, warps a random RGB image and a mask with the same control points in
 three ways, one call each in turn (who starts rotates) so all see the same machine load:
   ours        dataset.tps (the spline fitted and evaluated by the package, the coarse map
-              brought to every pixel by interpolation matrix products on contiguous arrays)
-  pkg_matrix  the package's spline with base's products on strided slices of the coarse map
-              (the solver swap alone)
+              brought to every pixel by row gathers, no BLAS)
+  pkg_matrix  the package's spline with base's interpolation matrix products (the solver
+              swap alone)
   base        the hand-written solver this project used before: numpy solves the TPS system,
               interpolation matrix products
 Reported: median milliseconds for the backward map alone and for the whole warp (map and
