@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
-from dataset.range_transform import im_normalization
+from dataset.range_transform import im_normalization, inv_im_trans
 from model.checkpoint import load_network, read_checkpoint
 from model.losses import IGNORE, BootstrappedCE, compute_tensor_iu, pseudo_labels
 from model.network import STCN
@@ -356,7 +356,8 @@ class STCNModel:
             self._log(done)
         if self.logger is not None and self.dist.is_main and done % para['image_every'] == 0:
             pred = torch.stack([out['logits_1'].argmax(1), out['logits_2'].argmax(1)], 1)
-            self.logger.log_image('train/triplets', training_grid(rgb, cls_gt, pred), done)
+            grid = training_grid(inv_im_trans(rgb.detach().float()), data['cls_gt'], cls_gt, pred)
+            self.logger.log_image('train/triplets', grid, done)
         return stats
 
     def _iou_stats(self, out, cls_gt, has_second):

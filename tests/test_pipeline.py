@@ -66,6 +66,14 @@ def test_demo_pipeline_end_to_end(tmp_path, repo_root):
             row = next(csv.DictReader(f))
         assert 0.0 <= float(row['J&F-Mean']) <= 1.0
     assert (out / 'eval' / 'bank' / 'global_results-train.csv').is_file()
+    # the closing contact sheets: paths printed, one 240-px row per method under a header
+    from PIL import Image
+    sheets = {out / 'pictures' / f'val_{val[0]}.png': 4,             # gt, untrained, phase 1, 2
+              out / 'pictures' / f'bank_{train[0]}.png': 7}          # labels, sparse, 4 passes, bank
+    for path, rows in sheets.items():
+        assert f': {path}' in log, path
+        with Image.open(path) as img:
+            assert img.height == 38 + rows * (240 + 2)
     # the closing table
     for row in ('untrained network', 'after stage 0', 'after phase 1', 'after phase 2',
                 'pseudo-label bank', 'wall time'):
