@@ -1,0 +1,123 @@
+"""Bad input, one test per class: each builds its bad input from the synthetic generator,
+runs the command through run_main (as the command line does) and checks exit status 2, one
+stderr line naming the file, no traceback, and what is (not) left on disk."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import eval_davis
+import train
+from util.errors import run_main
+
+H, W = 32, 48
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+
+@pytest.fixture(scope='module')
+def pristine(tmp_path_factory):
+    """Synthetic DAVIS (davis_000 train, davis_001 val) and YouTube (1 train, 1 valid)."""
+    from util.synthetic import generate
+    root = tmp_path_factory.mktemp('pristine')
+    generate(root, 'davis', videos=2, frames=4, height=H, width=W, objects=2, seed=1,
+             val_videos=1)
+    generate(root, 'youtube', videos=1, frames=4, height=H, width=W, objects=2, seed=1,
+             val_videos=1)
+    return root
+
+
+@pytest.fixture
+def data(pristine, tmp_path):
+    root = tmp_path / 'data'
+    shutil.copytree(pristine, root)
+    davis, yv = root / 'DAVIS', root / 'YouTube'
+    tv = davis / '2017' / 'trainval'
+    return {'root': root, 'davis': str(davis), 'yv': str(yv),
+            'd_im': tv / 'JPEGImages' / '480p', 'd_gt': tv / 'Annotations' / '480p',
+            'd_split': str(davis / '2017' / 'davis_rand_2frames.json'),
+            'y_im': yv / 'train_480p' / 'JPEGImages', 'y_gt': yv / 'train_480p' / 'Annotations',
+            'y_split': str(yv / 'yv_rand_2frames.json'),
+            'save': tmp_path / 'saves', 'tmp': tmp_path}
+
+
+def refused(main, argv, capsys, *fragments):
+    """run_main(main, argv) must exit 2 with one stderr line 'error: ...' holding every
+    fragment, and no traceback. Returns the line."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        run_main(main, [str(a) for a in argv])
+    out = capsys.readouterr()
+    lines = [ln for ln in out.err.splitlines() if ln.strip()]
+    assert e.value.code == 2, out.err[-2000:]
+    assert lines and lines[-1].startswith('error: '), out.err[-2000:]
+    assert [ln for ln in lines if ln.startswith('error')] == lines[-1:]
+    assert 'Traceback' not in out.err + out.out
+    for f in fragments:
+        assert str(f) in lines[-1], (f, lines[-1])
+    print(f'[{main.__module__}] {lines[-1]}')
+    return lines[-1]
+
+
+def tree(folder):
+    """{relative path: bytes} of every file under folder."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob('*'))
+            if p.is_file()}
+
+
+def train_flags(d, *extra):
+    return ['--stage', '3', '--crop_size', '32', '-b', '1', '--num_workers', '0', '-i', '2',
+            '--davis_root', d['davis'], '--yv_root', d['yv'], '--save_root', d['save'],
+            '--log_every', '1', *extra]
+
+
+def davis_args(d, out, *extra, model='unused.pth'):
+    return ['--model', model, '--davis_path', d['davis'], '--output', out, *extra]
+
+
+# ---------------------------------------------------------------------- 1. checkpoints
+
+class _RunsCode:
+    """Pickles as a call of os.system: loading it with weights_only=False runs the command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}',)
+
+
+def test_checkpoint_that_would_run_code_is_refused(data, ckpt, capsys):
+    d = data
+    marker = d['tmp'] / 'code_ran'
+    evil = d['tmp'] / 'evil.pth'
+    state = torch.load(ckpt, weights_only=True)
+    torch.save({'network': state, 'it': 1, 'optimizer': _RunsCode(marker)}, evil)
+    msg = refused(eval_davis.main, davis_args(d, d['tmp'] / 'o', model=evil), capsys,
+                  f'{evil}: refused', 'posix.system')
+    assert 'could run code' in msg
+    refused(train.main, train_flags(d, '--load_network', evil), capsys, f'{evil}: refused')
+    refused(train.main, train_flags(d, '--load_model', evil), capsys, f'{evil}: refused')
+    assert not marker.exists()
+    assert not (d['tmp'] / 'o').exists()
+    assert not d['save'].exists() or not os.listdir(d['save'])
+
+
+def test_numpy_rng_state_allowed_and_nonfinite_weights_refused(data, ckpt, capsys):
+    """A checkpoint holding a numpy RNG state loads; weights with a NaN are refused."""
+    from model.checkpoint import read_checkpoint
+    d = data
+    state = torch.load(ckpt, weights_only=True)
+    with_rng = d['tmp'] / 'rng.pth'
+    torch.save({'network': state, 'it': 1, 'rng': np.random.get_state()}, with_rng)
+    back = read_checkpoint(str(with_rng))
+    assert back['rng'][0] == 'MT19937' and back['rng'][1].dtype == np.uint32
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key] = state[key].clone()
+    state[key].view(-1)[0] = float('nan')
+    bad = d['tmp'] / 'nan.pth'
+    torch.save(state, bad)
+    refused(eval_davis.main, davis_args(d, d['tmp'] / 'o', model=bad), capsys,
+            f'{bad}: weights hold NaN or Inf ({key})')
+    assert not (d['tmp'] / 'o').exists()
