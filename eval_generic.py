@@ -19,6 +19,7 @@ from inference_core import (add_exact_readout_flag, amp_note, load_model, print_
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import ensure_writable_dir, read_mask, skip_complete_videos
+from util.outputs import check_apart
 
 
 def build_parser():
@@ -46,6 +47,7 @@ def main(argv=None):
     if args.mem_every < 1 or args.top < 1:
         raise UserError('--mem_every and --top must be >= 1')
     dataset = GenericTestDataset(args.data_path, res=args.res)
+    check_apart([('output folder (--output)', args.output)], dataset.inputs)
     device = pick_device(args.device)
     note = amp_note(device, args.amp)
     if note:

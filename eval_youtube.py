@@ -43,6 +43,7 @@ from phase2_scripts.bank import run_bank
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import atomic_write, ensure_writable_dir
+from util.outputs import check_apart
 
 
 def build_parser():
@@ -200,6 +201,9 @@ def main(argv=None):
         dataset = intermediate_dataset(args)
     else:
         dataset = YouTubeVOSTestDataset(args.yv_path, args.split, args.output_all, args.res)
+    check_apart([('output folder (--output)', args.output),
+                 ('zip file (--zip)', os.path.normpath(args.output) + '.zip' if args.zip
+                  else None)], dataset.inputs)
     if args.shard:
         if args.zip:
             raise UserError('--zip with --shard would pack a part of the outputs: pack them '

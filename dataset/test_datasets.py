@@ -9,6 +9,7 @@ Every dataset is indexable and yields one `Video` per item:
   size        (H, W) of the stored frames: the output size
   palette     768 bytes for the output PNGs (the input annotation's palette)
   outputs     processing indices to write, or None for every frame from the first label on
+Each dataset lists what it reads in `inputs` ([(what, path)]), for util.outputs.check_apart.
 Problems with the input (missing folders, frames or masks, a mask whose size differs from its
 frame, a video named in a list but absent) raise UserError naming the file. Folders are
 checked when the dataset is built; frames and masks when a video is loaded.
@@ -248,6 +249,8 @@ class DAVISTestDataset(_Base):
                                     'DAVIS annotation folder')
         self.imageset = os.path.join(root, 'ImageSets', str(year), f'{set_name}.txt')
         self.videos = read_list(self.imageset, 'image-set file')
+        self.inputs = [('frame folder', self.image_dir), ('annotation folder', self.mask_dir),
+                       ('image-set file', self.imageset)]
         for v in self.videos:
             if not os.path.isdir(os.path.join(self.image_dir, v)):
                 raise UserError(f'{self.imageset}: video {v!r} has no frame folder '
@@ -296,6 +299,8 @@ class YouTubeVOSTestDataset(_Base):
         except (ValueError, KeyError, TypeError) as e:
             raise UserError(f'{self.meta_path}: not a YouTube-VOS meta.json ({e})') from e
         self.videos = sorted(self.meta)
+        self.inputs = [('frame folder', self.image_dir), ('annotation folder', self.mask_dir),
+                       ('meta.json', self.meta_path)]
         for v in self.videos:
             if not os.path.isdir(os.path.join(self.image_dir, v)):
                 raise UserError(f'{self.meta_path}: video {v!r} has no frame folder '
@@ -363,6 +368,8 @@ class IntermediateDataset(_Base):
         self.videos = sorted(self.label_files)
         if not self.videos:
             raise UserError(f'{labels}: no videos with labels')
+        self.inputs = [('frame folder', self.image_dir), ('label source', labels),
+                       ('annotation folder', annotation_dir)]
         for v in self.videos:
             if not os.path.isdir(os.path.join(self.image_dir, v)):
                 raise UserError(f'{labels}: video {v!r} has no frame folder '
@@ -426,6 +433,7 @@ class GenericTestDataset(_Base):
                              and not d.startswith('.'))
         if not self.videos:
             raise UserError(f'{self.image_dir}: no video folders')
+        self.inputs = [('frame folder', self.image_dir), ('annotation folder', self.mask_dir)]
         for v in self.videos:
             require_dir(os.path.join(self.mask_dir, v), 'annotation folder of this video')
 

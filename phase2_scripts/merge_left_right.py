@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 from util.errors import UserError, run_main  # noqa: E402
 from util.io import CurrentStderr, ensure_writable_dir, publish_folder  # noqa: E402
+from util.outputs import check_apart  # noqa: E402
 
 PASS_NAMES = ('left', 'leftsecgt', 'right', 'rightsecgt')
 SOURCE_NAMES = ('gt',) + PASS_NAMES
@@ -172,6 +173,9 @@ def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, vide
         raise UserError(f'{gt_dir}: sparse label folder not found')
     pass_dirs = {name: resolve_pass_dir(p, name) for name, p in
                  zip(PASS_NAMES, (left, leftsecgt, right, rightsecgt))}
+    check_apart([('output folder (--out)', out)],
+                [('sparse label folder', gt_dir), ('frames folder', frames_dir)]
+                + [(f'{name} pass folder', d) for name, d in pass_dirs.items()])
     all_videos = sorted(p.name for p in gt_dir.iterdir()
                         if p.is_dir() and not p.name.startswith('.'))
     if videos:

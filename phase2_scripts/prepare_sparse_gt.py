@@ -20,6 +20,7 @@ import shutil  # noqa: E402
 
 from util.errors import UserError, run_main  # noqa: E402
 from util.io import atomic_write, ensure_writable_dir, read_mask  # noqa: E402
+from util.outputs import check_apart  # noqa: E402
 from util.make_two_shot_split import load_split  # noqa: E402
 
 
@@ -37,6 +38,8 @@ def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
     annotations_dir, out_dir = str(annotations_dir), str(out_dir)
     if not os.path.isdir(annotations_dir):
         raise UserError(f'{annotations_dir}: annotation folder not found')
+    check_apart([('output folder (--out)', out_dir)],
+                [('annotation folder', annotations_dir), ('split', split_name)])
     jobs = []                                  # (source png, destination png)
     for v in sorted(split):
         src_dir = os.path.join(annotations_dir, v)

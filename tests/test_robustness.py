@@ -121,3 +121,36 @@ def test_numpy_rng_state_allowed_and_nonfinite_weights_refused(data, ckpt, capsy
     refused(eval_davis.main, davis_args(d, d['tmp'] / 'o', model=bad), capsys,
             f'{bad}: weights hold NaN or Inf ({key})')
     assert not (d['tmp'] / 'o').exists()
+
+
+# ---------------------------------------------------------------------- 2. outputs apart
+
+def test_output_that_is_contains_or_lies_inside_an_input_is_refused(data, ckpt, capsys):
+    from phase2_scripts import merge_left_right, prepare_sparse_gt
+    from util import evaluate as jf
+    import eval_youtube
+    d = data
+    before = tree(d['root'])
+    gt = d['d_gt']
+    for out, how in ((gt, 'is'), (gt / 'davis_001', 'lies inside'), (gt.parent, 'contains')):
+        refused(eval_davis.main, davis_args(d, out, model=ckpt), capsys,
+                f'{out}: output folder (--output) {how} the annotation folder')
+    sparse = d['root'] / 'YouTube' / 'phase2' / 'yv_gt_480p'
+    refused(eval_youtube.main, ['--model', ckpt, '--yv_path', d['yv'], '--data_file', sparse,
+                                '--output', sparse], capsys,
+            f'{sparse}: output folder (--output) is the label source')
+    passes = [d['tmp'] / p for p in merge_left_right.PASS_NAMES]
+    for p in passes:
+        p.mkdir()
+    refused(merge_left_right.main, ['--gt_dir', sparse] + sum(
+        ([f'--{n}', p] for n, p in zip(merge_left_right.PASS_NAMES, passes)), [])
+        + ['--out', passes[0] / 'bank'], capsys,
+        f'{passes[0] / "bank"}: output folder (--out) lies inside the left pass folder')
+    refused(prepare_sparse_gt.main, ['--annotations', d['y_gt'], '--split', d['y_split'],
+                                     '--out', d['y_gt']], capsys,
+            f'{d["y_gt"]}: output folder (--out) is the annotation folder')
+    refused(jf.main, ['--gt_path', d['davis'] + '/2017/trainval', '--pred_path', gt], capsys,
+            f'{gt}: prediction folder (--pred_path) is the ground truth',
+            'scored against itself')
+    assert tree(d['root']) == before
+    assert not any(any(p.iterdir()) for p in passes)

@@ -32,6 +32,7 @@ import numpy as np
 
 from util.errors import UserError, run_main
 from util.io import CurrentStderr, atomic_write, ensure_writable_dir, read_mask
+from util.outputs import check_apart
 
 VOID_ID = 255
 GLOBAL_HEADER = ['J&F-Mean', 'J-Mean', 'J-Recall', 'J-Decay', 'F-Mean', 'F-Recall', 'F-Decay']
@@ -284,6 +285,9 @@ def evaluate(gt_path, pred_path, imageset=None, split='val', out_dir=None, worke
     ann, videos = resolve_gt(gt_path, imageset, split)
     if not os.path.isdir(pred_path):
         raise UserError(f'{pred_path}: prediction folder not found')
+    check_apart([('prediction folder (--pred_path)', pred_path)], [('ground truth', ann)],
+                reason='the ground truth would be scored against itself')
+    check_apart([('CSV output folder (--out)', out_dir)], [('ground truth', ann)])
     jobs = [(ann, pred_path, v, bool(binarize)) for v in videos]
     results = {}
     bar = None
