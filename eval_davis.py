@@ -14,13 +14,14 @@ Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted
 import argparse
 import os
 
-from dataset.test_datasets import DAVISTestDataset, list_frames, stem
+from dataset.test_datasets import DAVISTestDataset
 from eval_generic import run_videos
 from inference_core import (add_exact_readout_flag, amp_note, load_model, print_args,
                             run_dataset)
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import ensure_writable_dir
+from util.layout import list_frames, stem
 from util.outputs import check_apart
 
 

@@ -13,12 +13,13 @@ Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted
 import argparse
 import os
 
-from dataset.test_datasets import GenericTestDataset, list_frames, list_pngs, stem
+from dataset.test_datasets import GenericTestDataset
 from inference_core import (add_exact_readout_flag, amp_note, load_model, print_args,
                             run_dataset)
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import ensure_writable_dir, read_mask, skip_complete_videos
+from util.layout import list_frames, list_masks, stem
 from util.outputs import check_apart
 
 
@@ -62,7 +63,7 @@ def first_object_frame(stems, mask_dir):
     """Position in `stems` of the first labeled PNG (time order) holding an object, or None
     (also when a PNG has no frame: loading the video then reports it)."""
     pos = {s: i for i, s in enumerate(stems)}
-    pngs = list_pngs(mask_dir)
+    pngs = list_masks(mask_dir)
     if any(stem(p) not in pos for p in pngs):
         return None
     for p in sorted(pngs, key=lambda p: pos[stem(p)]):

@@ -34,8 +34,7 @@ import argparse
 import os
 import zipfile
 
-from dataset.test_datasets import (DAVIS_VOID, IntermediateDataset, YouTubeVOSTestDataset,
-                                   list_frames, natural_key, stem)
+from dataset.test_datasets import DAVIS_VOID, IntermediateDataset, YouTubeVOSTestDataset
 from eval_generic import first_object_frame, run_videos
 from inference_core import (add_exact_readout_flag, amp_note, load_model, print_args,
                             run_dataset)
@@ -43,6 +42,7 @@ from phase2_scripts.bank import run_bank
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import atomic_write, ensure_writable_dir
+from util.layout import list_frames, sort_frames, stem
 from util.outputs import check_apart
 
 
@@ -159,8 +159,7 @@ def benchmark_expected(dataset, name):
     listed = dataset.listed_frames(name)
     if listed - set(stems):
         return None
-    return sorted((s for i, s in enumerate(stems) if i >= first and s in listed),
-                  key=natural_key)
+    return sort_frames(s for i, s in enumerate(stems) if i >= first and s in listed)
 
 
 def zip_annotations(output):

@@ -16,7 +16,6 @@ checked when the dataset is built; frames and masks when a video is loaded.
 """
 import json
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,8 +26,9 @@ from PIL import Image
 from dataset.range_transform import im_normalization
 from util.errors import UserError
 from util.io import get_palette, read_frame, read_list, read_mask, require_dir
+from util.layout import (davis_dirs, davis_imageset, davis_part, list_frames, list_masks,
+                         sort_frames, stem)
 
-FRAME_EXTS = ('.jpg', '.jpeg', '.png')
 DAVIS_VOID = 255
 
 
@@ -57,33 +57,6 @@ class Video:
 
 
 # ---------------------------------------------------------------------- helpers
-
-def natural_key(name):
-    """'9.jpg' < '10.jpg'; zero-padded names keep their usual order."""
-    return [int(p) if p.isdigit() else p for p in re.split(r'(\d+)', name)]
-
-
-def stem(name):
-    return os.path.splitext(name)[0]
-
-
-def list_frames(folder):
-    """Image file names in a frame folder, time-sorted; UserError when missing or empty."""
-    if not os.path.isdir(folder):
-        raise UserError(f'{folder}: frame folder not found')
-    names = sorted((f for f in os.listdir(folder)
-                    if f.lower().endswith(FRAME_EXTS) and not f.startswith('.')), key=natural_key)
-    if not names:
-        raise UserError(f'{folder}: no frames (.jpg/.png) in this folder')
-    return names
-
-
-def list_pngs(folder):
-    if not os.path.isdir(folder):
-        raise UserError(f'{folder}: annotation folder not found')
-    return sorted((f for f in os.listdir(folder)
-                   if f.lower().endswith('.png') and not f.startswith('.')), key=natural_key)
-
 
 def working_size(h, w, res):
     """(H, W) with the shorter side resized to `res` (res <= 0: as stored)."""
@@ -171,7 +144,7 @@ class _Base(torch.utils.data.Dataset):
         stems = [stem(n) for n in names]
         pos = {s: i for i, s in enumerate(stems)}
         images, size = load_frames(folder, names, self.res)
-        pngs = list_pngs(os.path.join(self.mask_dir, name))
+        pngs = list_masks(os.path.join(self.mask_dir, name))
         raw = []
         for png in pngs:
             path = os.path.join(self.mask_dir, name, png)
@@ -231,23 +204,16 @@ class DAVISTestDataset(_Base):
         if year == 2016 and split != 'val':
             raise UserError('DAVIS 2016 has only the val split')
         self.year, self.split = year, split
-        if year == 2017:
-            sub = 'trainval' if split == 'val' else 'test-dev'
-            cands = [os.path.join(davis_path, '2017', sub), os.path.join(davis_path, sub)]
-            set_name = 'val' if split == 'val' else 'test-dev'
-        else:
-            cands = [os.path.join(davis_path, '2016'), davis_path]
-            set_name = 'val'
-        root = next((c for c in cands if os.path.isdir(os.path.join(c, 'JPEGImages', '480p'))),
-                    None)
+        sub = ('trainval' if split == 'val' else 'test-dev') if year == 2017 else ''
+        set_name = 'test-dev' if split == 'testdev' else 'val'
+        root = davis_part(davis_path, year, sub)
         if root is None:
-            raise UserError(f'{os.path.join(cands[0], "JPEGImages", "480p")}: DAVIS frame '
-                            'folder not found (check --davis_path)')
+            raise UserError(f'{davis_dirs(os.path.join(davis_path, str(year), sub))[0]}: DAVIS '
+                            'frame folder not found (check --davis_path)')
         self.root = root
-        self.image_dir = os.path.join(root, 'JPEGImages', '480p')
-        self.mask_dir = require_dir(os.path.join(root, 'Annotations', '480p'),
-                                    'DAVIS annotation folder')
-        self.imageset = os.path.join(root, 'ImageSets', str(year), f'{set_name}.txt')
+        self.image_dir, mask_dir = davis_dirs(root)
+        self.mask_dir = require_dir(mask_dir, 'DAVIS annotation folder')
+        self.imageset = davis_imageset(root, year, set_name)
         self.videos = read_list(self.imageset, 'image-set file')
         self.inputs = [('frame folder', self.image_dir), ('annotation folder', self.mask_dir),
                        ('image-set file', self.imageset)]
@@ -319,7 +285,7 @@ class YouTubeVOSTestDataset(_Base):
         outputs = None
         if not self.output_all:
             listed = self.listed_frames(name)
-            missing = sorted(listed - set(stems), key=natural_key)
+            missing = sort_frames(listed - set(stems))
             if missing:
                 raise UserError(f'{self.meta_path}: video {name!r}: frame {missing[0]} has no '
                                 f'image in {os.path.join(self.image_dir, name)}')
@@ -350,7 +316,7 @@ class IntermediateDataset(_Base):
             self.label_files = {}
             for v in sorted(d for d in os.listdir(labels)
                             if os.path.isdir(os.path.join(labels, d)) and not d.startswith('.')):
-                pngs = list_pngs(os.path.join(labels, v))
+                pngs = list_masks(os.path.join(labels, v))
                 if not pngs:
                     raise UserError(f'{os.path.join(labels, v)}: no labeled PNG for this video')
                 self.label_files[v] = [os.path.join(labels, v, p) for p in pngs]

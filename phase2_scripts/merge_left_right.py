@@ -22,17 +22,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
-import re  # noqa: E402
 import shutil  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 from util.errors import UserError, run_main  # noqa: E402
 from util.io import CurrentStderr, ensure_writable_dir, publish_folder  # noqa: E402
+from util.layout import list_frames, list_masks, sort_frames, stem  # noqa: E402
 from util.outputs import check_apart  # noqa: E402
 
 PASS_NAMES = ('left', 'leftsecgt', 'right', 'rightsecgt')
 SOURCE_NAMES = ('gt',) + PASS_NAMES
-FRAME_EXTS = ('.jpg', '.jpeg', '.png')
 
 
 class MissingFrame(UserError):
@@ -42,12 +41,6 @@ class MissingFrame(UserError):
         super().__init__(msg)
         self.source = source
         self.frame = frame
-
-
-def frame_sort_key(name):
-    """Time order of frame names: digit runs compare as numbers ('00005' < '00010', '9' < '10')."""
-    parts = re.split(r'(\d+)', name)
-    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
 
 
 def source_plan(n, labeled_idx):
@@ -79,8 +72,8 @@ def merge_video(frames, labeled, passes, video=''):
         'rightsecgt'; a frame missing from a source that must provide it is an error.
     Returns {frame: (source, path)} in time order. Pure: looks only at the given dicts.
     """
-    frames = sorted(set(frames), key=frame_sort_key)
-    labeled = sorted(set(labeled), key=frame_sort_key)
+    frames = sort_frames(set(frames))
+    labeled = sort_frames(set(labeled))
     where = f'video {video}: ' if video else ''
     if len(labeled) not in (1, 2):
         raise UserError(f'{where}expected 1 or 2 labeled frames, got {len(labeled)}')
@@ -112,19 +105,7 @@ def list_pngs(folder):
     """{frame stem: path} of the PNGs in a folder ({} when the folder is missing)."""
     if not folder.is_dir():
         return {}
-    return {p.stem: str(p) for p in folder.iterdir()
-            if p.suffix.lower() == '.png' and not p.name.startswith('.') and p.is_file()}
-
-
-def list_frames(folder):
-    """Frame stems of the images in a JPEGImages/<video> folder."""
-    if not folder.is_dir():
-        raise UserError(f'{folder}: frames folder of this video not found')
-    names = [p.stem for p in folder.iterdir()
-             if p.suffix.lower() in FRAME_EXTS and not p.name.startswith('.')]
-    if not names:
-        raise UserError(f'{folder}: no frames (.jpg/.png) in this folder')
-    return names
+    return {stem(n): str(folder / n) for n in list_masks(str(folder))}
 
 
 def plan_video(video, gt_dir, pass_dirs, frames_dir=None):
@@ -136,8 +117,9 @@ def plan_video(video, gt_dir, pass_dirs, frames_dir=None):
     for name, d in pass_dirs.items():
         sources[name] = list_pngs(d / video)
     if frames_dir is not None:
-        frames = list_frames(Path(frames_dir) / video)
-        missing = sorted(set(gt_files) - set(frames), key=frame_sort_key)
+        frames = [stem(n) for n in list_frames(str(Path(frames_dir) / video),
+                                               'frames folder of this video')]
+        missing = sort_frames(set(gt_files) - set(frames))
         if missing:
             raise UserError(f'{gt_dir / video / (missing[0] + ".png")}: labeled frame has no '
                             f'image in {Path(frames_dir) / video}')

@@ -154,3 +154,53 @@ def test_output_that_is_contains_or_lies_inside_an_input_is_refused(data, ckpt, 
             'scored against itself')
     assert tree(d['root']) == before
     assert not any(any(p.iterdir()) for p in passes)
+
+
+# ---------------------------------------------------------------------- 3. frame order
+
+def _renumber_unpadded(folders):
+    """00000.jpg, 00001.jpg, 00002.jpg ... -> 0.jpg, 5.jpg, 10.jpg (string order differs)."""
+    for folder in folders:
+        for i, p in enumerate(sorted(folder.iterdir())):
+            p.rename(p.with_name(f'{5 * i}{p.suffix}'))
+
+
+def test_one_frame_order_everywhere_and_duplicate_stems_refused(data, ckpt, capsys):
+    """Names that are not zero-padded ('5' < '10'): every command orders by number, so the
+    evaluation, inference and training agree on the first frame and the temporal order."""
+    from util import evaluate as jf
+    from util.layout import sort_frames
+    from dataset.vos_dataset import VOSDataset
+    d = data
+    assert sort_frames(['10.jpg', '9.jpg', 'a2.png', 'a10.png', '00003.jpg']) == \
+        ['00003.jpg', '9.jpg', '10.jpg', 'a2.png', 'a10.png']
+    vids = [p for p in d['d_im'].iterdir()] + [p for p in d['d_gt'].iterdir()]
+    _renumber_unpadded(vids)
+    # the ground truth as prediction, with frame 5 (the second in time) emptied: in time
+    # order 5 is an evaluated frame (J 0); in string order (0, 10, 15, 5) it would be the last
+    pred = d['tmp'] / 'pred'
+    shutil.copytree(d['d_gt'], pred)
+    from util.io import write_mask
+    for v in pred.iterdir():
+        write_mask(v / '5.png', np.zeros((H, W), np.uint8))
+    res = jf.evaluate(d['davis'] + '/2017/trainval', pred, progress=False, verbose=False)
+    assert all(j[0] == 0 and j[1] == 1 for j in res['J'].values())
+    out = d['tmp'] / 'o'
+    run_main(eval_davis.main, [str(a) for a in davis_args(d, out, model=ckpt)])
+    assert sorted(p.name for p in (out / 'davis_001').iterdir()) == \
+        sorted(p.name for p in (d['d_gt'] / 'davis_001').iterdir())
+    ds = VOSDataset(str(d['d_im']), str(d['d_gt']), max_jump=1)
+    assert [f for f in ds.frames[ds.videos[0]]] == ['0.jpg', '5.jpg', '10.jpg', '15.jpg']
+    # a frame with two files
+    dup = d['d_im'] / 'davis_001' / '5.png'
+    shutil.copyfile(d['d_gt'] / 'davis_001' / '5.png', dup)
+    shutil.rmtree(out)
+    refused(eval_davis.main, davis_args(d, out, model=ckpt), capsys,
+            f'{d["d_im"] / "davis_001" / "5.jpg"}: frame 5 has 2 files (5.jpg, 5.png)')
+    assert not out.exists()
+    from util import check_dataset
+    with pytest.raises(SystemExit) as e:
+        run_main(check_dataset.main, ['--root', d['davis'], '--layout', 'davis'])
+    assert e.value.code == 1
+    assert 'frame 5 has 2 files' in capsys.readouterr().out
+

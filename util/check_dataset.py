@@ -36,11 +36,11 @@ from PIL import Image
 
 from util.errors import UserError, run_main
 from util.io import DAVIS_PALETTE, CurrentStderr, read_mask
+from util.layout import (FRAME_EXTS, MASK_EXT, duplicate_stems, frame_key, image_files,
+                         sort_frames)
 from util.make_two_shot_split import load_split
 
 LAYOUTS = ('davis', 'youtube', 'generic')
-FRAME_EXTS = ('.jpg', '.jpeg', '.png')
-MASK_EXTS = ('.png',)
 
 # DAVIS parts: (path under root, ImageSets year, required lists, optional lists, required part,
 #               dense labels)
@@ -121,9 +121,12 @@ def _decode_mask(path):
 
 
 def _images(folder, exts):
-    """Sorted image file names in folder (hidden / temporary files skipped)."""
-    return sorted(f for f in os.listdir(folder)
-                  if not f.startswith('.') and f.lower().endswith(exts))
+    """Image file names in folder in time order (hidden / temporary files skipped)."""
+    return image_files(folder, exts)
+
+
+def _first(stems):
+    return min(stems, key=frame_key)
 
 
 def _subdirs(folder):
@@ -209,6 +212,9 @@ def _check_video(ck, frame_dir, mask_dir, dense=False, label=None, why='',
         names = _images(frame_dir, FRAME_EXTS)
         if not names:
             ck.add(frame_dir, 'frame folder holds no frames (.jpg/.png)' + why)
+        for s, ns in duplicate_stems(names):
+            ck.add(os.path.join(frame_dir, ns[0]), f'frame {s} has {len(ns)} files '
+                                                   f'({", ".join(ns)}); keep one per frame')
         paths = [os.path.join(frame_dir, n) for n in names]
         infos = ck.frames(paths)
         ref = next(((p, i) for p, i in zip(paths, infos) if i.size), None)
@@ -226,7 +232,7 @@ def _check_video(ck, frame_dir, mask_dir, dense=False, label=None, why='',
         return frames, masks
     for n in _images(mask_dir, ('.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp')):
         ck.add(os.path.join(mask_dir, n), 'mask is not a PNG (the loaders read <frame>.png)')
-    names = _images(mask_dir, MASK_EXTS)
+    names = _images(mask_dir, (MASK_EXT,))
     if not names and (dense or label):
         ck.add(mask_dir, 'annotation folder holds no PNG masks')
     paths = [os.path.join(mask_dir, n) for n in names]
@@ -245,14 +251,14 @@ def _check_video(ck, frame_dir, mask_dir, dense=False, label=None, why='',
             ck.add(os.path.join(mask_dir, stem + '.png'),
                    f'missing: frame {frames[stem]} has no mask (every frame must be labeled)')
     if label == 'first_frame' and frames:
-        first = min(frames)
+        first = _first(frames)
         if first not in masks:
             ck.add(os.path.join(mask_dir, first + '.png'),
                    f'missing: the first frame {frames[first]} must be labeled')
         elif masks[first][1].ids == ():
             ck.add(masks[first][0], 'first-frame label has no object (all zero)')
     elif label == 'first_mask' and masks:
-        p, info = masks[min(masks)]
+        p, info = masks[_first(masks)]
         if info.ids == ():
             ck.add(p, 'first label of the video has no object (all zero)')
     elif label == 'all_masks':
@@ -350,7 +356,7 @@ def _load_meta(ck, path):
                 ck.add(path, f'video {v!r}: object {oid}: "frames" must be a non-empty list of '
                              'frame names')
             else:
-                meta[v][str(int(oid))] = sorted(os.path.splitext(x)[0] for x in frames)
+                meta[v][str(int(oid))] = sort_frames(os.path.splitext(x)[0] for x in frames)
         if not meta[v]:
             ck.add(path, f'video {v!r}: no objects')
     return meta
@@ -383,12 +389,12 @@ def _check_valid_video(ck, meta_path, meta, jpg, ann, v):
         elif masks[first][1].ids is not None and int(oid) not in masks[first][1].ids:
             ck.add(mpath, f'object {oid} absent, but {meta_path} says it first appears on '
                           f'this frame')
-    for stem, (p, info) in sorted(masks.items()):
+    for stem, (p, info) in sorted(masks.items(), key=lambda kv: frame_key(kv[0])):
         for i in info.ids or ():
             fr = objects.get(str(i))
             if fr is None:
                 ck.add(p, f'object {i} is not listed for video {v!r} in {meta_path}')
-            elif stem < fr[0]:
+            elif frame_key(stem) < frame_key(fr[0]):
                 ck.add(p, f'object {i} appears on frame {stem}, but {meta_path} says it first '
                           f'appears on frame {fr[0]}')
 
@@ -498,7 +504,7 @@ def _check_split_video(ck, split_path, v, names, jpg, ann, sparse):
 
 def _check_sparse_video(ck, sparse, v, jpg, split, split_path):
     sdir, vdir = os.path.join(sparse, v), os.path.join(jpg, v)
-    names = _images(sdir, MASK_EXTS)
+    names = _images(sdir, (MASK_EXT,))
     if not names:
         ck.add(sdir, 'sparse label folder holds no PNG labels')
     has_frames = os.path.isdir(vdir)

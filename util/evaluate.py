@@ -32,6 +32,7 @@ import numpy as np
 
 from util.errors import UserError, run_main
 from util.io import CurrentStderr, atomic_write, ensure_writable_dir, read_mask
+from util.layout import davis_dirs, davis_imageset, list_masks, list_videos
 from util.outputs import check_apart
 
 VOID_ID = 255
@@ -197,21 +198,17 @@ def decay_bounds(n):
 
 # ----------------------------------------------------------------------------- folders
 
-def _is_image(name):
-    return name.lower().endswith('.png')
-
-
 def resolve_gt(gt_path, imageset=None, split='val'):
     """(annotation folder, [videos]) for a folder of <video>/*.png or a DAVIS root."""
     if not os.path.isdir(gt_path):
         raise UserError(f'{gt_path}: ground-truth folder not found')
     ann = gt_path
-    davis_ann = os.path.join(gt_path, 'Annotations', '480p')
+    davis_ann = davis_dirs(gt_path)[1]
     is_root = os.path.isdir(davis_ann)
     if is_root:
         ann = davis_ann
     if imageset is None and is_root:
-        default = os.path.join(gt_path, 'ImageSets', '2017', f'{split}.txt')
+        default = davis_imageset(gt_path, 2017, split)
         if os.path.isfile(default):
             imageset = default
     if imageset is not None:
@@ -224,7 +221,7 @@ def resolve_gt(gt_path, imageset=None, split='val'):
                 raise UserError(f'{imageset}: video {v!r} has no annotation folder '
                                 f'{os.path.join(ann, v)}')
     else:
-        videos = sorted(d for d in os.listdir(ann) if os.path.isdir(os.path.join(ann, d)))
+        videos = list_videos(ann)
     if not videos:
         raise UserError(f'{ann}: no video folders to evaluate')
     return ann, videos
@@ -236,7 +233,7 @@ def _eval_video(args):
     binarize: every nonzero ground-truth id becomes object 1 (DAVIS 2016: 0/255 masks)."""
     ann, pred_path, video, binarize = args
     gt_dir = os.path.join(ann, video)
-    frames = sorted(f for f in os.listdir(gt_dir) if _is_image(f))
+    frames = list_masks(gt_dir, 'ground-truth folder')
     if not frames:
         raise UserError(f'{gt_dir}: no ground-truth PNG masks')
     gt_masks = [read_mask(os.path.join(gt_dir, f)) for f in frames]
