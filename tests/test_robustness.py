@@ -204,3 +204,47 @@ def test_one_frame_order_everywhere_and_duplicate_stems_refused(data, ckpt, caps
     assert e.value.code == 1
     assert 'frame 5 has 2 files' in capsys.readouterr().out
 
+
+# ---------------------------------------------------------------------- 4. file contents
+
+def test_mask_must_be_a_png_and_frames_of_any_mode_read_as_8bit_rgb(data, ckpt, capsys):
+    from PIL import Image
+    from util import check_dataset
+    from util.io import read_frame
+    d = data
+    # a 16-bit grey frame reads as its 8-bit grey, not all white
+    frame = d['d_im'] / 'davis_001' / '00001.jpg'
+    grey8 = np.asarray(Image.open(frame).convert('L'))
+    g16 = d['tmp'] / 'g16.png'
+    Image.fromarray(grey8.astype(np.uint16) * 257).save(g16)
+    assert Image.open(g16).mode.startswith('I;16')
+    assert (read_frame(str(g16)) == grey8[..., None]).all()
+    for mode in ('CMYK', 'LA', 'P', 'I'):
+        img = Image.open(frame).convert('L' if mode in ('LA', 'I') else 'RGB').convert(mode)
+        img.save(d['tmp'] / f'm.{"tif" if mode == "I" else "png" if mode != "CMYK" else "jpg"}')
+    assert np.abs(read_frame(str(d['tmp'] / 'm.jpg')).astype(int)
+                  - np.asarray(Image.open(frame).convert('RGB')).astype(int)).mean() < 8
+    assert (read_frame(str(d['tmp'] / 'm.png')) == np.asarray(
+        Image.open(d['tmp'] / 'm.png').convert('RGB'))).all()
+    assert (read_frame(str(d['tmp'] / 'm.tif')) == grey8[..., None]).all()
+    # a float frame cannot be read as RGB: refused by name (TIFF data under a .jpg name)
+    bad_frame = d['d_im'] / 'davis_001' / '00002.jpg'
+    Image.fromarray(np.zeros((H, W), np.float32)).save(bad_frame, format='TIFF')
+    out = d['tmp'] / 'o'
+    refused(eval_davis.main, davis_args(d, out, model=ckpt), capsys,
+            f'{bad_frame}: frame mode F is not supported')
+    assert not out.exists()
+    # a JPEG stream saved as the first-frame .png annotation
+    gt = d['d_gt'] / 'davis_001' / '00000.png'
+    Image.open(gt).convert('RGB').save(gt, format='JPEG')
+    shutil.copyfile(d['d_im'] / 'davis_000' / '00002.jpg', bad_frame)
+    refused(eval_davis.main, davis_args(d, out, model=ckpt), capsys,
+            f'{gt}: not a PNG file (JPEG data)')
+    assert not out.exists()
+    Image.fromarray(np.zeros((H, W), np.float32)).save(bad_frame, format='TIFF')
+    with pytest.raises(SystemExit) as e:
+        run_main(check_dataset.main, ['--root', d['davis'], '--layout', 'davis'])
+    report = capsys.readouterr().out
+    assert e.value.code == 1
+    assert f'{gt}: not a PNG file (JPEG data)' in report
+    assert f'{bad_frame}: frame mode F is not supported' in report

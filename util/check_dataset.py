@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from util.errors import UserError, run_main
-from util.io import DAVIS_PALETTE, CurrentStderr, read_mask
+from util.io import DAVIS_PALETTE, CurrentStderr, frame_problem, mask_problem, read_mask
 from util.layout import (FRAME_EXTS, MASK_EXT, duplicate_stems, frame_key, image_files,
                          sort_frames)
 from util.make_two_shot_split import load_split
@@ -55,7 +55,7 @@ DAVIS_PARTS = (
 class _Img:
     """What decoding one image told us (small: no pixel data is kept)."""
     size: tuple = None       # (W, H) when decodable
-    error: str = None        # why it could not be decoded
+    error: str = None        # why it could not be decoded or used
     mode_note: str = None    # masks: why the mode is not 8-bit palette / grayscale
     ids: tuple = None        # masks: nonzero ids present; None when not readable as ids
 
@@ -68,7 +68,7 @@ def _decode_frame(path):
     try:
         with Image.open(path) as img:
             img.load()
-            return _Img(size=img.size)
+            return _Img(size=img.size, error=frame_problem(img))
     except Exception as e:  # PIL raises many types for truncated / corrupt files
         return _Img(error=f'cannot decode image ({e})')
 
@@ -98,9 +98,12 @@ def _decode_mask(path):
         with Image.open(path) as img:
             img.load()
             size, mode = img.size, img.mode
+            problem = mask_problem(img)
             arr = np.asarray(img) if mode in ('P', 'L') else None
     except Exception as e:
         return _Img(error=f'cannot decode mask ({e})')
+    if problem:
+        return _Img(size=size, error=problem)
     if arr is not None:
         return _Img(size=size, ids=_ids(arr))
     base = f'{mode} mask, not an 8-bit palette/grayscale PNG'

@@ -262,9 +262,44 @@ def _open_image(path):
     return img
 
 
+GREY16_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N')
+FRAME_MODES = ('1', 'L', 'P', 'RGB', 'RGBA', 'RGBX', 'RGBa', 'CMYK', 'YCbCr', 'LA', 'La', 'PA',
+               'I') + GREY16_MODES
+
+
+def frame_problem(img):
+    """Why an opened frame cannot be read as 8-bit RGB, or None."""
+    if img.mode not in FRAME_MODES:
+        return (f'frame mode {img.mode} is not supported; save frames as 8-bit RGB '
+                'JPEG or PNG')
+    if img.mode == 'I':
+        lo, hi = img.getextrema()
+        if lo < 0 or hi > 65535:
+            return f'frame values {lo}..{hi} (mode I) are outside 0..65535'
+    return None
+
+
+def mask_problem(img):
+    """Why an opened mask is not a PNG of label ids, or None (modes: see read_mask)."""
+    if img.format != 'PNG':
+        return (f'not a PNG file ({img.format or "unknown"} data); a mask must be a PNG of '
+                'label ids (lossy JPEG pixels are not ids)')
+    return None
+
+
 def read_frame(path):
-    """Read an image as RGB uint8 [H, W, 3]."""
-    return np.asarray(_open_image(path).convert('RGB'))
+    """Read an image as RGB uint8 [H, W, 3]. 16-bit grey frames (and mode I holding 16-bit
+    values) are scaled to 8 bits; modes without an RGB reading are refused naming the file."""
+    img = _open_image(path)
+    problem = frame_problem(img)
+    if problem:
+        raise UserError(f'{path}: {problem}')
+    if img.mode in GREY16_MODES or img.mode == 'I':
+        grey = np.asarray(img).astype(np.int64)
+        if img.mode in GREY16_MODES or grey.max() > 255:
+            grey = (grey * 255 + 32767) // 65535                 # 0..65535 -> 0..255, rounded
+        return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+    return np.asarray(img.convert('RGB'))
 
 
 def read_mask_image(path):
@@ -275,11 +310,15 @@ def read_mask_image(path):
 def read_mask(path, palette=None):
     """Read an index mask as uint8 [H, W].
 
-    Palette ('P') and grayscale ('L') PNGs give their values directly. An RGB(A) mask is
+    The file must be a PNG (whatever its name). Palette ('P') and grayscale ('L') PNGs give
+    their values directly. An RGB(A) mask is
     accepted when every colour in it is an entry of `palette` (DAVIS by default) or it is
     black/white only; otherwise the error explains what was expected.
     """
     img = _open_image(path)
+    problem = mask_problem(img)
+    if problem:
+        raise UserError(f'{path}: {problem}')
     if img.mode in ('P', 'L'):
         return np.asarray(img, dtype=np.uint8)
     if img.mode in ('1', 'I', 'I;16'):
