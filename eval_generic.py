@@ -89,6 +89,7 @@ def run_videos(net, dataset, out_dir, args, device, mem_style, expected, runner=
         print(f'--resume: {len(skipped)} of {len(every)} videos already complete, '
               f'{len(dataset.videos)} to do')
     try:
+        dataset.check_videos()             # every video checked before the first output
         if len(dataset) == 0:
             return {'videos': 0, 'frames': 0, 'seconds': 0.0, 'fps': float('nan'),
                     'written': 0, 'skipped': len(every)}

@@ -12,7 +12,8 @@ Every dataset is indexable and yields one `Video` per item:
 Each dataset lists what it reads in `inputs` ([(what, path)]), for util.outputs.check_apart.
 Problems with the input (missing folders, frames or masks, a mask whose size differs from its
 frame, a video named in a list but absent) raise UserError naming the file. Folders are
-checked when the dataset is built; frames and masks when a video is loaded.
+checked when the dataset is built; `check_videos()` checks every video (frame headers, masks)
+before a run writes anything, and loading a video decodes its frames.
 """
 import json
 import os
@@ -25,7 +26,7 @@ from PIL import Image
 
 from dataset.range_transform import im_normalization
 from util.errors import UserError
-from util.io import get_palette, read_frame, read_list, read_mask, require_dir
+from util.io import frame_size, get_palette, read_frame, read_list, read_mask, require_dir
 from util.layout import (davis_dirs, davis_imageset, davis_part, list_frames, list_masks,
                          sort_frames, stem)
 
@@ -67,25 +68,32 @@ def working_size(h, w, res):
     return int(res * h / w), res
 
 
-def load_frames(folder, names, res=-1):
+def load_frames(folder, names, res=-1, headers_only=False):
     """Read frames -> (normalised float [T, 3, H', W'], stored size (H, W)).
 
     All frames must share one size. res > 0: shorter side resized to res, bicubic.
+    headers_only: read only the sizes; the frames tensor is then a 'meta' tensor (a shape
+    without data), for checking a video without decoding it.
     """
     size, out = None, None
     for i, n in enumerate(names):
         path = os.path.join(folder, n)
-        img = read_frame(path)
+        img = None if headers_only else read_frame(path)
+        img_size = frame_size(path) if headers_only else img.shape[:2]
         if size is None:
-            size = img.shape[:2]
+            size = img_size
             h, w = working_size(*size, res)
-            out = torch.empty(len(names), 3, h, w)
-        elif img.shape[:2] != size:
-            raise UserError(f'{path}: frame size {img.shape[1]}x{img.shape[0]} differs from the '
+            out = torch.empty(len(names), 3, h, w, device='meta' if headers_only else 'cpu')
+        elif img_size != size:
+            raise UserError(f'{path}: frame size {img_size[1]}x{img_size[0]} differs from the '
                             f'first frame of the video ({size[1]}x{size[0]})')
+        if headers_only:
+            continue
         if (h, w) != tuple(size):
             img = np.asarray(Image.fromarray(img).resize((w, h), Image.BICUBIC))
         out[i] = torch.from_numpy(img.copy()).permute(2, 0, 1).float().div_(255)
+    if headers_only:
+        return out, tuple(int(s) for s in size)
     return im_normalization(out), tuple(int(s) for s in size)
 
 
@@ -128,9 +136,21 @@ def build_video(name, images, frames, size, palette, raw_labels, complete, outpu
 
 class _Base(torch.utils.data.Dataset):
     videos = ()
+    headers_only = False         # load_frames reads sizes only (check_videos)
 
     def __len__(self):
         return len(self.videos)
+
+    def check_videos(self):
+        """Check every video as loading it would (frames present, of one size and a readable
+        mode; labels present, readable, of their frame's size, holding an object), decoding
+        only the masks: a run then fails before its first output, not at a late video."""
+        self.headers_only = True
+        try:
+            for name in self.videos:
+                self.load(name)
+        finally:
+            self.headers_only = False
 
     def __getitem__(self, i):
         return self.load(self.videos[i])
@@ -143,7 +163,7 @@ class _Base(torch.utils.data.Dataset):
         names = list_frames(folder)
         stems = [stem(n) for n in names]
         pos = {s: i for i, s in enumerate(stems)}
-        images, size = load_frames(folder, names, self.res)
+        images, size = load_frames(folder, names, self.res, self.headers_only)
         pngs = list_masks(os.path.join(self.mask_dir, name))
         raw = []
         for png in pngs:
@@ -224,7 +244,8 @@ class DAVISTestDataset(_Base):
 
     def load(self, name):
         names = list_frames(os.path.join(self.image_dir, name))
-        images, size = load_frames(os.path.join(self.image_dir, name), names)
+        images, size = load_frames(os.path.join(self.image_dir, name), names,
+                                   headers_only=self.headers_only)
         path = os.path.join(self.mask_dir, name, stem(names[0]) + '.png')
         mask = load_mask(path, size, images.shape[-2:], binarize=self.year == 2016,
                          void=None if self.year == 2016 else DAVIS_VOID)
@@ -358,7 +379,7 @@ class IntermediateDataset(_Base):
         read_reversed = all(reverse for reverse, _ in passes)     # read in the order used
         if read_reversed:
             names = names[::-1]
-        images, size = load_frames(folder, names, self.res)
+        images, size = load_frames(folder, names, self.res, self.headers_only)
         masks = {path: load_mask(path, size, images.shape[-2:], void=self.void)
                  for path in self.label_files[name]}
         ordered = {read_reversed: (images, [stem(n) for n in names])}

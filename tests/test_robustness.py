@@ -248,3 +248,41 @@ def test_mask_must_be_a_png_and_frames_of_any_mode_read_as_8bit_rgb(data, ckpt, 
     assert e.value.code == 1
     assert f'{gt}: not a PNG file (JPEG data)' in report
     assert f'{bad_frame}: frame mode F is not supported' in report
+
+
+# ---------------------------------------------------------------------- 6. inputs first
+
+def test_every_video_checked_before_the_first_output(data, ckpt, capsys):
+    """A broken video late in the list fails the run before the earlier videos are written."""
+    from PIL import Image
+    import eval_generic
+    d = data
+    imageset = d['d_gt'].parents[1] / 'ImageSets' / '2017' / 'val.txt'
+    imageset.write_text('davis_000\ndavis_001\n')
+    out = d['tmp'] / 'o'
+    late = d['d_im'] / 'davis_001'
+    frame = late / '00003.jpg'
+    Image.new('RGB', (W + 8, H)).save(frame)                     # another size
+    refused(eval_davis.main, davis_args(d, out, model=ckpt), capsys,
+            f'{frame}: frame size {W + 8}x{H} differs from the first frame')
+    assert not out.exists()
+    shutil.copyfile(d['d_im'] / 'davis_000' / '00003.jpg', frame)
+    first = d['d_gt'] / 'davis_001' / '00000.png'
+    first.unlink()                                               # first-frame label missing
+    refused(eval_davis.main, davis_args(d, out, model=ckpt), capsys, f'{first}: file not found')
+    assert not out.exists()
+    for p in late.iterdir():                                     # an empty frame folder
+        p.unlink()
+    refused(eval_davis.main, davis_args(d, out, model=ckpt), capsys, f'{late}: no frames')
+    assert not out.exists()
+    # the generic layout: a video whose labels hold no object, after a good one
+    gen = d['tmp'] / 'generic'
+    shutil.copytree(d['y_im'].parent, gen)
+    good = gen / 'JPEGImages' / 'yt_train_000'
+    shutil.copytree(good, gen / 'JPEGImages' / 'zz_late')
+    (gen / 'Annotations' / 'zz_late').mkdir()
+    from util.io import write_mask
+    write_mask(gen / 'Annotations' / 'zz_late' / '00000.png', np.zeros((H, W), np.uint8))
+    refused(eval_generic.main, ['--model', ckpt, '--data_path', gen, '--output', out], capsys,
+            f'{gen / "Annotations" / "zz_late"}: no labeled frame with an object')
+    assert not out.exists()

@@ -302,6 +302,23 @@ def read_frame(path):
     return np.asarray(img.convert('RGB'))
 
 
+def frame_size(path):
+    """(H, W) of a frame from its header (no pixel decoding); UserError naming the file when
+    it is missing, not an image, or of a mode read_frame refuses."""
+    _strict_decoding()
+    if not os.path.isfile(path):
+        raise UserError(f'{path}: file not found')
+    try:
+        with Image.open(path) as img:
+            problem = None if img.mode == 'I' else frame_problem(img)   # I: values at load
+            w, h = img.size
+    except Exception as e:
+        raise UserError(f'{path}: cannot read image ({e})') from e
+    if problem:
+        raise UserError(f'{path}: {problem}')
+    return h, w
+
+
 def read_mask_image(path):
     """Open a mask PNG, keeping its mode (for palette access); errors name the file."""
     return _open_image(path)
