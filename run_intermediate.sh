@@ -36,10 +36,12 @@ case "$DATASET" in
     youtube)
         SPARSE=${YV_SPARSE:-$YV_ROOT/phase2/yv_gt_480p}
         SUFFIX=480p
+        FRAMES=$YV_ROOT/train_480p/JPEGImages
         DATA_ARGS=(--yv_path "$YV_ROOT" --res -1) ;;    # train_480p is every 5th frame, mem_every 1
     davis)
         SPARSE=${DAVIS_SPARSE:-$DAVIS_ROOT/2017/phase2/davis_gt}
         SUFFIX=davis
+        FRAMES=$DAVIS_ROOT/2017/trainval/JPEGImages/480p
         DATA_ARGS=(--davis --davis_path "$DAVIS_ROOT") ;;  # mem_every 5
     *) echo "unknown dataset '$DATASET' (youtube or davis)" >&2; exit 2 ;;
 esac
@@ -78,7 +80,7 @@ for step in "${STEPS[@]}"; do
         cmd=("$PYTHON" phase2_scripts/merge_left_right.py --gt_dir "$SPARSE"
              --left "$OUT_ROOT/phase1_left_$SUFFIX" --leftsecgt "$OUT_ROOT/phase1_leftsecgt_$SUFFIX"
              --right "$OUT_ROOT/phase1_right_$SUFFIX" --rightsecgt "$OUT_ROOT/phase1_rightsecgt_$SUFFIX"
-             --out "$OUT_ROOT/phase1_merge_$SUFFIX")
+             --out "$OUT_ROOT/phase1_merge_$SUFFIX" --frames_dir "$FRAMES")
     else
         case "$step" in left|leftsecgt|right|rightsecgt|bank) ;;
             *) echo "unknown step '$step'" >&2; exit 2 ;; esac

@@ -22,12 +22,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import shutil  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 from util.errors import UserError, run_main  # noqa: E402
 from util.io import CurrentStderr, ensure_writable_dir, publish_folder  # noqa: E402
-from util.layout import list_frames, list_masks, sort_frames, stem  # noqa: E402
+from util.layout import (list_frames, list_masks, sort_frames, sparse_label_frames,  # noqa: E402
+                         stem)
 from util.outputs import check_apart  # noqa: E402
 
 PASS_NAMES = ('left', 'leftsecgt', 'right', 'rightsecgt')
@@ -108,25 +110,21 @@ def list_pngs(folder):
     return {stem(n): str(folder / n) for n in list_masks(str(folder))}
 
 
-def plan_video(video, gt_dir, pass_dirs, frames_dir=None):
-    """Read one video's folders and return its merge plan (see merge_video)."""
+def plan_video(video, gt_dir, pass_dirs, frames_dir):
+    """Read one video's folders and return its merge plan (see merge_video): every frame of
+    <frames_dir>/<video> must come from the pass (or label) the rule names."""
     gt_files = list_pngs(gt_dir / video)
     if len(gt_files) not in (1, 2):
         raise UserError(f'{gt_dir / video}: expected 1 or 2 labeled PNGs, found {len(gt_files)}')
     sources = {'gt': gt_files}
     for name, d in pass_dirs.items():
         sources[name] = list_pngs(d / video)
-    if frames_dir is not None:
-        frames = [stem(n) for n in list_frames(str(Path(frames_dir) / video),
-                                               'frames folder of this video')]
-        missing = sort_frames(set(gt_files) - set(frames))
-        if missing:
-            raise UserError(f'{gt_dir / video / (missing[0] + ".png")}: labeled frame has no '
-                            f'image in {Path(frames_dir) / video}')
-    else:
-        frames = set()
-        for files in sources.values():
-            frames.update(files)
+    frames = [stem(n) for n in list_frames(str(Path(frames_dir) / video),
+                                           'frames folder of this video')]
+    missing = sort_frames(set(gt_files) - set(frames))
+    if missing:
+        raise UserError(f'{gt_dir / video / (missing[0] + ".png")}: labeled frame has no '
+                        f'image in {Path(frames_dir) / video}')
     try:
         return merge_video(frames, list(gt_files), sources, video=video)
     except MissingFrame as e:               # name the full expected path
@@ -149,10 +147,20 @@ def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, vide
     """Merge the four pass trees into <out>/<video>/<frame>.png; return a summary dict.
 
     All videos are planned and checked first; nothing is written if any check fails.
+    frames_dir: the JPEGImages folder of the videos (default: the one beside the sparse
+    label folder at its usual place, util.layout.sparse_label_frames).
     """
     gt_dir = Path(gt_dir)
     if not gt_dir.is_dir():
         raise UserError(f'{gt_dir}: sparse label folder not found')
+    if frames_dir is None:
+        frames_dir = sparse_label_frames(gt_dir)
+        if frames_dir is None:
+            raise UserError(f'{gt_dir}: cannot tell where the frames of these videos are; give '
+                            '--frames_dir (their JPEGImages folder) so that every frame of a '
+                            'video is in the bank')
+    elif not os.path.isdir(frames_dir):
+        raise UserError(f'{frames_dir}: frames folder (--frames_dir) not found')
     pass_dirs = {name: resolve_pass_dir(p, name) for name, p in
                  zip(PASS_NAMES, (left, leftsecgt, right, rightsecgt))}
     check_apart([('output folder (--out)', out)],
@@ -208,8 +216,9 @@ def get_parser():
     p.add_argument('--rightsecgt', default='../vos_phase2/phase1_rightsecgt_480p')
     p.add_argument('--out', default='../vos_phase2/phase1_merge_480p')
     p.add_argument('--frames_dir', default=None,
-                   help='JPEGImages folder giving each video\'s full frame list (default: the '
-                        'union of frames in the passes and the sparse labels)')
+                   help='JPEGImages folder giving each video\'s full frame list (default: '
+                        'train_480p/JPEGImages or 2017/trainval/JPEGImages/480p beside the '
+                        'phase2/ folder of --gt_dir)'),
     p.add_argument('--videos', nargs='+', default=None, help='merge only these videos')
     p.add_argument('--workers', type=int, default=4, help='parallel video writers')
     p.add_argument('--debug', action='store_true', help='full traceback on errors')

@@ -68,8 +68,11 @@ def four_passes_and_merge(tmp, ckpt, flags):
         outs[name] = str(tmp / name)
         eval_youtube.main(['--model', ckpt, '--output', outs[name]] + flags + extra)
     sparse = flags[flags.index('--data_file') + 1]
+    frames = (os.path.join(flags[flags.index('--davis_path') + 1], '2017', 'trainval',
+                           'JPEGImages', '480p') if '--davis' in flags else
+              os.path.join(flags[flags.index('--yv_path') + 1], 'train_480p', 'JPEGImages'))
     merge(sparse, outs['left'], outs['leftsecgt'], outs['right'], outs['rightsecgt'],
-          str(tmp / 'merged'), progress=False)
+          str(tmp / 'merged'), frames_dir=frames, progress=False)
     return tmp / 'merged'
 
 

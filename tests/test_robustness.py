@@ -286,3 +286,36 @@ def test_every_video_checked_before_the_first_output(data, ckpt, capsys):
     refused(eval_generic.main, ['--model', ckpt, '--data_path', gen, '--output', out], capsys,
             f'{gen / "Annotations" / "zz_late"}: no labeled frame with an object')
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------- 10. the merge
+
+def test_merge_knows_every_frame(data, capsys):
+    """A frame missing from every pass is an error naming video and frame, also without
+    --frames_dir (the frames folder beside phase2/ is used), not a frame left out of the
+    bank; where no frames folder can be derived, --frames_dir is asked for."""
+    from phase2_scripts import merge_left_right
+    d = data
+    sparse = d['root'] / 'YouTube' / 'phase2' / 'yv_gt_480p'
+    passes = {n: d['tmp'] / n for n in merge_left_right.PASS_NAMES}
+    for p in passes.values():
+        shutil.copytree(d['y_gt'], p)                    # every pass holds every frame
+    labeled = sorted(p.stem for p in (sparse / 'yt_train_000').iterdir())   # 00005, 00010
+    last = passes['leftsecgt'] / 'yt_train_000' / '00015.png'
+    for p in passes.values():                        # the last frame: in no pass at all
+        (p / 'yt_train_000' / '00015.png').unlink()
+    out = d['tmp'] / 'bank'
+    argv = ['--gt_dir', sparse] + sum(([f'--{n}', p] for n, p in passes.items()), []) + \
+        ['--out', out]
+    assert labeled == ['00005', '00010']
+    refused(merge_left_right.main, argv, capsys, 'pass leftsecgt: video yt_train_000',
+            f'missing frame file {last}')
+    assert not out.exists()
+    refused(merge_left_right.main, argv + ['--frames_dir', d['y_im']], capsys, f'{last}')
+    assert not out.exists()
+    elsewhere = d['tmp'] / 'sparse'
+    shutil.copytree(sparse, elsewhere)
+    refused(merge_left_right.main, ['--gt_dir', elsewhere] + argv[2:], capsys,
+            f'{elsewhere}: cannot tell where the frames', 'give --frames_dir')
+    assert 'frames_dir "$FRAMES"' in open(os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'run_intermediate.sh')).read()

@@ -109,3 +109,18 @@ def youtube_dirs(yv_path, split):
     """(frames, annotations) of a YouTube-VOS split folder (train_480p, valid, ...)."""
     base = os.path.join(yv_path, split)
     return os.path.join(base, 'JPEGImages'), os.path.join(base, 'Annotations')
+
+
+def sparse_label_frames(sparse_dir):
+    """The frames folder of the videos of a sparse label folder at its usual place
+    (<YouTube>/phase2/yv_gt_480p -> <YouTube>/train_480p/JPEGImages,
+    <DAVIS>/2017/phase2/davis_gt -> <DAVIS>/2017/trainval/JPEGImages/480p), or None."""
+    parent = os.path.dirname(os.path.abspath(str(sparse_dir)))
+    if os.path.basename(parent) != 'phase2':
+        return None
+    root = os.path.dirname(parent)
+    for cand in (youtube_dirs(root, 'train_480p')[0],
+                 davis_dirs(os.path.join(root, 'trainval'))[0]):
+        if os.path.isdir(cand):
+            return cand
+    return None
