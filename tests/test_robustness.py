@@ -319,3 +319,50 @@ def test_merge_knows_every_frame(data, capsys):
             f'{elsewhere}: cannot tell where the frames', 'give --frames_dir')
     assert 'frames_dir "$FRAMES"' in open(os.path.join(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'run_intermediate.sh')).read()
+
+
+# ---------------------------------------------------------------------- 11. evaluation
+
+def test_evaluation_errors_name_the_right_file(data, capsys):
+    import subprocess
+    import sys
+    from PIL import Image
+    from util import evaluate as jf
+    from util.io import write_mask
+    d = data
+    gt_root = d['tmp'] / 'gt'
+    shutil.copytree(d['d_gt'], gt_root)
+    pred = d['tmp'] / 'pred'
+    shutil.copytree(d['d_gt'], pred)
+    argv = ['--gt_path', gt_root, '--pred_path', pred]
+    # a sequence of 2 frames is reported and excluded; the global row stays a number
+    short = gt_root / 'davis_000'
+    for p in sorted(short.iterdir())[2:]:
+        p.unlink()
+    capsys.readouterr()
+    res = jf.evaluate(gt_root, pred, progress=False, verbose=False)
+    assert res['excluded'] == ['davis_000'] and res['J&F-Mean'] == pytest.approx(1.0)
+    assert f'note: {short}: fewer than 3 ground-truth frames' in capsys.readouterr().out
+    for p in pred.glob('*.csv'):
+        p.unlink()
+    # a ground-truth frame of another size names the ground-truth file
+    odd = gt_root / 'davis_001' / '00002.png'
+    write_mask(odd, np.zeros((H + 2, W), np.uint8))
+    refused(jf.main, argv, capsys, f'{odd}: ground-truth size {W}x{H + 2} differs from the '
+                                   'first frame 00000.png')
+    # with --workers the same one line, from a pool worker, and no traceback
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    r = subprocess.run([sys.executable, '-m', 'util.evaluate'] + [str(a) for a in argv]
+                       + ['--workers', '2'], capture_output=True, text=True, env=env,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith('error')]
+    assert r.returncode == 2 and len(lines) == 1 and str(odd) in lines[0], r.stderr
+    assert 'Traceback' not in r.stderr + r.stdout
+    write_mask(odd, np.asarray(Image.open(pred / 'davis_001' / '00002.png')))
+    # the first ground-truth frame missing, or holding no object
+    first = gt_root / 'davis_001' / '00000.png'
+    first.unlink()
+    refused(jf.main, argv, capsys, f'{first}: missing: the prediction starts at frame 00000')
+    write_mask(first, np.zeros((H, W), np.uint8))
+    refused(jf.main, argv, capsys, f'{first}: the first ground-truth frame holds no object')
+    assert not list(pred.glob('*.csv'))
