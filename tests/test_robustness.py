@@ -366,3 +366,73 @@ def test_evaluation_errors_name_the_right_file(data, capsys):
     write_mask(first, np.zeros((H, W), np.uint8))
     refused(jf.main, argv, capsys, f'{first}: the first ground-truth frame holds no object')
     assert not list(pred.glob('*.csv'))
+
+
+# ---------------------------------------------------------------------- 7. environment
+
+def _limited_file_size(limit):
+    """preexec_fn: files can grow to `limit` bytes (EFBIG beyond, as a full disk fails)."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def _cli(args, limit=None):
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONDONTWRITEBYTECODE='1')
+    r = subprocess.run([sys.executable] + [str(a) for a in args], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=300,
+                       preexec_fn=_limited_file_size(limit) if limit else None)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith('error: '), r.stderr[-2000:]
+    assert 'Traceback' not in r.stderr + r.stdout
+    print(f'[{args[0]}] {lines[0]}')
+    return lines[0]
+
+
+def test_disk_full_read_only_and_unknown_device(data, ckpt, capsys, monkeypatch):
+    d = data
+    # a checkpoint that does not fit: one line naming it, no temporary file left
+    out = d['tmp'] / 'w'
+    out.mkdir()
+    line = _cli(['-m', 'util.init_weights', '--out', out / 'init.pth'], limit=1 << 20)
+    assert f'{out / "init.pth"}: cannot write (File too large)' in line
+    assert os.listdir(out) == []
+    # a video's two labels are published together: none of them when the second fails
+    big = d['tmp'] / 'ann'
+    shutil.copytree(d['y_gt'], big)
+    labeled = sorted(json_split(d['y_split'])['yt_train_000'])
+    second = big / 'yt_train_000' / labeled[1].replace('.jpg', '.png')
+    second.write_bytes(second.read_bytes() + b'\0' * 4096)       # past the size limit
+    sparse = d['tmp'] / 'sparse'
+    line = _cli(['phase2_scripts/prepare_sparse_gt.py', '--annotations', big, '--split',
+                 d['y_split'], '--out', sparse], limit=3000)
+    assert f'{sparse / "yt_train_000"}: cannot write (File too large)' in line
+    assert not (sparse / 'yt_train_000').exists() and not list(sparse.glob('.tmp_*'))
+    # a read-only output folder
+    if os.geteuid() != 0:                     # root writes anyway
+        ro = d['tmp'] / 'ro'
+        ro.mkdir(mode=0o555)
+        refused(eval_davis.main, davis_args(d, ro / 'o', model=ckpt), capsys, f'{ro / "o"}')
+    # an unknown device, or a GPU the machine lacks
+    for dev in ('gpu', 'mps', 'cuda:x'):
+        refused(eval_davis.main, davis_args(d, d['tmp'] / 'o', '--device', dev, model=ckpt),
+                capsys, f'--device {dev}: not a device here')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    refused(eval_davis.main, davis_args(d, d['tmp'] / 'o', '--device', 'cuda:7', model=ckpt),
+            capsys, '--device cuda:7: this machine has 1 GPU(s)')
+    assert not (d['tmp'] / 'o').exists()
+
+
+def json_split(path):
+    import json
+    with open(path) as f:
+        return json.load(f)

@@ -84,7 +84,8 @@ def main(argv=None):
     net = STCN(single_object=args.single_object).eval()
     if args.calibrate_bn:
         rng = np.random.default_rng(args.seed)
-        calibrate_batch_norm(net, calibration_frames(args.calibrate_bn, args.calibrate_frames, rng), rng)
+        frames = calibration_frames(args.calibrate_bn, args.calibrate_frames, rng)
+        calibrate_batch_norm(net, frames, rng)
     save_checkpoint(net.state_dict(), args.out)
     print(f'wrote {args.out}')
 

@@ -128,8 +128,8 @@ def publish_folder(final, fill):
     for stale in (tmp, old):
         if stale.exists():
             shutil.rmtree(stale)
-    tmp.mkdir(parents=True)
     try:
+        tmp.mkdir(parents=True)
         fill(tmp)
         for f in tmp.iterdir():
             fsync_path(f)
@@ -140,8 +140,11 @@ def publish_folder(final, fill):
             shutil.rmtree(old)
         else:
             os.replace(tmp, final)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):  # disk full, read-only or vanished folder
+            raise UserError(f'{final}: cannot write ({e.strerror or e}); nothing of it was '
+                            'written') from e
         raise
     fsync_path(out)
 
@@ -199,10 +202,39 @@ def complete_pngs(folder, stems):
     return True
 
 
+class _WriteErrors:
+    """A binary file that remembers the OSError of a failed write (torch.save turns it into
+    a RuntimeError about stream positions)."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data):
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self):
+        self.f.flush()
+
+
 def save_checkpoint(obj, path):
-    """torch.save, atomically."""
+    """torch.save, atomically; a full disk is the OSError (ENOSPC) atomic_write reports
+    naming the path."""
     import torch
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            out = _WriteErrors(f)
+            try:
+                torch.save(obj, out)
+            except RuntimeError:
+                if out.error is not None:
+                    raise out.error from None
+                raise
+    atomic_write(path, write)
 
 
 def write_mask(path, mask, palette=None):
