@@ -20,7 +20,7 @@ from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import ensure_writable_dir, read_mask, skip_complete_videos
 from util.layout import list_frames, list_masks, stem
-from util.outputs import check_apart
+from util.outputs import OutputLock, check_apart
 
 
 def build_parser():
@@ -93,9 +93,10 @@ def run_videos(net, dataset, out_dir, args, device, mem_style, expected, runner=
         if len(dataset) == 0:
             return {'videos': 0, 'frames': 0, 'seconds': 0.0, 'fps': float('nan'),
                     'written': 0, 'skipped': len(every)}
-        stats = runner(net, dataset, out_dir, top_k=args.top, mem_every=args.mem_every,
-                       include_last=args.include_last, mem_style=mem_style, device=device,
-                       amp=args.amp, exact_readout=args.exact_readout)
+        with OutputLock(out_dir, 'output folder (--output)', shard=getattr(args, 'shard', None)):
+            stats = runner(net, dataset, out_dir, top_k=args.top, mem_every=args.mem_every,
+                           include_last=args.include_last, mem_style=mem_style, device=device,
+                           amp=args.amp, exact_readout=args.exact_readout)
         stats['skipped'] = len(every) - len(dataset.videos)
         return stats
     finally:

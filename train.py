@@ -51,6 +51,7 @@ from util.distributed import (all_gather_objects, barrier, broadcast_object, cle
                               init_distributed)
 from util.errors import Interrupted, UserError, run_main
 from util.io import read_list, require_dir
+from util.outputs import LOCK_NAME, OutputLock
 
 SKIP_VALUES = (10, 15, 20, 25, 5)
 SKIP_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.9)
@@ -424,6 +425,7 @@ def main(argv=None):
     para = HyperParameters().parse(argv)
     check_flags(para)
     dist_info = init_distributed(para['local_rank'], para['device'])
+    run_lock = None
     try:
         if para['benchmark'] and dist_info.device.type == 'cuda':
             torch.backends.cudnn.benchmark = True
@@ -454,6 +456,7 @@ def main(argv=None):
         para['world_size'] = dist_info.world_size
         if dist_info.is_main:
             os.makedirs(run_dir, exist_ok=True)
+            run_lock = OutputLock(run_dir, 'run folder (--id)').__enter__()   # one run in it
             print(f'hyperparameters:\n{para}', flush=True)
             text = para.to_json()
             atomic_write(os.path.join(run_dir, 'hyperparameters.json'),
@@ -495,6 +498,8 @@ def main(argv=None):
                          lambda tmp: open(tmp, 'w').write(digest + '\n'))
         logger.close()
     finally:
+        if run_lock is not None:
+            run_lock.__exit__()
         cleanup(dist_info)
     return 0
 
@@ -507,7 +512,8 @@ def remove_unused_run(run_dir):
         names = os.listdir(run_dir)
     except OSError:
         return
-    if all(n == 'hyperparameters.json' or n.startswith('events.out.tfevents') for n in names):
+    if all(n == 'hyperparameters.json' or n.startswith(('events.out.tfevents', LOCK_NAME))
+           for n in names):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

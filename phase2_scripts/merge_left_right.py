@@ -30,7 +30,7 @@ from util.errors import UserError, run_main  # noqa: E402
 from util.io import CurrentStderr, ensure_writable_dir, publish_folder  # noqa: E402
 from util.layout import (list_frames, list_masks, sort_frames, sparse_label_frames,  # noqa: E402
                          stem)
-from util.outputs import check_apart  # noqa: E402
+from util.outputs import OutputLock, check_apart  # noqa: E402
 
 PASS_NAMES = ('left', 'leftsecgt', 'right', 'rightsecgt')
 SOURCE_NAMES = ('gt',) + PASS_NAMES
@@ -184,7 +184,8 @@ def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, vide
     except OSError as e:
         raise UserError(f'{out}: cannot create output folder ({e.strerror})') from e
     items = list(plans.items())
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with OutputLock(out, 'output folder (--out)'), \
+            ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         jobs = pool.map(lambda kv: write_video(out, *kv), items)
         if progress:
             import progressbar

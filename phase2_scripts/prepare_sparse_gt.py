@@ -22,7 +22,7 @@ from functools import partial  # noqa: E402
 
 from util.errors import UserError, run_main  # noqa: E402
 from util.io import ensure_writable_dir, publish_folder, read_mask  # noqa: E402
-from util.outputs import check_apart  # noqa: E402
+from util.outputs import OutputLock, check_apart  # noqa: E402
 from util.make_two_shot_split import load_split  # noqa: E402
 
 
@@ -71,8 +71,9 @@ def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
                 raise UserError(f'{dst_dir}: already holds {extra[0]}, which {name} does not '
                                 f'list for video {v!r}; use an empty --out folder')
     ensure_writable_dir(out_dir, 'output folder (--out)')
-    for v, sources in jobs.items():       # a video's labels appear together or not at all
-        publish_folder(os.path.join(out_dir, v), partial(_copy_into, sources))
+    with OutputLock(out_dir, 'output folder (--out)'):
+        for v, sources in jobs.items():   # a video's labels appear together or not at all
+            publish_folder(os.path.join(out_dir, v), partial(_copy_into, sources))
     return sum(len(s) for s in jobs.values())
 
 

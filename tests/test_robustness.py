@@ -436,3 +436,75 @@ def json_split(path):
     import json
     with open(path) as f:
         return json.load(f)
+
+
+# ---------------------------------------------------------------------- 8. concurrent writers
+
+def test_second_writer_refused_and_symlinked_video_published(data, ckpt, capsys):
+    import subprocess
+    import sys
+    from util.errors import UserError
+    from util.outputs import OutputLock
+    d = data
+    out = d['tmp'] / 'o'
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    holder = subprocess.Popen(
+        [sys.executable, '-c', 'import sys\nfrom util.outputs import OutputLock\n'
+         f'with OutputLock({str(out)!r}):\n    print("held", flush=True)\n    sys.stdin.read()'],
+        cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        refused(eval_davis.main, davis_args(d, out, model=ckpt), capsys,
+                f'{out}: another run is writing this output folder (--output)',
+                f'{out / ".lock"}')
+        assert os.listdir(out) == ['.lock']
+    finally:
+        holder.communicate('', timeout=60)
+    assert os.listdir(out) == []                        # the lock file goes with its run
+    run_main(eval_davis.main, [str(a) for a in davis_args(d, out, model=ckpt)])
+    assert sorted(os.listdir(out)) == ['davis_001']
+    # shards of one run share a folder; the same shard twice, or a whole run beside a shard,
+    # is refused
+    shared = d['tmp'] / 'shared'
+    with OutputLock(shared, shard=(0, 2)), OutputLock(shared, shard=(1, 2)):
+        for shard in ((0, 2), None):
+            with pytest.raises(UserError, match='another run is writing'):
+                OutputLock(shared, shard=shard).__enter__()
+    assert os.listdir(shared) == []
+    # a video folder of the output that is a symbolic link is replaced, its target kept
+    from phase2_scripts import merge_left_right
+    sparse = d['root'] / 'YouTube' / 'phase2' / 'yv_gt_480p'
+    passes = {n: d['tmp'] / n for n in merge_left_right.PASS_NAMES}
+    for p in passes.values():
+        shutil.copytree(d['y_gt'], p)
+    bank = d['tmp'] / 'bank'
+    bank.mkdir()
+    target = d['tmp'] / 'elsewhere'
+    target.mkdir()
+    (target / 'keep.txt').write_text('mine')
+    (bank / 'yt_train_000').symlink_to(target)
+    run_main(merge_left_right.main, ['--gt_dir', str(sparse), '--out', str(bank)] + sum(
+        ([f'--{n}', str(p)] for n, p in passes.items()), []))
+    assert not (bank / 'yt_train_000').is_symlink()
+    assert len(list((bank / 'yt_train_000').glob('*.png'))) == 4
+    assert (target / 'keep.txt').read_text() == 'mine'
+    assert sorted(os.listdir(bank)) == ['yt_train_000']
+
+
+def test_two_training_runs_in_one_run_folder(data, capsys, monkeypatch):
+    """Two train.py with the same --id started in the same second share a run folder name:
+    the second is refused naming it and writes nothing there."""
+    import datetime
+    from util.outputs import OutputLock
+    d = data
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 1, 1, 12, 0, 0)
+    monkeypatch.setattr(train.datetime, 'datetime', Frozen)
+    run_dir = d['save'] / 'Jan01_12.00.00_same'
+    with OutputLock(run_dir, 'run folder (--id)'):
+        refused(train.main, train_flags(d, '--id', 'same'), capsys,
+                f'{run_dir}: another run is writing this run folder (--id)')
+        assert os.listdir(run_dir) == ['.lock']

@@ -118,6 +118,14 @@ def atomic_write(path, write_fn, suffix=''):
     fsync_path(folder)
 
 
+def _remove(path):
+    """Remove a folder tree, or only the link when path is a symbolic link."""
+    if os.path.islink(path):
+        os.unlink(path)
+    elif os.path.exists(path):
+        shutil.rmtree(path)
+
+
 def publish_folder(final, fill):
     """Write a whole folder atomically: fill(tmp) writes the files into `.tmp_<name>` beside
     `final`; files and folder are fsynced, then it is renamed to `final` (replacing an older
@@ -126,18 +134,17 @@ def publish_folder(final, fill):
     out = final.parent
     tmp, old = out / f'.tmp_{final.name}', out / f'.old_{final.name}'
     for stale in (tmp, old):
-        if stale.exists():
-            shutil.rmtree(stale)
+        _remove(stale)
     try:
         tmp.mkdir(parents=True)
         fill(tmp)
         for f in tmp.iterdir():
             fsync_path(f)
         fsync_path(tmp)
-        if final.exists():          # replace: old out of the way, new in
+        if os.path.lexists(final):  # replace: old (a folder or a link to one) out of the way
             os.replace(final, old)
             os.replace(tmp, final)
-            shutil.rmtree(old)
+            _remove(old)
         else:
             os.replace(tmp, final)
     except BaseException as e:

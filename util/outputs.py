@@ -6,6 +6,7 @@ folders (or files) it writes and those it reads: an output that is, contains or 
 an input would replace or mix with what the run reads (an --output pointed at the ground
 truth would overwrite it and score a perfect J&F).
 """
+import fcntl
 import os
 
 from util.errors import UserError
@@ -44,3 +45,71 @@ def check_apart(outputs, inputs, reason=OVERWRITE):
             else:
                 continue
             raise UserError(f'{out}: {out_what} {how} the {in_what} {inp}: {reason}')
+
+
+LOCK_NAME = '.lock'
+
+
+class OutputLock:
+    """Exclusive right to write an output folder, held from enter to exit.
+
+    A lock file <folder>/.lock, flock()ed (the kernel drops the lock when the process ends,
+    so a killed run leaves no stale lock) and removed on exit. A second run writing the same
+    folder is refused naming it. Shards of one run (`shard=(i, n)`) share the folder: each
+    holds .lock shared and .lock_<i>_of_<n> exclusive, so the same shard twice, or an
+    unsharded run beside shards, is refused.
+    """
+
+    def __init__(self, folder, what='output folder', shard=None):
+        self.folder, self.what, self.shard = str(folder), what, shard
+        self.held = []                     # [(path, fd, exclusive)]
+
+    def __enter__(self):
+        os.makedirs(self.folder, exist_ok=True)
+        names = [(LOCK_NAME, self.shard is None)]
+        if self.shard is not None:
+            names.append((f'{LOCK_NAME}_{self.shard[0]}_of_{self.shard[1]}', True))
+        try:
+            for name, exclusive in names:
+                self.held.append(self._take(os.path.join(self.folder, name), exclusive))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _take(self, path, exclusive):
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise UserError(f'{self.folder}: {self.what} is not writable '
+                                f'({e.strerror or e})') from e
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise UserError(f'{self.folder}: another run is writing this {self.what} '
+                                f'(it holds {path}); wait for it to end or choose another '
+                                'output') from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:                       # else removed by the run that just ended: retry
+                if exclusive:
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f'{os.getpid()}\n'.encode())
+                return path, fd, exclusive
+            os.close(fd)
+
+    def __exit__(self, *exc):
+        for path, fd, exclusive in reversed(self.held):
+            try:
+                if not exclusive:          # the last sharer removes it
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(path)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        self.held = []
