@@ -20,7 +20,7 @@ from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import ensure_writable_dir, read_mask, skip_complete_videos
 from util.layout import list_frames, list_masks, stem
-from util.outputs import OutputLock, check_apart
+from util.outputs import OutputLock, check_apart, note_removed, remove_temporaries
 
 
 def build_parser():
@@ -90,10 +90,13 @@ def run_videos(net, dataset, out_dir, args, device, mem_style, expected, runner=
               f'{len(dataset.videos)} to do')
     try:
         dataset.check_videos()             # every video checked before the first output
-        if len(dataset) == 0:
-            return {'videos': 0, 'frames': 0, 'seconds': 0.0, 'fps': float('nan'),
-                    'written': 0, 'skipped': len(every)}
-        with OutputLock(out_dir, 'output folder (--output)', shard=getattr(args, 'shard', None)):
+        shard = getattr(args, 'shard', None)
+        with OutputLock(out_dir, 'output folder (--output)', shard=shard):
+            if args.resume and shard is None:      # shards may be writing theirs right now
+                note_removed(remove_temporaries(out_dir, depth=1), out_dir)
+            if len(dataset) == 0:
+                return {'videos': 0, 'frames': 0, 'seconds': 0.0, 'fps': float('nan'),
+                        'written': 0, 'skipped': len(every)}
             stats = runner(net, dataset, out_dir, top_k=args.top, mem_every=args.mem_every,
                            include_last=args.include_last, mem_style=mem_style, device=device,
                            amp=args.amp, exact_readout=args.exact_readout)

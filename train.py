@@ -51,7 +51,7 @@ from util.distributed import (all_gather_objects, barrier, broadcast_object, cle
                               init_distributed)
 from util.errors import Interrupted, UserError, run_main
 from util.io import read_list, require_dir
-from util.outputs import LOCK_NAME, OutputLock
+from util.outputs import LOCK_NAME, OutputLock, note_removed, remove_temporaries
 
 SKIP_VALUES = (10, 15, 20, 25, 5)
 SKIP_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.9)
@@ -440,6 +440,8 @@ def main(argv=None):
                 print_main(dist_info, f'--load_model given: --load_network '
                                       f'{para["load_network"]} is not used')
             start_it = model.load_model(para['load_model'])
+            if dist_info.is_main:
+                remove_stale_saves(os.path.dirname(os.path.abspath(para['load_model'])))
             resume = model.resume_extra
             if start_it >= para['iterations']:
                 raise UserError(f'{para["load_model"]}: the checkpoint is at iteration '
@@ -502,6 +504,16 @@ def main(argv=None):
             run_lock.__exit__()
         cleanup(dist_info)
     return 0
+
+
+def remove_stale_saves(run_dir):
+    """--load_model: the temporary checkpoint files a killed run left in its run folder
+    (unless a run is still writing there)."""
+    try:
+        with OutputLock(run_dir, 'run folder'):
+            note_removed(remove_temporaries(run_dir), run_dir)
+    except UserError:
+        pass                              # a live run holds it: its temporaries are its own
 
 
 def remove_unused_run(run_dir):

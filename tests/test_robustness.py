@@ -508,3 +508,36 @@ def test_two_training_runs_in_one_run_folder(data, capsys, monkeypatch):
         refused(train.main, train_flags(d, '--id', 'same'), capsys,
                 f'{run_dir}: another run is writing this run folder (--id)')
         assert os.listdir(run_dir) == ['.lock']
+
+
+# ---------------------------------------------------------------------- 9. interrupted runs
+
+def test_resume_removes_what_a_killed_run_left(data, ckpt, capsys):
+    d = data
+    # eval --resume: a temporary PNG and a half-published video folder of a killed run
+    out = d['tmp'] / 'o'
+    run_main(eval_davis.main, [str(a) for a in davis_args(d, out, model=ckpt)])
+    stale = [out / 'davis_001' / '.tmp_x1y2.png', out / '.tmp_davis_001', out / '.old_davis_001']
+    stale[0].write_bytes(b'\x89PNG half')
+    for p in stale[1:]:
+        p.mkdir()
+        (p / '00000.png').write_bytes(b'')
+    capsys.readouterr()
+    run_main(eval_davis.main, [str(a) for a in davis_args(d, out, '--resume', model=ckpt)])
+    assert 'note: removed 3 temporary file(s) left by an interrupted run' in \
+        capsys.readouterr().out
+    assert sorted(os.listdir(out)) == ['davis_001']
+    assert not [p for p in (out / 'davis_001').iterdir() if p.name.startswith('.')]
+    # train --load_model: the temporary checkpoint of a run killed while saving
+    assert train.main([str(a) for a in train_flags(d, '--id', 'k')]) == 0
+    run_dir = next(d['save'].iterdir())
+    ck = next(run_dir.glob('*_checkpoint.pth'))
+    tmp = run_dir / '.tmp_q8z1.pth'
+    tmp.write_bytes(b'\0' * 128)
+    capsys.readouterr()
+    train.main([str(a) for a in train_flags(d, '--id', 'k2', '--load_model', ck,
+                                                '-i', '3')])
+    assert f'note: removed 1 temporary file(s) left by an interrupted run in {run_dir}' in \
+        capsys.readouterr().out
+    assert not tmp.exists() and ck.exists()
+    assert not [p for p in run_dir.iterdir() if p.name.startswith('.')]

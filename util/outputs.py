@@ -113,3 +113,32 @@ class OutputLock:
             finally:
                 os.close(fd)
         self.held = []
+
+
+STALE_PREFIXES = ('.tmp_', '.old_')          # util.io's atomic writers
+
+
+def remove_temporaries(folder, depth=0):
+    """Remove the temporary files and folders ('.tmp_*', '.old_*') that a killed run left in
+    folder and its subfolders down to `depth` levels; the caller holds the folder's
+    OutputLock (exclusive), so no live writer owns them. Returns the removed paths."""
+    import shutil
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.name.startswith(STALE_PREFIXES):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+            removed.append(entry.path)
+        elif depth > 0 and entry.is_dir(follow_symlinks=False) and not entry.name.startswith('.'):
+            removed += remove_temporaries(entry.path, depth - 1)
+    return removed
+
+
+def note_removed(removed, folder):
+    if removed:
+        print(f'note: removed {len(removed)} temporary file(s) left by an interrupted run in '
+              f'{folder} (e.g. {os.path.basename(removed[0])})')
