@@ -136,7 +136,8 @@ class DataMix:
         davis_sets = dict(
             im=os.path.join(davis, 'JPEGImages', '480p'),
             gt=os.path.join(davis, 'Annotations', '480p'),
-            subset=read_list(os.path.join(davis, 'ImageSets', '2017', 'train.txt')),
+            subset=read_list(os.path.join(davis, 'ImageSets', '2017', 'train.txt'),
+                             'image-set file', folder=os.path.join(davis, 'JPEGImages', '480p')),
             split=para['davis_data'], bank=para['phase2_davis'], divisor=1, repeat=5)
         yv = os.path.join(para['yv_root'], 'train_480p')
         yv_sets = dict(im=os.path.join(yv, 'JPEGImages'), gt=os.path.join(yv, 'Annotations'),

@@ -15,7 +15,6 @@ frame, a video named in a list but absent) raise UserError naming the file. Fold
 checked when the dataset is built; `check_videos()` checks every video (frame headers, masks)
 before a run writes anything, and loading a video decodes its frames.
 """
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +25,8 @@ from PIL import Image
 
 from dataset.range_transform import im_normalization
 from util.errors import UserError
-from util.io import frame_size, get_palette, read_frame, read_list, read_mask, require_dir
+from util.io import (frame_size, get_palette, read_frame, read_json, read_list, read_mask,
+                     require_dir)
 from util.layout import (davis_dirs, davis_imageset, davis_part, list_frames, list_masks,
                          sort_frames, stem)
 
@@ -234,13 +234,9 @@ class DAVISTestDataset(_Base):
         self.image_dir, mask_dir = davis_dirs(root)
         self.mask_dir = require_dir(mask_dir, 'DAVIS annotation folder')
         self.imageset = davis_imageset(root, year, set_name)
-        self.videos = read_list(self.imageset, 'image-set file')
+        self.videos = read_list(self.imageset, 'image-set file', folder=self.image_dir)
         self.inputs = [('frame folder', self.image_dir), ('annotation folder', self.mask_dir),
                        ('image-set file', self.imageset)]
-        for v in self.videos:
-            if not os.path.isdir(os.path.join(self.image_dir, v)):
-                raise UserError(f'{self.imageset}: video {v!r} has no frame folder '
-                                f'{os.path.join(self.image_dir, v)}')
 
     def load(self, name):
         names = list_frames(os.path.join(self.image_dir, name))
@@ -278,13 +274,13 @@ class YouTubeVOSTestDataset(_Base):
             self.image_dir = require_dir(os.path.join(base, 'JPEGImages'),
                                          'YouTube-VOS frame folder')
         self.meta_path = os.path.join(base, 'meta.json')
-        if not os.path.isfile(self.meta_path):
-            raise UserError(f'{self.meta_path}: meta.json not found')
-        try:
-            with open(self.meta_path) as f:
-                self.meta = json.load(f)['videos']
-        except (ValueError, KeyError, TypeError) as e:
-            raise UserError(f'{self.meta_path}: not a YouTube-VOS meta.json ({e})') from e
+        meta = read_json(self.meta_path, 'meta.json')
+        if not isinstance(meta, dict) or not isinstance(meta.get('videos'), dict):
+            raise UserError(f'{self.meta_path}: not a YouTube-VOS meta.json (expected '
+                            '{"videos": {video: {"objects": ...}}})')
+        self.meta = meta['videos']
+        if not self.meta:
+            raise UserError(f'{self.meta_path}: lists no videos')
         self.videos = sorted(self.meta)
         self.inputs = [('frame folder', self.image_dir), ('annotation folder', self.mask_dir),
                        ('meta.json', self.meta_path)]

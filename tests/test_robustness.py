@@ -541,3 +541,41 @@ def test_resume_removes_what_a_killed_run_left(data, ckpt, capsys):
         capsys.readouterr().out
     assert not tmp.exists() and ck.exists()
     assert not [p for p in run_dir.iterdir() if p.name.startswith('.')]
+
+
+# ---------------------------------------------------------------------- 5. same validation
+
+def test_lists_and_json_validated_alike_for_training_and_evaluation(data, ckpt, capsys):
+    """A list naming a video twice or a video that does not exist, a JSON key given twice,
+    an empty meta.json: the same refusal from training, inference and evaluation."""
+    import eval_youtube
+    from util import evaluate as jf
+    d = data
+    tv = d['d_gt'].parents[1]
+    for name in ('train', 'val'):
+        lst = tv / 'ImageSets' / '2017' / f'{name}.txt'
+        good = lst.read_text()
+        video = good.split()[0]
+        lst.write_text(good + video + '\n')                      # listed twice
+        fn, argv = (train.main, train_flags(d)) if name == 'train' else \
+            (eval_davis.main, davis_args(d, d['tmp'] / 'o', model=ckpt))
+        refused(fn, argv, capsys, f'{lst}: video {video!r} is listed twice')
+        if name == 'val':
+            refused(jf.main, ['--gt_path', tv, '--pred_path', d['tmp']], capsys,
+                    f'{lst}: video {video!r} is listed twice')
+        lst.write_text(good + 'no_such_video\n')                 # a video that does not exist
+        refused(fn, argv, capsys, f"{lst}: video 'no_such_video' has no frame folder")
+        lst.write_text(good)
+    split = d['y_split']
+    text = open(split).read()
+    key = next(iter(json_split(split)))
+    with open(split, 'w') as f:                                  # a key twice
+        f.write(text.replace('{', '{"%s": ["00000.jpg", "00005.jpg"], ' % key, 1))
+    refused(train.main, train_flags(d, '--yv_data', split, '--davis_data', d['d_split']),
+            capsys, f'{split}: key {key!r} appears twice')
+    meta = d['root'] / 'YouTube' / 'valid' / 'meta.json'
+    meta.write_text('{"videos": {}}')
+    refused(eval_youtube.main, ['--model', ckpt, '--yv_path', d['yv'], '--output',
+                                d['tmp'] / 'o'], capsys, f'{meta}: lists no videos')
+    assert not (d['tmp'] / 'o').exists()
+    assert not d['save'].exists() or not os.listdir(d['save'])

@@ -24,7 +24,6 @@ Each problem is printed as `<file>: <what is wrong>`, then one summary line.
 Exit status: 0 no problem, 1 problems found, 2 unusable arguments.
 """
 import argparse
-import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +34,8 @@ import numpy as np
 from PIL import Image
 
 from util.errors import UserError, run_main
-from util.io import DAVIS_PALETTE, CurrentStderr, frame_problem, mask_problem, read_mask
+from util.io import (DAVIS_PALETTE, CurrentStderr, frame_problem, mask_problem, read_json,
+                     read_mask)
 from util.layout import (FRAME_EXTS, MASK_EXT, duplicate_stems, frame_key, image_files,
                          sort_frames)
 from util.make_two_shot_split import load_split
@@ -335,10 +335,9 @@ def _load_meta(ck, path):
         ck.add(path, 'meta.json missing')
         return None
     try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        ck.add(path, f'cannot read meta.json ({e})')
+        data = read_json(path, 'meta.json')
+    except UserError as e:
+        ck.add_line(str(e))
         return None
     if not isinstance(data, dict) or not isinstance(data.get('videos'), dict):
         ck.add(path, 'expected {"videos": {video: {"objects": {id: {"frames": [...]}}}}}')

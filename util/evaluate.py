@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from util.errors import UserError, quiet_worker, run_main
-from util.io import CurrentStderr, atomic_write, ensure_writable_dir, read_mask
+from util.io import CurrentStderr, atomic_write, ensure_writable_dir, read_list, read_mask
 from util.layout import davis_dirs, davis_imageset, frame_key, list_masks, list_videos, stem
 from util.outputs import check_apart
 
@@ -212,10 +212,7 @@ def resolve_gt(gt_path, imageset=None, split='val'):
         if os.path.isfile(default):
             imageset = default
     if imageset is not None:
-        if not os.path.isfile(imageset):
-            raise UserError(f'{imageset}: image-set file not found')
-        with open(imageset) as f:
-            videos = [line.strip() for line in f if line.strip()]
+        videos = read_list(imageset, 'image-set file')
         for v in videos:
             if not os.path.isdir(os.path.join(ann, v)):
                 raise UserError(f'{imageset}: video {v!r} has no annotation folder '

@@ -4,6 +4,7 @@ Every reader raises `UserError` naming the file on a missing/corrupt/ill-shaped 
 Every writer writes to a temporary file in the destination folder, fsyncs and renames it
 into place, so readers in other processes never see a truncated file.
 """
+import json
 import os
 import shutil
 import sys
@@ -59,15 +60,50 @@ def require_dir(path, what):
     return path
 
 
-def read_list(path, what='video list'):
-    """Non-empty stripped lines of a text file (an image-set / video list)."""
+def read_list(path, what='video list', folder=None):
+    """Non-empty stripped lines of a text file (an image-set / video list): none twice and,
+    with `folder`, each a video folder in it (UserError naming the list otherwise). Training,
+    inference and evaluation read their lists with it."""
     if not os.path.isfile(path):
         raise UserError(f'{path}: {what} not found')
-    with open(path) as f:
-        names = [line.strip() for line in f if line.strip()]
+    try:
+        with open(path) as f:
+            names = [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f'{path}: cannot read {what} ({e})') from e
     if not names:
         raise UserError(f'{path}: empty {what}')
+    seen = set()
+    for n in names:
+        if n in seen:
+            raise UserError(f'{path}: video {n!r} is listed twice')
+        seen.add(n)
+        if folder is not None and not os.path.isdir(os.path.join(folder, n)):
+            raise UserError(f'{path}: video {n!r} has no frame folder {os.path.join(folder, n)}')
     return names
+
+
+def _no_duplicate_keys(path):
+    def hook(pairs):
+        keys = [k for k, _ in pairs]
+        dup = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+        if dup is not None:
+            raise UserError(f'{path}: key {dup!r} appears twice (JSON keeps only the last)')
+        return dict(pairs)
+    return hook
+
+
+def read_json(path, what='JSON file'):
+    """A JSON file whose objects hold no key twice; UserError naming the file otherwise."""
+    if not os.path.isfile(path):
+        raise UserError(f'{path}: {what} not found')
+    try:
+        with open(path) as f:
+            return json.load(f, object_pairs_hook=_no_duplicate_keys(path))
+    except json.JSONDecodeError as e:
+        raise UserError(f'{path}: not valid JSON ({e})') from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f'{path}: cannot read {what} ({e})') from e
 
 
 def fsync_path(path):

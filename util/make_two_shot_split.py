@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 
 from util.errors import UserError, run_main
-from util.io import atomic_write, read_mask
+from util.io import atomic_write, read_json, read_mask
 from util.layout import FRAME_EXTS, sort_frames
 
 
@@ -83,15 +83,7 @@ def load_split(path, max_frames=2):
     UserError naming the file.
     """
     path = str(path)
-    if not os.path.isfile(path):
-        raise UserError(f'{path}: split file not found')
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise UserError(f'{path}: not valid JSON ({e})') from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f'{path}: cannot read ({e})') from e
+    data = read_json(path, 'split file')
     if not isinstance(data, dict) or not data:
         raise UserError(f'{path}: expected a non-empty object {{video: ["00030.jpg", ...]}}')
     out = {}
