@@ -56,8 +56,9 @@ def read_checkpoint(path):
         raise UserError(f'{path}: refused: the checkpoint holds objects other than tensors, '
                         f'numbers, strings and containers ({what}); loading it could run code'
                         ) from e
-    except Exception as e:
-        raise UserError(f'{path}: cannot read checkpoint ({type(e).__name__}: {e})') from e
+    except Exception as e:          # torch raises many types for damaged or foreign files
+        raise UserError(f'{path}: cannot read checkpoint: not a PyTorch checkpoint, or damaged '
+                        f'({type(e).__name__}: {e})') from e
 
 
 def check_finite(state, source):
