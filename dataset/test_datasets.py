@@ -25,7 +25,7 @@ from PIL import Image
 
 from dataset.range_transform import im_normalization
 from util.errors import UserError
-from util.io import (frame_size, get_palette, read_frame, read_json, read_list, read_mask,
+from util.io import (check_frame_sizes, get_palette, read_frame, read_json, read_list, read_mask,
                      require_dir)
 from util.layout import (davis_dirs, davis_imageset, davis_part, list_frames, list_masks,
                          sort_frames, stem)
@@ -75,25 +75,23 @@ def load_frames(folder, names, res=-1, headers_only=False):
     headers_only: read only the sizes; the frames tensor is then a 'meta' tensor (a shape
     without data), for checking a video without decoding it.
     """
+    if headers_only:
+        size = check_frame_sizes(folder, names)
+        return torch.empty(len(names), 3, *working_size(*size, res), device='meta'), size
     size, out = None, None
     for i, n in enumerate(names):
         path = os.path.join(folder, n)
-        img = None if headers_only else read_frame(path)
-        img_size = frame_size(path) if headers_only else img.shape[:2]
+        img = read_frame(path)
         if size is None:
-            size = img_size
+            size = img.shape[:2]
             h, w = working_size(*size, res)
-            out = torch.empty(len(names), 3, h, w, device='meta' if headers_only else 'cpu')
-        elif img_size != size:
-            raise UserError(f'{path}: frame size {img_size[1]}x{img_size[0]} differs from the '
+            out = torch.empty(len(names), 3, h, w)
+        elif img.shape[:2] != size:
+            raise UserError(f'{path}: frame size {img.shape[1]}x{img.shape[0]} differs from the '
                             f'first frame of the video ({size[1]}x{size[0]})')
-        if headers_only:
-            continue
         if (h, w) != tuple(size):
             img = np.asarray(Image.fromarray(img).resize((w, h), Image.BICUBIC))
         out[i] = torch.from_numpy(img.copy()).permute(2, 0, 1).float().div_(255)
-    if headers_only:
-        return out, tuple(int(s) for s in size)
     return im_normalization(out), tuple(int(s) for s in size)
 
 

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from dataset import augment as A
 from util.errors import UserError
-from util.io import read_frame, read_mask
+from util.io import check_frame_sizes, read_frame, read_mask
 from util.layout import check_unique, image_files
 
 MAX_TRIALS = 5                 # STCN: resample up to 5 times until a target is visible
@@ -224,6 +224,7 @@ class VOSDataset(Dataset):
                 self._add(v, frames, lab, bank)
 
     def _add(self, video, frames, labeled, mask_dir):
+        check_frame_sizes(os.path.join(self.im_root, video), frames)   # headers only
         self.videos.append(video)
         self.frames[video] = frames
         self.labeled[video] = labeled

@@ -578,4 +578,10 @@ def test_lists_and_json_validated_alike_for_training_and_evaluation(data, ckpt, 
     refused(eval_youtube.main, ['--model', ckpt, '--yv_path', d['yv'], '--output',
                                 d['tmp'] / 'o'], capsys, f'{meta}: lists no videos')
     assert not (d['tmp'] / 'o').exists()
+    # frames of different sizes in one training video, as inference refuses them
+    from PIL import Image
+    odd = d['y_im'] / 'yt_train_000' / '00010.jpg'
+    Image.new('RGB', (W, H + 16)).save(odd)
+    refused(train.main, train_flags(d), capsys, f'{odd}: frame size {W}x{H + 16} differs from '
+                                                'the first frame of the video')
     assert not d['save'].exists() or not os.listdir(d['save'])

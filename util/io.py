@@ -394,6 +394,21 @@ def frame_size(path):
     return h, w
 
 
+def check_frame_sizes(folder, names):
+    """(H, W) shared by the frames `names` of a video folder, read from their headers;
+    UserError naming the first frame of another size. Training and inference check with it."""
+    size = None
+    for n in names:
+        path = os.path.join(folder, n)
+        s = frame_size(path)
+        if size is None:
+            size = s
+        elif s != size:
+            raise UserError(f'{path}: frame size {s[1]}x{s[0]} differs from the first frame of '
+                            f'the video ({size[1]}x{size[0]})')
+    return size
+
+
 def read_mask_image(path):
     """Open a mask PNG, keeping its mode (for palette access); errors name the file."""
     return _open_image(path)
