@@ -54,7 +54,8 @@ class OutputLock:
     """Exclusive right to write an output folder, held from enter to exit.
 
     A lock file <folder>/.lock, flock()ed (the kernel drops the lock when the process ends,
-    so a killed run leaves no stale lock) and removed on exit. A second run writing the same
+    so a killed run leaves no stale lock) and removed on exit, with the folders made for it
+    when they stayed empty. A second run writing the same
     folder is refused naming it. Shards of one run (`shard=(i, n)`) share the folder: each
     holds .lock shared and .lock_<i>_of_<n> exclusive, so the same shard twice, or an
     unsharded run beside shards, is refused.
@@ -63,8 +64,13 @@ class OutputLock:
     def __init__(self, folder, what='output folder', shard=None):
         self.folder, self.what, self.shard = str(folder), what, shard
         self.held = []                     # [(path, fd, exclusive)]
+        self.created = []                  # folders made here, removed on exit when empty
 
     def __enter__(self):
+        cur = os.path.abspath(self.folder)
+        while not os.path.lexists(cur) and os.path.dirname(cur) != cur:
+            self.created.append(cur)
+            cur = os.path.dirname(cur)
         os.makedirs(self.folder, exist_ok=True)
         names = [(LOCK_NAME, self.shard is None)]
         if self.shard is not None:
@@ -113,6 +119,12 @@ class OutputLock:
             finally:
                 os.close(fd)
         self.held = []
+        for d in self.created:             # a run that wrote nothing leaves no empty folder
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+        self.created = []
 
 
 STALE_PREFIXES = ('.tmp_', '.old_')          # util.io's atomic writers
