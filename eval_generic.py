@@ -13,12 +13,14 @@ Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted
 import argparse
 import os
 
-from dataset.test_datasets import GenericTestDataset, list_frames, list_pngs, stem
+from dataset.test_datasets import GenericTestDataset
 from inference_core import (add_exact_readout_flag, amp_note, load_model, print_args,
                             run_dataset)
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import ensure_writable_dir, read_mask, skip_complete_videos
+from util.layout import list_frames, list_masks, stem
+from util.outputs import OutputLock, check_apart, note_removed, remove_temporaries
 
 
 def build_parser():
@@ -46,6 +48,7 @@ def main(argv=None):
     if args.mem_every < 1 or args.top < 1:
         raise UserError('--mem_every and --top must be >= 1')
     dataset = GenericTestDataset(args.data_path, res=args.res)
+    check_apart([('output folder (--output)', args.output)], dataset.inputs)
     device = pick_device(args.device)
     note = amp_note(device, args.amp)
     if note:
@@ -60,7 +63,7 @@ def first_object_frame(stems, mask_dir):
     """Position in `stems` of the first labeled PNG (time order) holding an object, or None
     (also when a PNG has no frame: loading the video then reports it)."""
     pos = {s: i for i, s in enumerate(stems)}
-    pngs = list_pngs(mask_dir)
+    pngs = list_masks(mask_dir)
     if any(stem(p) not in pos for p in pngs):
         return None
     for p in sorted(pngs, key=lambda p: pos[stem(p)]):
@@ -86,12 +89,17 @@ def run_videos(net, dataset, out_dir, args, device, mem_style, expected, runner=
         print(f'--resume: {len(skipped)} of {len(every)} videos already complete, '
               f'{len(dataset.videos)} to do')
     try:
-        if len(dataset) == 0:
-            return {'videos': 0, 'frames': 0, 'seconds': 0.0, 'fps': float('nan'),
-                    'written': 0, 'skipped': len(every)}
-        stats = runner(net, dataset, out_dir, top_k=args.top, mem_every=args.mem_every,
-                       include_last=args.include_last, mem_style=mem_style, device=device,
-                       amp=args.amp, exact_readout=args.exact_readout)
+        dataset.check_videos()             # every video checked before the first output
+        shard = getattr(args, 'shard', None)
+        with OutputLock(out_dir, 'output folder (--output)', shard=shard):
+            if args.resume and shard is None:      # shards may be writing theirs right now
+                note_removed(remove_temporaries(out_dir, depth=1), out_dir)
+            if len(dataset) == 0:
+                return {'videos': 0, 'frames': 0, 'seconds': 0.0, 'fps': float('nan'),
+                        'written': 0, 'skipped': len(every)}
+            stats = runner(net, dataset, out_dir, top_k=args.top, mem_every=args.mem_every,
+                           include_last=args.include_last, mem_style=mem_style, device=device,
+                           amp=args.amp, exact_readout=args.exact_readout)
         stats['skipped'] = len(every) - len(dataset.videos)
         return stats
     finally:

@@ -37,8 +37,7 @@ import argparse
 import os
 import zipfile
 
-from dataset.test_datasets import (DAVIS_VOID, IntermediateDataset, YouTubeVOSTestDataset,
-                                   list_frames, natural_key, stem)
+from dataset.test_datasets import DAVIS_VOID, IntermediateDataset, YouTubeVOSTestDataset
 from eval_generic import first_object_frame, run_videos
 from inference_core import (add_exact_readout_flag, amp_note, load_model, print_args,
                             run_dataset)
@@ -46,6 +45,8 @@ from phase2_scripts.bank import run_bank
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import atomic_write, davis_2017_dir, ensure_writable_dir
+from util.layout import list_frames, sort_frames, stem
+from util.outputs import check_apart
 
 
 def build_parser(phase2=False):
@@ -176,8 +177,7 @@ def benchmark_expected(dataset, name):
     listed = dataset.listed_frames(name)
     if listed - set(stems):
         return None
-    return sorted((s for i, s in enumerate(stems) if i >= first and s in listed),
-                  key=natural_key)
+    return sort_frames(s for i, s in enumerate(stems) if i >= first and s in listed)
 
 
 def zip_annotations(output):
@@ -219,6 +219,9 @@ def main(argv=None, phase2=False):
         dataset = intermediate_dataset(args, phase2)
     else:
         dataset = YouTubeVOSTestDataset(args.yv_path, args.split, args.output_all, args.res)
+    check_apart([('output folder (--output)', args.output),
+                 ('zip file (--zip)', os.path.normpath(args.output) + '.zip' if args.zip
+                  else None)], dataset.inputs)
     if args.shard:
         if args.zip:
             raise UserError('--zip with --shard would pack a part of the outputs: pack them '

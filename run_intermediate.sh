@@ -38,12 +38,14 @@ case "$DATASET" in
     youtube)
         SPARSE=${YV_SPARSE:-$YV_ROOT/phase2/yv_gt_480p}
         SUFFIX=480p
+        FRAMES=$YV_ROOT/train_480p/JPEGImages
         DATA_ARGS=(--yv_path "$YV_ROOT" --res -1 --mem_every 1) ;;  # train_480p: every 5th frame
     davis)
         D17=$DAVIS_ROOT/2017
         if [ ! -d "$D17" ] && [ -d "$DAVIS_ROOT/trainval" ]; then D17=$DAVIS_ROOT; fi
         SPARSE=${DAVIS_SPARSE:-$D17/phase2/davis_gt}
         SUFFIX=davis
+        FRAMES=$D17/trainval/JPEGImages/480p
         DATA_ARGS=(--davis --davis_path "$DAVIS_ROOT" --mem_every 5) ;;
     *) echo "unknown dataset '$DATASET' (youtube or davis)" >&2; exit 2 ;;
 esac
@@ -82,7 +84,7 @@ for step in "${STEPS[@]}"; do
         cmd=("$PYTHON" phase2_scripts/merge_left_right.py --gt_dir "$SPARSE"
              --left "$OUT_ROOT/phase1_left_$SUFFIX" --leftsecgt "$OUT_ROOT/phase1_leftsecgt_$SUFFIX"
              --right "$OUT_ROOT/phase1_right_$SUFFIX" --rightsecgt "$OUT_ROOT/phase1_rightsecgt_$SUFFIX"
-             --out "$OUT_ROOT/phase1_merge_$SUFFIX")
+             --out "$OUT_ROOT/phase1_merge_$SUFFIX" --frames_dir "$FRAMES")
     else
         case "$step" in left|leftsecgt|right|rightsecgt|bank) ;;
             *) echo "unknown step '$step'" >&2; exit 2 ;; esac

@@ -35,9 +35,9 @@ from torch.utils.data import Dataset
 
 from dataset import augment as A
 from util.errors import UserError
-from util.io import read_frame, read_mask
+from util.io import check_frame_sizes, read_frame, read_mask
+from util.layout import check_unique, image_files
 
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png')
 MAX_TRIALS = 5                 # STCN: resample up to 5 times until a target is visible
 BL_MIN_AREA = 100              # BL30K: an object needs this many pixels in a 384 crop
 
@@ -52,8 +52,8 @@ def _list_dirs(root):
 
 
 def _list_images(folder):
-    return sorted(f for f in os.listdir(folder)
-                  if not f.startswith('.') and f.lower().endswith(IMAGE_EXTS))
+    """Frame names in time order (util.layout); a frame with two files is an error."""
+    return check_unique(folder, image_files(folder))
 
 
 def _load_two_shot(two_shot):
@@ -239,6 +239,7 @@ class VOSDataset(Dataset):
                 self._add(v, frames, lab, bank)
 
     def _add(self, video, frames, labeled, mask_dir):
+        check_frame_sizes(os.path.join(self.im_root, video), frames)   # headers only
         self.videos.append(video)
         self.frames[video] = frames
         self.labeled[video] = labeled

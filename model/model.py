@@ -40,10 +40,9 @@ from model.network import STCN
 from util.distributed import all_gather_objects, average_over_ranks
 from util.errors import UserError
 from util.io import get_palette, read_frame, read_mask, save_checkpoint, write_mask
+from util.layout import FRAME_EXTS, JPEG_EXTS
 from util.logger import ScalarAverager, training_grid
 from util.tensor_util import pad_divide_by, unpad
-
-FRAME_EXTS = ('.jpg', '.jpeg', '.png')
 
 
 # ----------------------------------------------------------------------------- EMA teacher
@@ -158,7 +157,7 @@ def bank_trigger(old, new, p_target, p_second, thres, has_second):
 
 def _stem(name):
     base, ext = os.path.splitext(name)
-    return base if ext.lower() in FRAME_EXTS + ('.png',) else name
+    return base if ext.lower() in FRAME_EXTS else name
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -447,7 +446,7 @@ class STCNModel:
     def _bank_paths(self, video, name):
         entry = self.bank[video]
         stem = _stem(name)
-        ext = os.path.splitext(name)[1] if os.path.splitext(name)[1].lower() in FRAME_EXTS[:2] \
+        ext = os.path.splitext(name)[1] if os.path.splitext(name)[1].lower() in JPEG_EXTS \
             else '.jpg'
         image = os.path.join(entry['im_root'], video, stem + ext)
         mask = os.path.join(entry['bank_root'], video, stem + '.png')

@@ -22,16 +22,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
-import re  # noqa: E402
+import os  # noqa: E402
 import shutil  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 from util.errors import UserError, run_main  # noqa: E402
 from util.io import CurrentStderr, ensure_writable_dir, publish_folder  # noqa: E402
+from util.layout import (list_frames, list_masks, sort_frames, sparse_label_frames,  # noqa: E402
+                         stem)
+from util.outputs import OutputLock, check_apart  # noqa: E402
 
 PASS_NAMES = ('left', 'leftsecgt', 'right', 'rightsecgt')
 SOURCE_NAMES = ('gt',) + PASS_NAMES
-FRAME_EXTS = ('.jpg', '.jpeg', '.png')
 
 
 class MissingFrame(UserError):
@@ -41,12 +43,6 @@ class MissingFrame(UserError):
         super().__init__(msg)
         self.source = source
         self.frame = frame
-
-
-def frame_sort_key(name):
-    """Time order of frame names: digit runs compare as numbers ('00005' < '00010', '9' < '10')."""
-    parts = re.split(r'(\d+)', name)
-    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
 
 
 def source_plan(n, labeled_idx):
@@ -78,8 +74,8 @@ def merge_video(frames, labeled, passes, video=''):
         'rightsecgt'; a frame missing from a source that must provide it is an error.
     Returns {frame: (source, path)} in time order. Pure: looks only at the given dicts.
     """
-    frames = sorted(set(frames), key=frame_sort_key)
-    labeled = sorted(set(labeled), key=frame_sort_key)
+    frames = sort_frames(set(frames))
+    labeled = sort_frames(set(labeled))
     where = f'video {video}: ' if video else ''
     if len(labeled) not in (1, 2):
         raise UserError(f'{where}expected 1 or 2 labeled frames, got {len(labeled)}')
@@ -111,39 +107,24 @@ def list_pngs(folder):
     """{frame stem: path} of the PNGs in a folder ({} when the folder is missing)."""
     if not folder.is_dir():
         return {}
-    return {p.stem: str(p) for p in folder.iterdir()
-            if p.suffix.lower() == '.png' and not p.name.startswith('.') and p.is_file()}
+    return {stem(n): str(folder / n) for n in list_masks(str(folder))}
 
 
-def list_frames(folder):
-    """Frame stems of the images in a JPEGImages/<video> folder."""
-    if not folder.is_dir():
-        raise UserError(f'{folder}: frames folder of this video not found')
-    names = [p.stem for p in folder.iterdir()
-             if p.suffix.lower() in FRAME_EXTS and not p.name.startswith('.')]
-    if not names:
-        raise UserError(f'{folder}: no frames (.jpg/.png) in this folder')
-    return names
-
-
-def plan_video(video, gt_dir, pass_dirs, frames_dir=None):
-    """Read one video's folders and return its merge plan (see merge_video)."""
+def plan_video(video, gt_dir, pass_dirs, frames_dir):
+    """Read one video's folders and return its merge plan (see merge_video): every frame of
+    <frames_dir>/<video> must come from the pass (or label) the rule names."""
     gt_files = list_pngs(gt_dir / video)
     if len(gt_files) not in (1, 2):
         raise UserError(f'{gt_dir / video}: expected 1 or 2 labeled PNGs, found {len(gt_files)}')
     sources = {'gt': gt_files}
     for name, d in pass_dirs.items():
         sources[name] = list_pngs(d / video)
-    if frames_dir is not None:
-        frames = list_frames(Path(frames_dir) / video)
-        missing = sorted(set(gt_files) - set(frames), key=frame_sort_key)
-        if missing:
-            raise UserError(f'{gt_dir / video / (missing[0] + ".png")}: labeled frame has no '
-                            f'image in {Path(frames_dir) / video}')
-    else:
-        frames = set()
-        for files in sources.values():
-            frames.update(files)
+    frames = [stem(n) for n in list_frames(str(Path(frames_dir) / video),
+                                           'frames folder of this video')]
+    missing = sort_frames(set(gt_files) - set(frames))
+    if missing:
+        raise UserError(f'{gt_dir / video / (missing[0] + ".png")}: labeled frame has no '
+                        f'image in {Path(frames_dir) / video}')
     try:
         return merge_video(frames, list(gt_files), sources, video=video)
     except MissingFrame as e:               # name the full expected path
@@ -166,12 +147,25 @@ def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, vide
     """Merge the four pass trees into <out>/<video>/<frame>.png; return a summary dict.
 
     All videos are planned and checked first; nothing is written if any check fails.
+    frames_dir: the JPEGImages folder of the videos (default: the one beside the sparse
+    label folder at its usual place, util.layout.sparse_label_frames).
     """
     gt_dir = Path(gt_dir)
     if not gt_dir.is_dir():
         raise UserError(f'{gt_dir}: sparse label folder not found')
+    if frames_dir is None:
+        frames_dir = sparse_label_frames(gt_dir)
+        if frames_dir is None:
+            raise UserError(f'{gt_dir}: cannot tell where the frames of these videos are; give '
+                            '--frames_dir (their JPEGImages folder) so that every frame of a '
+                            'video is in the bank')
+    elif not os.path.isdir(frames_dir):
+        raise UserError(f'{frames_dir}: frames folder (--frames_dir) not found')
     pass_dirs = {name: resolve_pass_dir(p, name) for name, p in
                  zip(PASS_NAMES, (left, leftsecgt, right, rightsecgt))}
+    check_apart([('output folder (--out)', out)],
+                [('sparse label folder', gt_dir), ('frames folder', frames_dir)]
+                + [(f'{name} pass folder', d) for name, d in pass_dirs.items()])
     all_videos = sorted(p.name for p in gt_dir.iterdir()
                         if p.is_dir() and not p.name.startswith('.'))
     if videos:
@@ -190,7 +184,8 @@ def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, vide
     except OSError as e:
         raise UserError(f'{out}: cannot create output folder ({e.strerror})') from e
     items = list(plans.items())
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with OutputLock(out, 'output folder (--out)'), \
+            ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         jobs = pool.map(lambda kv: write_video(out, *kv), items)
         if progress:
             import progressbar
@@ -222,8 +217,9 @@ def get_parser():
     p.add_argument('--rightsecgt', default='../vos_phase2/phase1_rightsecgt_480p')
     p.add_argument('--out', default='../vos_phase2/phase1_merge_480p')
     p.add_argument('--frames_dir', default=None,
-                   help='JPEGImages folder giving each video\'s full frame list (default: the '
-                        'union of frames in the passes and the sparse labels)')
+                   help='JPEGImages folder giving each video\'s full frame list (default: '
+                        'train_480p/JPEGImages or 2017/trainval/JPEGImages/480p beside the '
+                        'phase2/ folder of --gt_dir)'),
     p.add_argument('--videos', nargs='+', default=None, help='merge only these videos')
     p.add_argument('--workers', type=int, default=4, help='parallel video writers')
     p.add_argument('--debug', action='store_true', help='full traceback on errors')

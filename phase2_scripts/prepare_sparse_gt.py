@@ -4,7 +4,8 @@ Run from the repository root:
     python phase2_scripts/prepare_sparse_gt.py --annotations DIR --split split.json --out OUT
 
 For every video of the split JSON ({video: ["00030.jpg", "00065.jpg"]}) the masks
-DIR/<video>/00030.png and 00065.png are copied byte for byte (palette kept) to OUT/<video>/.
+DIR/<video>/00030.png and 00065.png are copied byte for byte (palette kept) to OUT/<video>/,
+each video folder published whole (util.io.publish_folder: never one label of two).
 Everything is checked before anything is written: a video or frame named in the JSON but
 absent under DIR, a labeled mask that holds no object, an OUT that cannot be written, or an
 OUT/<video> folder already holding other PNGs, is an error (one line naming the file, exit 2).
@@ -17,10 +18,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
+from functools import partial  # noqa: E402
 
 from util.errors import UserError, run_main  # noqa: E402
-from util.io import atomic_write, ensure_writable_dir, read_mask  # noqa: E402
+from util.io import ensure_writable_dir, publish_folder, read_mask  # noqa: E402
+from util.outputs import OutputLock, check_apart  # noqa: E402
 from util.make_two_shot_split import load_split  # noqa: E402
+
+
+def _copy_into(sources, folder):
+    for src in sources:
+        shutil.copyfile(src, folder / os.path.basename(src))
 
 
 def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
@@ -37,7 +45,9 @@ def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
     annotations_dir, out_dir = str(annotations_dir), str(out_dir)
     if not os.path.isdir(annotations_dir):
         raise UserError(f'{annotations_dir}: annotation folder not found')
-    jobs = []                                  # (source png, destination png)
+    check_apart([('output folder (--out)', out_dir)],
+                [('annotation folder', annotations_dir), ('split', split_name)])
+    jobs = {}                                  # video -> [source png]
     for v in sorted(split):
         src_dir = os.path.join(annotations_dir, v)
         if not os.path.isdir(src_dir):
@@ -52,7 +62,7 @@ def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
                 raise UserError(f'{src}: labeled frame {frame!r} of video {v!r} in {name} '
                                 'holds no object (pick frames that show the objects)')
             wanted.append(png)
-            jobs.append((src, os.path.join(out_dir, v, png)))
+            jobs.setdefault(v, []).append(src)
         dst_dir = os.path.join(out_dir, v)
         if os.path.isdir(dst_dir):
             extra = sorted(f for f in os.listdir(dst_dir)
@@ -61,9 +71,10 @@ def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
                 raise UserError(f'{dst_dir}: already holds {extra[0]}, which {name} does not '
                                 f'list for video {v!r}; use an empty --out folder')
     ensure_writable_dir(out_dir, 'output folder (--out)')
-    for src, dst in jobs:
-        atomic_write(dst, lambda tmp, s=src: shutil.copyfile(s, tmp))
-    return len(jobs)
+    with OutputLock(out_dir, 'output folder (--out)'):
+        for v, sources in jobs.items():   # a video's labels appear together or not at all
+            publish_folder(os.path.join(out_dir, v), partial(_copy_into, sources))
+    return sum(len(s) for s in jobs.values())
 
 
 def main(argv):

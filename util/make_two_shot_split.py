@@ -21,9 +21,8 @@ import zlib
 import numpy as np
 
 from util.errors import UserError, run_main
-from util.io import atomic_write, read_mask
-
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png')
+from util.io import atomic_write, read_json, read_mask
+from util.layout import FRAME_EXTS, sort_frames
 
 
 def _video_dirs(annotations_dir, videos=None):
@@ -84,15 +83,7 @@ def load_split(path, max_frames=2):
     UserError naming the file.
     """
     path = str(path)
-    if not os.path.isfile(path):
-        raise UserError(f'{path}: split file not found')
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise UserError(f'{path}: not valid JSON ({e})') from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f'{path}: cannot read ({e})') from e
+    data = read_json(path, 'split file')
     if not isinstance(data, dict) or not data:
         raise UserError(f'{path}: expected a non-empty object {{video: ["00030.jpg", ...]}}')
     out = {}
@@ -101,12 +92,12 @@ def load_split(path, max_frames=2):
             raise UserError(f'{path}: video {v!r}: expected a list of 1 to {max_frames} frame '
                             f'names, got {names!r}')
         for n in names:
-            if not isinstance(n, str) or not n.lower().endswith(IMAGE_EXTS) or '/' in n:
+            if not isinstance(n, str) or not n.lower().endswith(FRAME_EXTS) or '/' in n:
                 raise UserError(f'{path}: video {v!r}: bad frame name {n!r} '
                                 '(expected a file name like "00030.jpg")')
         if len(set(names)) != len(names):
             raise UserError(f'{path}: video {v!r}: the same frame is listed twice')
-        out[v] = sorted(names)
+        out[v] = sort_frames(names)
     return out
 
 
