@@ -14,13 +14,15 @@ Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted
 import argparse
 import os
 
-from dataset.test_datasets import DAVISTestDataset, list_frames, stem
+from dataset.test_datasets import DAVISTestDataset
 from eval_common import run_videos
 from inference_core import (add_exact_readout_flag, amp_note, load_model, print_args,
                             run_dataset)
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import ensure_writable_dir
+from util.layout import list_frames, stem
+from util.outputs import check_apart
 
 
 def build_parser():
@@ -53,6 +55,7 @@ def main(argv=None):
     if args.evaluate and args.split == 'testdev':
         raise UserError('--evaluate: test-dev has no public annotations beyond the first frame')
     dataset = DAVISTestDataset(args.davis_path, args.year, args.split)
+    check_apart([('output folder (--output)', args.output)], dataset.inputs)
     device = pick_device(args.device)
     note = amp_note(device, args.amp)
     if note:

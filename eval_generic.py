@@ -13,12 +13,14 @@ Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted
 import argparse
 import os
 
-from dataset.test_datasets import GenericTestDataset, list_frames, stem
+from dataset.test_datasets import GenericTestDataset
 from eval_common import first_object_frame, run_videos
 from inference_core import add_exact_readout_flag, amp_note, load_model, print_args
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.io import ensure_writable_dir
+from util.layout import list_frames, stem
+from util.outputs import check_apart
 
 
 def build_parser():
@@ -46,6 +48,7 @@ def main(argv=None):
     if args.mem_every < 1 or args.top < 1:
         raise UserError('--mem_every and --top must be >= 1')
     dataset = GenericTestDataset(args.data_path, res=args.res)
+    check_apart([('output folder (--output)', args.output)], dataset.inputs)
     device = pick_device(args.device)
     note = amp_note(device, args.amp)
     if note:

@@ -50,7 +50,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from util.distributed import (all_gather_objects, barrier, broadcast_object, cleanup,
                               init_distributed)
 from util.errors import Interrupted, UserError, run_main
-from util.io import read_list, require_dir
+from util.io import davis_2017_dir, read_list, require_dir
+from util.outputs import LOCK_NAME, OutputLock, note_removed, remove_temporaries
 
 SKIP_VALUES = (10, 15, 20, 25, 5)
 SKIP_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.9)
@@ -73,7 +74,7 @@ def data_mode(para, it):
     """'phase2', 'semi' or 'base': which data the iteration `it` trains on."""
     if para['phase2_train'] >= 0 and it >= para['phase2_train']:
         return 'phase2'
-    if para['semi'] and it >= para['end_warm']:
+    if para['semi'] and it > para['end_warm']:      # the step at end_warm is still warm-up
         return 'semi'
     return 'base'
 
@@ -131,11 +132,12 @@ class DataMix:
             self.dataset = ds
             return
         semi = mode == 'semi'
-        davis = os.path.join(para['davis_root'], '2017', 'trainval')
+        davis = os.path.join(davis_2017_dir(para['davis_root']), 'trainval')
         davis_sets = dict(
             im=os.path.join(davis, 'JPEGImages', '480p'),
             gt=os.path.join(davis, 'Annotations', '480p'),
-            subset=read_list(os.path.join(davis, 'ImageSets', '2017', 'train.txt')),
+            subset=read_list(os.path.join(davis, 'ImageSets', '2017', 'train.txt'),
+                             'image-set file', folder=os.path.join(davis, 'JPEGImages', '480p')),
             split=para['davis_data'], bank=para['phase2_davis'], divisor=1, repeat=5)
         yv = os.path.join(para['yv_root'], 'train_480p')
         yv_sets = dict(im=os.path.join(yv, 'JPEGImages'), gt=os.path.join(yv, 'Annotations'),
@@ -303,7 +305,7 @@ class ModeData:
 
 def modes_reached(para, start_it):
     """The data modes iterations start_it .. iterations-1 use, in order."""
-    points = [start_it] + [p for p in (para['end_warm'] if para['semi'] else -1,
+    points = [start_it] + [p for p in (para['end_warm'] + 1 if para['semi'] else -1,
                                        para['phase2_train']) if start_it < p < para['iterations']]
     out = []
     for it in sorted(points):
@@ -424,6 +426,7 @@ def main(argv=None):
     para = HyperParameters().parse(argv)
     check_flags(para)
     dist_info = init_distributed(para['local_rank'], para['device'])
+    run_lock = None
     try:
         if para['benchmark'] and dist_info.device.type == 'cuda':
             torch.backends.cudnn.benchmark = True
@@ -438,6 +441,8 @@ def main(argv=None):
                 print_main(dist_info, f'--load_model given: --load_network '
                                       f'{para["load_network"]} is not used')
             start_it = model.load_model(para['load_model'])
+            if dist_info.is_main:
+                remove_stale_saves(os.path.dirname(os.path.abspath(para['load_model'])))
             resume = model.resume_extra
             if start_it >= para['iterations']:
                 raise UserError(f'{para["load_model"]}: the checkpoint is at iteration '
@@ -454,6 +459,7 @@ def main(argv=None):
         para['world_size'] = dist_info.world_size
         if dist_info.is_main:
             os.makedirs(run_dir, exist_ok=True)
+            run_lock = OutputLock(run_dir, 'run folder (--id)').__enter__()   # one run in it
             print(f'hyperparameters:\n{para}', flush=True)
             text = para.to_json()
             atomic_write(os.path.join(run_dir, 'hyperparameters.json'),
@@ -495,8 +501,20 @@ def main(argv=None):
                          lambda tmp: open(tmp, 'w').write(digest + '\n'))
         logger.close()
     finally:
+        if run_lock is not None:
+            run_lock.__exit__()
         cleanup(dist_info)
     return 0
+
+
+def remove_stale_saves(run_dir):
+    """--load_model: the temporary checkpoint files a killed run left in its run folder
+    (unless a run is still writing there)."""
+    try:
+        with OutputLock(run_dir, 'run folder'):
+            note_removed(remove_temporaries(run_dir), run_dir)
+    except UserError:
+        pass                              # a live run holds it: its temporaries are its own
 
 
 def remove_unused_run(run_dir):
@@ -507,7 +525,8 @@ def remove_unused_run(run_dir):
         names = os.listdir(run_dir)
     except OSError:
         return
-    if all(n == 'hyperparameters.json' or n.startswith('events.out.tfevents') for n in names):
+    if all(n == 'hyperparameters.json' or n.startswith(('events.out.tfevents', LOCK_NAME))
+           for n in names):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

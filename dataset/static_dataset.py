@@ -25,8 +25,8 @@ from dataset import augment as A
 from dataset.tps import random_tps_warp
 from util.errors import UserError
 from util.io import read_frame, read_mask
+from util.layout import JPEG_EXTS
 
-IMAGE_EXTS = ('.jpg', '.jpeg')
 TPS_SCALE = 0.02
 TPS_POINTS = 5
 
@@ -40,7 +40,7 @@ def _find_pairs(root, recursive):
         names = set(files)
         for f in sorted(files):
             stem, ext = os.path.splitext(f)
-            if f.startswith('.') or ext.lower() not in IMAGE_EXTS:
+            if f.startswith('.') or ext.lower() not in JPEG_EXTS:
                 continue
             png = stem + '.png'
             if png not in names:

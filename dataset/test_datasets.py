@@ -9,13 +9,13 @@ Every dataset is indexable and yields one `Video` per item:
   size        (H, W) of the stored frames: the output size
   palette     768 bytes for the output PNGs (the input annotation's palette)
   outputs     processing indices to write, or None for every frame from the first label on
+Each dataset lists what it reads in `inputs` ([(what, path)]), for util.outputs.check_apart.
 Problems with the input (missing folders, frames or masks, a mask whose size differs from its
 frame, a video named in a list but absent) raise UserError naming the file. Folders are
-checked when the dataset is built; frames and masks when a video is loaded.
+checked when the dataset is built; `check_videos()` checks every video (frame headers, masks)
+before a run writes anything, and loading a video decodes its frames.
 """
-import json
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -25,9 +25,11 @@ from PIL import Image
 
 from dataset.range_transform import im_normalization
 from util.errors import UserError
-from util.io import get_palette, read_frame, read_list, read_mask, require_dir
+from util.io import (check_frame_sizes, get_palette, read_frame, read_json, read_list, read_mask,
+                     require_dir)
+from util.layout import (davis_dirs, davis_imageset, davis_part, list_frames, list_masks,
+                         sort_frames, stem)
 
-FRAME_EXTS = ('.jpg', '.jpeg', '.png')
 DAVIS_VOID = 255
 
 
@@ -57,33 +59,6 @@ class Video:
 
 # ---------------------------------------------------------------------- helpers
 
-def natural_key(name):
-    """'9.jpg' < '10.jpg'; zero-padded names keep their usual order."""
-    return [int(p) if p.isdigit() else p for p in re.split(r'(\d+)', name)]
-
-
-def stem(name):
-    return os.path.splitext(name)[0]
-
-
-def list_frames(folder):
-    """Image file names in a frame folder, time-sorted; UserError when missing or empty."""
-    if not os.path.isdir(folder):
-        raise UserError(f'{folder}: frame folder not found')
-    names = sorted((f for f in os.listdir(folder)
-                    if f.lower().endswith(FRAME_EXTS) and not f.startswith('.')), key=natural_key)
-    if not names:
-        raise UserError(f'{folder}: no frames (.jpg/.png) in this folder')
-    return names
-
-
-def list_pngs(folder):
-    if not os.path.isdir(folder):
-        raise UserError(f'{folder}: annotation folder not found')
-    return sorted((f for f in os.listdir(folder)
-                   if f.lower().endswith('.png') and not f.startswith('.')), key=natural_key)
-
-
 def working_size(h, w, res):
     """(H, W) with the shorter side resized to `res` (res <= 0: as stored)."""
     if res is None or res <= 0 or min(h, w) == res:
@@ -93,11 +68,16 @@ def working_size(h, w, res):
     return int(res * h / w), res
 
 
-def load_frames(folder, names, res=-1):
+def load_frames(folder, names, res=-1, headers_only=False):
     """Read frames -> (normalised float [T, 3, H', W'], stored size (H, W)).
 
     All frames must share one size. res > 0: shorter side resized to res, bicubic.
+    headers_only: read only the sizes; the frames tensor is then a 'meta' tensor (a shape
+    without data), for checking a video without decoding it.
     """
+    if headers_only:
+        size = check_frame_sizes(folder, names)
+        return torch.empty(len(names), 3, *working_size(*size, res), device='meta'), size
     size, out = None, None
     for i, n in enumerate(names):
         path = os.path.join(folder, n)
@@ -154,9 +134,21 @@ def build_video(name, images, frames, size, palette, raw_labels, complete, outpu
 
 class _Base(torch.utils.data.Dataset):
     videos = ()
+    headers_only = False         # load_frames reads sizes only (check_videos)
 
     def __len__(self):
         return len(self.videos)
+
+    def check_videos(self):
+        """Check every video as loading it would (frames present, of one size and a readable
+        mode; labels present, readable, of their frame's size, holding an object), decoding
+        only the masks: a run then fails before its first output, not at a late video."""
+        self.headers_only = True
+        try:
+            for name in self.videos:
+                self.load(name)
+        finally:
+            self.headers_only = False
 
     def __getitem__(self, i):
         return self.load(self.videos[i])
@@ -169,8 +161,8 @@ class _Base(torch.utils.data.Dataset):
         names = list_frames(folder)
         stems = [stem(n) for n in names]
         pos = {s: i for i, s in enumerate(stems)}
-        images, size = load_frames(folder, names, self.res)
-        pngs = list_pngs(os.path.join(self.mask_dir, name))
+        images, size = load_frames(folder, names, self.res, self.headers_only)
+        pngs = list_masks(os.path.join(self.mask_dir, name))
         raw = []
         for png in pngs:
             path = os.path.join(self.mask_dir, name, png)
@@ -230,32 +222,24 @@ class DAVISTestDataset(_Base):
         if year == 2016 and split != 'val':
             raise UserError('DAVIS 2016 has only the val split')
         self.year, self.split = year, split
-        if year == 2017:
-            sub = 'trainval' if split == 'val' else 'test-dev'
-            cands = [os.path.join(davis_path, '2017', sub), os.path.join(davis_path, sub)]
-            set_name = 'val' if split == 'val' else 'test-dev'
-        else:
-            cands = [os.path.join(davis_path, '2016'), davis_path]
-            set_name = 'val'
-        root = next((c for c in cands if os.path.isdir(os.path.join(c, 'JPEGImages', '480p'))),
-                    None)
+        sub = ('trainval' if split == 'val' else 'test-dev') if year == 2017 else ''
+        set_name = 'test-dev' if split == 'testdev' else 'val'
+        root = davis_part(davis_path, year, sub)
         if root is None:
-            raise UserError(f'{os.path.join(cands[0], "JPEGImages", "480p")}: DAVIS frame '
-                            'folder not found (check --davis_path)')
+            raise UserError(f'{davis_dirs(os.path.join(davis_path, str(year), sub))[0]}: DAVIS '
+                            'frame folder not found (check --davis_path)')
         self.root = root
-        self.image_dir = os.path.join(root, 'JPEGImages', '480p')
-        self.mask_dir = require_dir(os.path.join(root, 'Annotations', '480p'),
-                                    'DAVIS annotation folder')
-        self.imageset = os.path.join(root, 'ImageSets', str(year), f'{set_name}.txt')
-        self.videos = read_list(self.imageset, 'image-set file')
-        for v in self.videos:
-            if not os.path.isdir(os.path.join(self.image_dir, v)):
-                raise UserError(f'{self.imageset}: video {v!r} has no frame folder '
-                                f'{os.path.join(self.image_dir, v)}')
+        self.image_dir, mask_dir = davis_dirs(root)
+        self.mask_dir = require_dir(mask_dir, 'DAVIS annotation folder')
+        self.imageset = davis_imageset(root, year, set_name)
+        self.videos = read_list(self.imageset, 'image-set file', folder=self.image_dir)
+        self.inputs = [('frame folder', self.image_dir), ('annotation folder', self.mask_dir),
+                       ('image-set file', self.imageset)]
 
     def load(self, name):
         names = list_frames(os.path.join(self.image_dir, name))
-        images, size = load_frames(os.path.join(self.image_dir, name), names)
+        images, size = load_frames(os.path.join(self.image_dir, name), names,
+                                   headers_only=self.headers_only)
         path = os.path.join(self.mask_dir, name, stem(names[0]) + '.png')
         mask = load_mask(path, size, images.shape[-2:], binarize=self.year == 2016,
                          void=None if self.year == 2016 else DAVIS_VOID)
@@ -288,14 +272,16 @@ class YouTubeVOSTestDataset(_Base):
             self.image_dir = require_dir(os.path.join(base, 'JPEGImages'),
                                          'YouTube-VOS frame folder')
         self.meta_path = os.path.join(base, 'meta.json')
-        if not os.path.isfile(self.meta_path):
-            raise UserError(f'{self.meta_path}: meta.json not found')
-        try:
-            with open(self.meta_path) as f:
-                self.meta = json.load(f)['videos']
-        except (ValueError, KeyError, TypeError) as e:
-            raise UserError(f'{self.meta_path}: not a YouTube-VOS meta.json ({e})') from e
+        meta = read_json(self.meta_path, 'meta.json')
+        if not isinstance(meta, dict) or not isinstance(meta.get('videos'), dict):
+            raise UserError(f'{self.meta_path}: not a YouTube-VOS meta.json (expected '
+                            '{"videos": {video: {"objects": ...}}})')
+        self.meta = meta['videos']
+        if not self.meta:
+            raise UserError(f'{self.meta_path}: lists no videos')
         self.videos = sorted(self.meta)
+        self.inputs = [('frame folder', self.image_dir), ('annotation folder', self.mask_dir),
+                       ('meta.json', self.meta_path)]
         for v in self.videos:
             if not os.path.isdir(os.path.join(self.image_dir, v)):
                 raise UserError(f'{self.meta_path}: video {v!r} has no frame folder '
@@ -314,7 +300,7 @@ class YouTubeVOSTestDataset(_Base):
         outputs = None
         if not self.output_all:
             listed = self.listed_frames(name)
-            missing = sorted(listed - set(stems), key=natural_key)
+            missing = sort_frames(listed - set(stems))
             if missing:
                 raise UserError(f'{self.meta_path}: video {name!r}: frame {missing[0]} has no '
                                 f'image in {os.path.join(self.image_dir, name)}')
@@ -345,7 +331,7 @@ class IntermediateDataset(_Base):
             self.label_files = {}
             for v in sorted(d for d in os.listdir(labels)
                             if os.path.isdir(os.path.join(labels, d)) and not d.startswith('.')):
-                pngs = list_pngs(os.path.join(labels, v))
+                pngs = list_masks(os.path.join(labels, v))
                 if not pngs:
                     raise UserError(f'{os.path.join(labels, v)}: no labeled PNG for this video')
                 self.label_files[v] = [os.path.join(labels, v, p) for p in pngs]
@@ -363,6 +349,8 @@ class IntermediateDataset(_Base):
         self.videos = sorted(self.label_files)
         if not self.videos:
             raise UserError(f'{labels}: no videos with labels')
+        self.inputs = [('frame folder', self.image_dir), ('label source', labels),
+                       ('annotation folder', annotation_dir)]
         for v in self.videos:
             if not os.path.isdir(os.path.join(self.image_dir, v)):
                 raise UserError(f'{labels}: video {v!r} has no frame folder '
@@ -385,7 +373,7 @@ class IntermediateDataset(_Base):
         read_reversed = all(reverse for reverse, _ in passes)     # read in the order used
         if read_reversed:
             names = names[::-1]
-        images, size = load_frames(folder, names, self.res)
+        images, size = load_frames(folder, names, self.res, self.headers_only)
         masks = {path: load_mask(path, size, images.shape[-2:], void=self.void)
                  for path in self.label_files[name]}
         ordered = {read_reversed: (images, [stem(n) for n in names])}
@@ -426,6 +414,7 @@ class GenericTestDataset(_Base):
                              and not d.startswith('.'))
         if not self.videos:
             raise UserError(f'{self.image_dir}: no video folders')
+        self.inputs = [('frame folder', self.image_dir), ('annotation folder', self.mask_dir)]
         for v in self.videos:
             require_dir(os.path.join(self.mask_dir, v), 'annotation folder of this video')
 

@@ -5,9 +5,15 @@ state_dict ('module.' prefix). Maps single-object (stage-0) weights, whose value
 4 input channels, to the multi-object network (5 channels): the extra channel is orthogonally
 initialised for training and zero for evaluation; the reverse direction drops that channel.
 A mismatch ends in one UserError naming the file, the missing/unexpected keys and bad shapes.
+
+Loading never runs code: torch.load with weights_only=True, and the only globals allowed
+beyond torch's own (tensors, numbers, strings, containers) are those a numpy RNG state needs.
+Weights holding NaN or Inf are refused.
 """
 import pickle
+import re
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -16,17 +22,51 @@ from util.errors import UserError
 VALUE_CONV1 = 'value_encoder.conv1.weight'
 
 
-def read_checkpoint(path):
-    """torch.load on CPU with a clear error; prefers weights_only, falls back for resume files."""
+def _numpy_globals():
+    """numpy's array reconstruction and the dtypes of an RNG state (uint32 key, float64)."""
+    core = getattr(np, '_core', None) or np.core
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype,
+            type(np.dtype(np.uint32)), type(np.dtype(np.int64)), type(np.dtype(np.float64))]
+
+
+def _refused_globals(path):
+    """The globals of a checkpoint outside the allow-list (read without unpickling)."""
     try:
-        try:
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:       # not a zip checkpoint: the load error tells what it is
+        return []
+    allowed = {f'{g.__module__}.{g.__qualname__}' for g in _numpy_globals()}
+    allowed |= {n.replace('numpy.core.', 'numpy._core.') for n in allowed}
+    return [g for g in found if g not in allowed]
+
+
+def read_checkpoint(path):
+    """torch.load on CPU, weights only (never runs code from the file); UserError naming the
+    file when it is missing, unreadable or holds objects other than weights and RNG states."""
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
             return torch.load(path, map_location='cpu', weights_only=True)
-        except pickle.UnpicklingError:
-            return torch.load(path, map_location='cpu', weights_only=False)
     except FileNotFoundError as e:
         raise UserError(f'{path}: checkpoint not found') from e
-    except Exception as e:
-        raise UserError(f'{path}: cannot read checkpoint ({type(e).__name__}: {e})') from e
+    except IsADirectoryError as e:
+        raise UserError(f'{path}: checkpoint is a folder, not a file') from e
+    except pickle.UnpicklingError as e:
+        found = _refused_globals(path)
+        what = ', '.join(found[:3]) if found else re.sub(r'\s+', ' ', str(e))[-200:]
+        raise UserError(f'{path}: refused: the checkpoint holds objects other than tensors, '
+                        f'numbers, strings and containers ({what}); loading it could run code'
+                        ) from e
+    except Exception as e:          # torch raises many types for damaged or foreign files
+        raise UserError(f'{path}: cannot read checkpoint: not a PyTorch checkpoint, or damaged '
+                        f'({type(e).__name__}: {e})') from e
+
+
+def check_finite(state, source):
+    """UserError naming the first parameter/buffer holding NaN or Inf."""
+    for k, v in state.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise UserError(f'{source}: weights hold NaN or Inf ({k}); the checkpoint is '
+                            'unusable (a diverged or corrupted training run)')
 
 
 def extract_state_dict(obj, source='checkpoint'):
@@ -83,5 +123,6 @@ def load_network(net, checkpoint, for_training=False):
     obj = read_checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
     state = adapt_value_channels(extract_state_dict(obj, source), net, for_training)
     check_compatible(state, net, source)
+    check_finite(state, source)
     net.load_state_dict(state)
     return net

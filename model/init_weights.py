@@ -11,7 +11,6 @@ collapses to background. Calibrating the statistics on a few frames (a data-depe
 no labels used) gives a sane starting point.
 """
 import argparse
-import glob
 import os
 
 import numpy as np
@@ -22,10 +21,15 @@ from dataset.range_transform import im_normalization
 from model.network import STCN
 from util.errors import UserError, run_main
 from util.io import read_frame, save_checkpoint
+from util.layout import JPEG_EXTS, image_files
 
 
-def list_frames(folder, limit, rng):
-    paths = sorted(glob.glob(os.path.join(folder, '**', '*.jpg'), recursive=True))
+def calibration_frames(folder, limit, rng):
+    """Up to `limit` frame paths drawn at random from every video folder below `folder`."""
+    paths = []
+    for d, dirs, _ in os.walk(folder):
+        dirs[:] = sorted(x for x in dirs if not x.startswith('.'))
+        paths += [os.path.join(d, f) for f in image_files(d, JPEG_EXTS)]
     if not paths:
         raise UserError(f'{folder}: no .jpg frames to calibrate batch norm on')
     idx = rng.choice(len(paths), size=min(limit, len(paths)), replace=False)
@@ -80,7 +84,8 @@ def main(argv=None):
     net = STCN(single_object=args.single_object).eval()
     if args.calibrate_bn:
         rng = np.random.default_rng(args.seed)
-        calibrate_batch_norm(net, list_frames(args.calibrate_bn, args.calibrate_frames, rng), rng)
+        frames = calibration_frames(args.calibrate_bn, args.calibrate_frames, rng)
+        calibrate_batch_norm(net, frames, rng)
     save_checkpoint(net.state_dict(), args.out)
     print(f'wrote {args.out}')
 

@@ -14,11 +14,12 @@ import shutil
 
 import torch
 
-from dataset.test_datasets import prefetch, stem
+from dataset.test_datasets import prefetch
 from inference_core import segment_video
 from phase2.merge import PASS_NAMES, source_plan
 from util.errors import UserError
 from util.io import CurrentStderr, publish_folder, write_mask
+from util.layout import stem
 
 # pass -> (reverse, only_sec_gt), as eval_youtube.py's --reverse / --only_sec_gt
 PASS_FLAGS = {'left': (False, False), 'leftsecgt': (False, True),

@@ -14,17 +14,18 @@ Output PNGs are byte copies of their sources (palette kept).
 
 The command is phase2_scripts/merge_left_right.py.
 """
-import re
+import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from util.errors import UserError
 from util.io import CurrentStderr, ensure_writable_dir, publish_folder
+from util.layout import list_frames, list_masks, sort_frames, sparse_label_frames, stem
+from util.outputs import OutputLock, check_apart
 
 PASS_NAMES = ('left', 'leftsecgt', 'right', 'rightsecgt')
 SOURCE_NAMES = ('gt',) + PASS_NAMES
-FRAME_EXTS = ('.jpg', '.jpeg', '.png')
 
 
 class MissingFrame(UserError):
@@ -34,12 +35,6 @@ class MissingFrame(UserError):
         super().__init__(msg)
         self.source = source
         self.frame = frame
-
-
-def frame_sort_key(name):
-    """Time order of frame names: digit runs compare as numbers ('00005' < '00010', '9' < '10')."""
-    parts = re.split(r'(\d+)', name)
-    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
 
 
 def source_plan(n, labeled_idx):
@@ -71,8 +66,8 @@ def merge_video(frames, labeled, passes, video=''):
         'rightsecgt'; a frame missing from a source that must provide it is an error.
     Returns {frame: (source, path)} in time order. Pure: looks only at the given dicts.
     """
-    frames = sorted(set(frames), key=frame_sort_key)
-    labeled = sorted(set(labeled), key=frame_sort_key)
+    frames = sort_frames(set(frames))
+    labeled = sort_frames(set(labeled))
     where = f'video {video}: ' if video else ''
     if len(labeled) not in (1, 2):
         raise UserError(f'{where}expected 1 or 2 labeled frames, got {len(labeled)}')
@@ -104,39 +99,24 @@ def list_pngs(folder):
     """{frame stem: path} of the PNGs in a folder ({} when the folder is missing)."""
     if not folder.is_dir():
         return {}
-    return {p.stem: str(p) for p in folder.iterdir()
-            if p.suffix.lower() == '.png' and not p.name.startswith('.') and p.is_file()}
+    return {stem(n): str(folder / n) for n in list_masks(str(folder))}
 
 
-def list_frames(folder):
-    """Frame stems of the images in a JPEGImages/<video> folder."""
-    if not folder.is_dir():
-        raise UserError(f'{folder}: frames folder of this video not found')
-    names = [p.stem for p in folder.iterdir()
-             if p.suffix.lower() in FRAME_EXTS and not p.name.startswith('.')]
-    if not names:
-        raise UserError(f'{folder}: no frames (.jpg/.png) in this folder')
-    return names
-
-
-def plan_video(video, gt_dir, pass_dirs, frames_dir=None):
-    """Read one video's folders and return its merge plan (see merge_video)."""
+def plan_video(video, gt_dir, pass_dirs, frames_dir):
+    """Read one video's folders and return its merge plan (see merge_video): every frame of
+    <frames_dir>/<video> must come from the pass (or label) the rule names."""
     gt_files = list_pngs(gt_dir / video)
     if len(gt_files) not in (1, 2):
         raise UserError(f'{gt_dir / video}: expected 1 or 2 labeled PNGs, found {len(gt_files)}')
     sources = {'gt': gt_files}
     for name, d in pass_dirs.items():
         sources[name] = list_pngs(d / video)
-    if frames_dir is not None:
-        frames = list_frames(Path(frames_dir) / video)
-        missing = sorted(set(gt_files) - set(frames), key=frame_sort_key)
-        if missing:
-            raise UserError(f'{gt_dir / video / (missing[0] + ".png")}: labeled frame has no '
-                            f'image in {Path(frames_dir) / video}')
-    else:
-        frames = set()
-        for files in sources.values():
-            frames.update(files)
+    frames = [stem(n) for n in list_frames(str(Path(frames_dir) / video),
+                                           'frames folder of this video')]
+    missing = sort_frames(set(gt_files) - set(frames))
+    if missing:
+        raise UserError(f'{gt_dir / video / (missing[0] + ".png")}: labeled frame has no '
+                        f'image in {Path(frames_dir) / video}')
     try:
         return merge_video(frames, list(gt_files), sources, video=video)
     except MissingFrame as e:               # name the full expected path
@@ -159,12 +139,25 @@ def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, vide
     """Merge the four pass trees into <out>/<video>/<frame>.png; return a summary dict.
 
     All videos are planned and checked first; nothing is written if any check fails.
+    frames_dir: the JPEGImages folder of the videos (default: the one beside the sparse
+    label folder at its usual place, util.layout.sparse_label_frames).
     """
     gt_dir = Path(gt_dir)
     if not gt_dir.is_dir():
         raise UserError(f'{gt_dir}: sparse label folder not found')
+    if frames_dir is None:
+        frames_dir = sparse_label_frames(gt_dir)
+        if frames_dir is None:
+            raise UserError(f'{gt_dir}: cannot tell where the frames of these videos are; give '
+                            '--frames_dir (their JPEGImages folder) so that every frame of a '
+                            'video is in the bank')
+    elif not os.path.isdir(frames_dir):
+        raise UserError(f'{frames_dir}: frames folder (--frames_dir) not found')
     pass_dirs = {name: resolve_pass_dir(p, name) for name, p in
                  zip(PASS_NAMES, (left, leftsecgt, right, rightsecgt))}
+    check_apart([('output folder (--out)', out)],
+                [('sparse label folder', gt_dir), ('frames folder', frames_dir)]
+                + [(f'{name} pass folder', d) for name, d in pass_dirs.items()])
     all_videos = sorted(p.name for p in gt_dir.iterdir()
                         if p.is_dir() and not p.name.startswith('.'))
     if videos:
@@ -183,7 +176,8 @@ def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, vide
     except OSError as e:
         raise UserError(f'{out}: cannot create output folder ({e.strerror})') from e
     items = list(plans.items())
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with OutputLock(out, 'output folder (--out)'), \
+            ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         jobs = pool.map(lambda kv: write_video(out, *kv), items)
         if progress:
             import progressbar

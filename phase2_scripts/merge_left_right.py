@@ -32,8 +32,9 @@ def get_parser():
     p.add_argument('--rightsecgt', default='../vos_phase2/phase1_rightsecgt_480p')
     p.add_argument('--out', default='../vos_phase2/phase1_merge_480p')
     p.add_argument('--frames_dir', default=None,
-                   help='JPEGImages folder giving each video\'s full frame list (default: the '
-                        'union of frames in the passes and the sparse labels)')
+                   help='JPEGImages folder giving each video\'s full frame list (default: '
+                        'train_480p/JPEGImages or 2017/trainval/JPEGImages/480p beside the '
+                        'phase2/ folder of --gt_dir)')
     p.add_argument('--videos', nargs='+', default=None, help='merge only these videos')
     p.add_argument('--workers', type=int, default=4, help='parallel video writers')
     p.add_argument('--debug', action='store_true', help='full traceback on errors')

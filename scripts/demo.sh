@@ -99,3 +99,26 @@ run python -m util.evaluate --gt_path "$DAVIS/2017/trainval" --split train \
 echo
 python scripts/demo_table.py --eval_dir "$OUT/eval" --seconds "$(( $(date +%s) - START ))"
 echo "all outputs are under $OUT/"
+
+echo
+echo "== 7. pictures: contact sheets (masks over frames) of a validation video and of the bank"
+TV=$DAVIS/2017/trainval
+VAL_VIDEO=$(head -n 1 "$TV/ImageSets/2017/val.txt")
+TRAIN_VIDEO=$(head -n 1 "$TV/ImageSets/2017/train.txt")
+run python -m util.visualize --frames "$TV/JPEGImages/480p" --videos "$VAL_VIDEO" \
+    --masks "$TV/Annotations/480p" --masks "$OUT/eval/untrained" --masks "$OUT/eval/phase1" \
+    --masks "$OUT/eval/phase2" --labels "ground truth" untrained "phase 1" "phase 2" \
+    --out "$OUT/pictures/val_$VAL_VIDEO.png"
+BANK_ROWS=(--masks "$TV/Annotations/480p" --masks "$DAVIS/2017/phase2/davis_gt")
+BANK_LABELS=("hidden labels" "two-shot labels")
+for pass in left leftsecgt right rightsecgt; do       # the pass trees, where they were kept
+    if [ -d "$OUT/vos_phase2/phase1_${pass}_davis/Annotations/$TRAIN_VIDEO" ]; then
+        BANK_ROWS+=(--masks "$OUT/vos_phase2/phase1_${pass}_davis/Annotations")
+        BANK_LABELS+=("pass $pass")
+    fi
+done
+run python -m util.visualize --frames "$TV/JPEGImages/480p" --videos "$TRAIN_VIDEO" \
+    "${BANK_ROWS[@]}" --masks "$OUT/vos_phase2/phase1_merge_davis" \
+    --labels "${BANK_LABELS[@]}" "bank (merged)" --out "$OUT/pictures/bank_$TRAIN_VIDEO.png"
+echo "contact sheet, validation video $VAL_VIDEO: $OUT/pictures/val_$VAL_VIDEO.png"
+echo "contact sheet, bank of training video $TRAIN_VIDEO: $OUT/pictures/bank_$TRAIN_VIDEO.png"

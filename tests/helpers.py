@@ -90,6 +90,23 @@ def make_batch(labeled=(True, False, True), b=2, second=True):
     }
 
 
+class TargetRecorder:
+    """Wraps the loss to record the class map it is given for each (sample, frame)."""
+
+    def __init__(self, loss_fn):
+        self.loss_fn = loss_fn
+        self.targets = []
+
+    def __call__(self, logits, target, it):
+        self.targets.append(target.clone())
+        return self.loss_fn(logits, target, it)
+
+    def frame_targets(self, b):
+        """[frame 1 targets [B, H, W], frame 2 targets] of the last do_pass."""
+        last = self.targets[-2 * b:]
+        return [torch.cat(last[:b]), torch.cat(last[b:])]
+
+
 def segment_with_query(net, mem_keys, mem_values, qk16, qv16, qf8, qf4, top_k=20):
     """The dense reference of inference: mem_keys [1, 64, N], mem_values [K, 512, N], query
     features of one frame -> object probabilities [K, 1, H, W] of the eval STCN `net`.

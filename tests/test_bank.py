@@ -68,8 +68,11 @@ def four_passes_and_merge(tmp, ckpt, flags):
         outs[name] = str(tmp / name)
         eval_youtube.main(['--model', ckpt, '--output', outs[name]] + flags + extra)
     sparse = flags[flags.index('--data_file') + 1]
+    frames = (os.path.join(flags[flags.index('--davis_path') + 1], '2017', 'trainval',
+                           'JPEGImages', '480p') if '--davis' in flags else
+              os.path.join(flags[flags.index('--yv_path') + 1], 'train_480p', 'JPEGImages'))
     merge(sparse, outs['left'], outs['leftsecgt'], outs['right'], outs['rightsecgt'],
-          str(tmp / 'merged'), progress=False)
+          str(tmp / 'merged'), frames_dir=frames, progress=False)
     return tmp / 'merged'
 
 
@@ -257,17 +260,24 @@ def test_run_intermediate_ctrl_c_stops_every_shard(tmp_path, ckpt, trees, repo_r
 
 
 def test_bank_corrupt_frame_names_the_file_and_keeps_finished_videos(tmp_path, ckpt, trees):
-    """A corrupt frame in the third video: one UserError naming it; the videos before it are
-    complete, nothing of the third (or a temporary folder) is left."""
+    """A frame of the third video truncated after its header (found only when decoded): one
+    UserError naming it; the videos before it are complete, nothing of the third (or a
+    temporary folder) is left. A header that does not parse fails before any output."""
     flags = trees['youtube']
     root = tmp_path / 'YouTube'
     shutil.copytree(flags[flags.index('--yv_path') + 1], root)
     frames = root / 'train_480p' / 'JPEGImages'
     video = sorted(os.listdir(frames))[2]
     bad = frames / video / sorted(os.listdir(frames / video))[7]
-    bad.write_bytes(bad.read_bytes()[:200])                  # truncated JPEG
-    flags = ['--yv_path', str(root)] + flags[flags.index('--res'):]
+    raw = bad.read_bytes()
+    bad.write_bytes(raw[:200])                               # no complete header
     out = tmp_path / 'bank'
+    with pytest.raises(UserError, match=re.escape(str(bad))):
+        eval_youtube.main(['--model', ckpt, '--output', str(out), '--bank', '--yv_path',
+                           str(root)] + flags[flags.index('--res'):])
+    assert not out.exists()
+    bad.write_bytes(raw[:len(raw) * 3 // 4])                 # truncated JPEG data
+    flags = ['--yv_path', str(root)] + flags[flags.index('--res'):]
     with pytest.raises(UserError, match=re.escape(str(bad))):
         eval_youtube.main(['--model', ckpt, '--output', str(out), '--bank'] + flags)
     done = sorted(os.listdir(out))

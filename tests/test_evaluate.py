@@ -279,3 +279,30 @@ def test_cli_reports_user_error_with_exit_status_2(tmp_path, capsys):
         run_main(main, ['--gt_path', str(tmp_path / 'nope'), '--pred_path', str(tmp_path)])
     assert e.value.code == 2
     assert 'nope: ground-truth folder not found' in capsys.readouterr().err
+
+
+def test_plot_writes_a_bar_chart_beside_the_csvs(tmp_path):
+    from PIL import Image
+    gt = {'cat': make_video(5), 'dog': make_video(4, n_obj=1)}
+    pred = {'cat': [np.where(m == 2, 0, m).astype(np.uint8) for m in gt['cat']],
+            'dog': gt['dog']}
+    write_tree(tmp_path / 'gt', gt)
+    write_tree(tmp_path / 'pred', pred)
+    out = tmp_path / 'out'
+    assert main(['--gt_path', str(tmp_path / 'gt'), '--pred_path', str(tmp_path / 'pred'),
+                 '--out', str(out), '--plot']) == 0
+    png = out / 'per-sequence_results-val.png'
+    assert sorted(os.listdir(out)) == ['global_results-val.csv', 'per-sequence_results-val.csv',
+                                       'per-sequence_results-val.png']
+    with Image.open(png) as img:
+        assert img.format == 'PNG' and img.width >= 600
+        rgb = np.asarray(img.convert('RGB')).astype(int)
+    bar = (np.abs(rgb - np.array([0x48, 0x78, 0xb0])).sum(-1) < 30)
+    # two bars at J&F 1 (cat_1, dog_1) fill most of the axis height; cat_2 (0) has none
+    cols = np.nonzero(bar.sum(0) > 0.5 * rgb.shape[0])[0]
+    runs = 1 + int((np.diff(cols) > 1).sum()) if len(cols) else 0
+    assert runs == 2
+    # without --plot no chart
+    main(['--gt_path', str(tmp_path / 'gt'), '--pred_path', str(tmp_path / 'pred'),
+          '--out', str(tmp_path / 'o2')])
+    assert not os.path.exists(tmp_path / 'o2' / 'per-sequence_results-val.png')

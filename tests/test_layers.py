@@ -18,6 +18,8 @@ LAYERS = {'util': 0, 'dataset': 1, 'model': 2, 'inference_core': 3, 'eval_common
 # (importer, command it imports): why it is allowed
 ALLOWED = {
     ('eval_davis_2016', 'eval_davis'): 'DAVIS 2016 is eval_davis.py --year 2016',
+    ('eval_youtube_phase2', 'eval_youtube'): "the original's phase-2 command line is "
+                                             'eval_youtube.py in intermediate mode',
     ('scripts.bench.bank', 'eval_youtube'): 'the benchmark times the command itself',
 }
 

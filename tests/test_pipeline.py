@@ -90,3 +90,11 @@ def test_demo_pipeline_end_to_end(tmp_path, repo_root):
         line = next(ln for ln in table.splitlines() if ln.startswith(row_name))
         assert line.split()[-3:] == shown, line
     assert 'wall time' in table
+    # the closing contact sheets: paths printed, one 240-px row per method under a header
+    from PIL import Image
+    sheets = {out / 'pictures' / f'val_{val[0]}.png': 4,             # gt, untrained, phase 1, 2
+              out / 'pictures' / f'bank_{train[0]}.png': 7}          # labels, sparse, 4 passes, bank
+    for path, rows in sheets.items():
+        assert f': {path}' in log, path
+        with Image.open(path) as img:
+            assert img.height == 38 + rows * (240 + 2)

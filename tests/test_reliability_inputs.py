@@ -138,7 +138,8 @@ def test_missing_frame_folder(data, fast_load):
            'folder', gone)
     assert not out.exists()
     shutil.rmtree(d['d_im'])
-    expect(train.main, train_flags(d), d['d_im'], 'frame folder not found')
+    expect(train.main, train_flags(d), 'train.txt', "video 'davis_000' has no frame folder",
+           d['d_im'])
     assert no_run(d)
 
 

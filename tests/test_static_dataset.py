@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tps import ThinPlateSpline
 
 from dataset.range_transform import inv_im_trans
 from dataset.reseed import reseed
 from dataset.static_dataset import StaticTransformDataset
-from dataset.tps import random_tps_warp
+from dataset.tps import MAP_GRID, backward_map, random_control_points, random_tps_warp
 from util.errors import UserError
 from util.io import write_mask
 from util.synthetic_data import generate
@@ -45,6 +46,38 @@ def test_tps_warps_and_keeps_mask_ids():
     a = random_tps_warp(im, mask, 0.1, 5, rng=np.random.default_rng(5))
     b = random_tps_warp(im, mask, 0.1, 5, rng=np.random.default_rng(5))
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_tps_moved_points_carry_grid_content():
+    # a dot at every interior grid point, each its own mask id (nearest sampling, so no
+    # blended values); after the warp each dot sits where its control point moved to
+    size, n = 121, 5
+    im = np.zeros((size, size), np.uint8)
+    src, dst = random_control_points(n, 0.06, np.random.default_rng(3))
+    inner = [i for i, (x, y) in enumerate(src) if 0 < x < 1 and 0 < y < 1]
+    for k, i in enumerate(inner):
+        cx, cy = np.rint(src[i] * (size - 1)).astype(int)
+        im[cy - 1:cy + 2, cx - 1:cx + 2] = k + 1
+    w_im, w_mask = random_tps_warp(im * 20, im, scale=0.06, n_points=n,
+                                   rng=np.random.default_rng(3))
+    for k, i in enumerate(inner):
+        ys, xs = np.nonzero(w_mask == k + 1)
+        assert len(xs) > 0
+        found = np.array([xs.mean(), ys.mean()])
+        assert np.abs(found - dst[i] * (size - 1)).max() < 1.0, (i, found, dst[i] * (size - 1))
+        assert (w_im[ys, xs] > 0).all()                           # the image moved with it
+    assert not np.array_equal(w_mask, im)
+
+
+def test_tps_backward_map_is_the_package_spline():
+    # on a map no larger than the coarse grid, every pixel is the spline's own value
+    src, dst = random_control_points(4, 0.1, np.random.default_rng(4))
+    map_x, map_y = backward_map(MAP_GRID, MAP_GRID, src, dst)
+    xs = np.linspace(0.0, 1.0, MAP_GRID)
+    pts = np.stack(np.meshgrid(xs, xs), -1).reshape(-1, 2)
+    want = ThinPlateSpline().fit(dst, src).transform(pts).reshape(MAP_GRID, MAP_GRID, 2)
+    assert np.allclose(map_x, want[..., 0] * (MAP_GRID - 1), atol=1e-4)
+    assert np.allclose(map_y, want[..., 1] * (MAP_GRID - 1), atol=1e-4)
 
 
 # ---------------------------------------------------------------- dataset

@@ -24,7 +24,6 @@ Each problem is printed as `<file>: <what is wrong>`, then one summary line.
 Exit status: 0 no problem, 1 problems found, 2 unusable arguments.
 """
 import argparse
-import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -35,12 +34,13 @@ import numpy as np
 from PIL import Image
 
 from util.errors import UserError, run_main
-from util.io import DAVIS_PALETTE, CurrentStderr, read_mask
+from util.io import (DAVIS_PALETTE, CurrentStderr, frame_problem, mask_problem, read_json,
+                     read_mask)
+from util.layout import (FRAME_EXTS, MASK_EXT, duplicate_stems, frame_key, image_files,
+                         sort_frames)
 from util.two_shot_split import load_split
 
 LAYOUTS = ('davis', 'youtube', 'generic')
-FRAME_EXTS = ('.jpg', '.jpeg', '.png')
-MASK_EXTS = ('.png',)
 
 # DAVIS parts: (path under root, ImageSets year, required lists, optional lists, required part,
 #               dense labels)
@@ -55,7 +55,7 @@ DAVIS_PARTS = (
 class _Img:
     """What decoding one image told us (small: no pixel data is kept)."""
     size: tuple = None       # (W, H) when decodable
-    error: str = None        # why it could not be decoded
+    error: str = None        # why it could not be decoded or used
     mode_note: str = None    # masks: why the mode is not 8-bit palette / grayscale
     ids: tuple = None        # masks: nonzero ids present; None when not readable as ids
 
@@ -68,7 +68,7 @@ def _decode_frame(path):
     try:
         with Image.open(path) as img:
             img.load()
-            return _Img(size=img.size)
+            return _Img(size=img.size, error=frame_problem(img))
     except Exception as e:  # PIL raises many types for truncated / corrupt files
         return _Img(error=f'cannot decode image ({e})')
 
@@ -98,9 +98,12 @@ def _decode_mask(path):
         with Image.open(path) as img:
             img.load()
             size, mode = img.size, img.mode
+            problem = mask_problem(img)
             arr = np.asarray(img) if mode in ('P', 'L') else None
     except Exception as e:
         return _Img(error=f'cannot decode mask ({e})')
+    if problem:
+        return _Img(size=size, error=problem)
     if arr is not None:
         return _Img(size=size, ids=_ids(arr))
     base = f'{mode} mask, not an 8-bit palette/grayscale PNG'
@@ -121,9 +124,12 @@ def _decode_mask(path):
 
 
 def _images(folder, exts):
-    """Sorted image file names in folder (hidden / temporary files skipped)."""
-    return sorted(f for f in os.listdir(folder)
-                  if not f.startswith('.') and f.lower().endswith(exts))
+    """Image file names in folder in time order (hidden / temporary files skipped)."""
+    return image_files(folder, exts)
+
+
+def _first(stems):
+    return min(stems, key=frame_key)
 
 
 def _subdirs(folder):
@@ -209,6 +215,9 @@ def _check_video(ck, frame_dir, mask_dir, dense=False, label=None, why='',
         names = _images(frame_dir, FRAME_EXTS)
         if not names:
             ck.add(frame_dir, 'frame folder holds no frames (.jpg/.png)' + why)
+        for s, ns in duplicate_stems(names):
+            ck.add(os.path.join(frame_dir, ns[0]), f'frame {s} has {len(ns)} files '
+                                                   f'({", ".join(ns)}); keep one per frame')
         paths = [os.path.join(frame_dir, n) for n in names]
         infos = ck.frames(paths)
         ref = next(((p, i) for p, i in zip(paths, infos) if i.size), None)
@@ -226,7 +235,7 @@ def _check_video(ck, frame_dir, mask_dir, dense=False, label=None, why='',
         return frames, masks
     for n in _images(mask_dir, ('.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp')):
         ck.add(os.path.join(mask_dir, n), 'mask is not a PNG (the loaders read <frame>.png)')
-    names = _images(mask_dir, MASK_EXTS)
+    names = _images(mask_dir, (MASK_EXT,))
     if not names and (dense or label):
         ck.add(mask_dir, 'annotation folder holds no PNG masks')
     paths = [os.path.join(mask_dir, n) for n in names]
@@ -245,14 +254,14 @@ def _check_video(ck, frame_dir, mask_dir, dense=False, label=None, why='',
             ck.add(os.path.join(mask_dir, stem + '.png'),
                    f'missing: frame {frames[stem]} has no mask (every frame must be labeled)')
     if label == 'first_frame' and frames:
-        first = min(frames)
+        first = _first(frames)
         if first not in masks:
             ck.add(os.path.join(mask_dir, first + '.png'),
                    f'missing: the first frame {frames[first]} must be labeled')
         elif masks[first][1].ids == ():
             ck.add(masks[first][0], 'first-frame label has no object (all zero)')
     elif label == 'first_mask' and masks:
-        p, info = masks[min(masks)]
+        p, info = masks[_first(masks)]
         if info.ids == ():
             ck.add(p, 'first label of the video has no object (all zero)')
     elif label == 'all_masks':
@@ -326,10 +335,9 @@ def _load_meta(ck, path):
         ck.add(path, 'meta.json missing')
         return None
     try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        ck.add(path, f'cannot read meta.json ({e})')
+        data = read_json(path, 'meta.json')
+    except UserError as e:
+        ck.add_line(str(e))
         return None
     if not isinstance(data, dict) or not isinstance(data.get('videos'), dict):
         ck.add(path, 'expected {"videos": {video: {"objects": {id: {"frames": [...]}}}}}')
@@ -350,7 +358,7 @@ def _load_meta(ck, path):
                 ck.add(path, f'video {v!r}: object {oid}: "frames" must be a non-empty list of '
                              'frame names')
             else:
-                meta[v][str(int(oid))] = sorted(os.path.splitext(x)[0] for x in frames)
+                meta[v][str(int(oid))] = sort_frames(os.path.splitext(x)[0] for x in frames)
         if not meta[v]:
             ck.add(path, f'video {v!r}: no objects')
     return meta
@@ -383,12 +391,12 @@ def _check_valid_video(ck, meta_path, meta, jpg, ann, v):
         elif masks[first][1].ids is not None and int(oid) not in masks[first][1].ids:
             ck.add(mpath, f'object {oid} absent, but {meta_path} says it first appears on '
                           f'this frame')
-    for stem, (p, info) in sorted(masks.items()):
+    for stem, (p, info) in sorted(masks.items(), key=lambda kv: frame_key(kv[0])):
         for i in info.ids or ():
             fr = objects.get(str(i))
             if fr is None:
                 ck.add(p, f'object {i} is not listed for video {v!r} in {meta_path}')
-            elif stem < fr[0]:
+            elif frame_key(stem) < frame_key(fr[0]):
                 ck.add(p, f'object {i} appears on frame {stem}, but {meta_path} says it first '
                           f'appears on frame {fr[0]}')
 
@@ -498,7 +506,7 @@ def _check_split_video(ck, split_path, v, names, jpg, ann, sparse):
 
 def _check_sparse_video(ck, sparse, v, jpg, split, split_path):
     sdir, vdir = os.path.join(sparse, v), os.path.join(jpg, v)
-    names = _images(sdir, MASK_EXTS)
+    names = _images(sdir, (MASK_EXT,))
     if not names:
         ck.add(sdir, 'sparse label folder holds no PNG labels')
     has_frames = os.path.isdir(vdir)

@@ -32,6 +32,14 @@ def _raise_interrupted(signum, frame):
     raise Interrupted(signum)
 
 
+def quiet_worker():
+    """Initializer of pool worker processes: the parent reports errors and interrupts, so a
+    worker ends silently on the SIGTERM with which the pool stops it and ignores Ctrl-C
+    (forked workers would otherwise inherit run_main's handler and print a traceback)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def one_line(exc):
     """The one-line message of a UserError, also when a DataLoader worker re-raised it.
 

@@ -1,12 +1,14 @@
 """DAVIS 2017 semi-supervised J&F evaluation of a folder of predicted masks (util.metrics).
 
   python -m util.evaluate --gt_path DIR --pred_path DIR [--imageset FILE] [--split val]
-                          [--out DIR] [--workers N] [--binarize]
+                          [--out DIR] [--workers N] [--binarize] [--plot]
 
 Writes global_results-<split>.csv and per-sequence_results-<split>.csv (into --out, default
---pred_path) and prints the tables.
+--pred_path) and prints the tables; --plot also writes per-sequence_results-<split>.png (a J&F
+bar chart) beside the CSVs.
 """
 import argparse
+import os
 
 from util.errors import UserError, run_main
 from util.io import ensure_writable_dir
@@ -26,14 +28,24 @@ def main(argv=None):
     p.add_argument('--workers', type=int, default=1, help='processes evaluating videos')
     p.add_argument('--binarize', action='store_true',
                    help='ground truth as one object, every id > 0 -> 1 (DAVIS 2016 0/255 masks)')
+    p.add_argument('--plot', action='store_true',
+                   help='also write per-sequence_results-<split>.png, a J&F bar chart')
     p.add_argument('--debug', action='store_true', help='show tracebacks of input errors')
     args = p.parse_args(argv)
     if args.workers < 1:
         raise UserError(f'--workers must be at least 1, got {args.workers}')
     if args.out is not None:
         ensure_writable_dir(args.out, 'CSV output folder (--out)')
-    evaluate(args.gt_path, args.pred_path, args.imageset, args.split, args.out, args.workers,
-             binarize=args.binarize)
+    res = evaluate(args.gt_path, args.pred_path, args.imageset, args.split, args.out,
+                   args.workers, binarize=args.binarize)
+    if args.plot:
+        from util.plots import jf_bar_chart
+        out_dir = args.pred_path if args.out is None else args.out
+        path = jf_bar_chart(res['per_object'],
+                            os.path.join(out_dir, f'per-sequence_results-{args.split}.png'),
+                            title=f'J&F per sequence ({args.split}; J&F-Mean '
+                                  f'{res["J&F-Mean"]:.3f})')
+        print(f'J&F bar chart written to {path}')
     return 0
 
 

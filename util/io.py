@@ -4,6 +4,7 @@ Every reader raises `UserError` naming the file on a missing/corrupt/ill-shaped 
 Every writer writes to a temporary file in the destination folder, fsyncs and renames it
 into place, so readers in other processes never see a truncated file.
 """
+import json
 import os
 import shutil
 import sys
@@ -59,15 +60,61 @@ def require_dir(path, what):
     return path
 
 
-def read_list(path, what='video list'):
-    """Non-empty stripped lines of a text file (an image-set / video list)."""
+def davis_2017_dir(root):
+    """The DAVIS 2017 folder (holding trainval/) of a DAVIS root given either way: the folder
+    holding 2017/ (../DAVIS) or the 2017 folder itself (../DAVIS/2017, the original's
+    --davis_path). Neither: <root>/2017, so that errors name the expected path."""
+    root = str(root)
+    if not os.path.isdir(os.path.join(root, '2017')) and os.path.isdir(
+            os.path.join(root, 'trainval')):
+        return root
+    return os.path.join(root, '2017')
+
+
+def read_list(path, what='video list', folder=None):
+    """Non-empty stripped lines of a text file (an image-set / video list): none twice and,
+    with `folder`, each a video folder in it (UserError naming the list otherwise). Training,
+    inference and evaluation read their lists with it."""
     if not os.path.isfile(path):
         raise UserError(f'{path}: {what} not found')
-    with open(path) as f:
-        names = [line.strip() for line in f if line.strip()]
+    try:
+        with open(path) as f:
+            names = [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f'{path}: cannot read {what} ({e})') from e
     if not names:
         raise UserError(f'{path}: empty {what}')
+    seen = set()
+    for n in names:
+        if n in seen:
+            raise UserError(f'{path}: video {n!r} is listed twice')
+        seen.add(n)
+        if folder is not None and not os.path.isdir(os.path.join(folder, n)):
+            raise UserError(f'{path}: video {n!r} has no frame folder {os.path.join(folder, n)}')
     return names
+
+
+def _no_duplicate_keys(path):
+    def hook(pairs):
+        keys = [k for k, _ in pairs]
+        dup = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+        if dup is not None:
+            raise UserError(f'{path}: key {dup!r} appears twice (JSON keeps only the last)')
+        return dict(pairs)
+    return hook
+
+
+def read_json(path, what='JSON file'):
+    """A JSON file whose objects hold no key twice; UserError naming the file otherwise."""
+    if not os.path.isfile(path):
+        raise UserError(f'{path}: {what} not found')
+    try:
+        with open(path) as f:
+            return json.load(f, object_pairs_hook=_no_duplicate_keys(path))
+    except json.JSONDecodeError as e:
+        raise UserError(f'{path}: not valid JSON ({e})') from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f'{path}: cannot read {what} ({e})') from e
 
 
 def fsync_path(path):
@@ -118,6 +165,14 @@ def atomic_write(path, write_fn, suffix=''):
     fsync_path(folder)
 
 
+def _remove(path):
+    """Remove a folder tree, or only the link when path is a symbolic link."""
+    if os.path.islink(path):
+        os.unlink(path)
+    elif os.path.exists(path):
+        shutil.rmtree(path)
+
+
 def publish_folder(final, fill):
     """Write a whole folder atomically: fill(tmp) writes the files into `.tmp_<name>` beside
     `final`; files and folder are fsynced, then it is renamed to `final` (replacing an older
@@ -126,22 +181,24 @@ def publish_folder(final, fill):
     out = final.parent
     tmp, old = out / f'.tmp_{final.name}', out / f'.old_{final.name}'
     for stale in (tmp, old):
-        if stale.exists():
-            shutil.rmtree(stale)
-    tmp.mkdir(parents=True)
+        _remove(stale)
     try:
+        tmp.mkdir(parents=True)
         fill(tmp)
         for f in tmp.iterdir():
             fsync_path(f)
         fsync_path(tmp)
-        if final.exists():          # replace: old out of the way, new in
+        if os.path.lexists(final):  # replace: old (a folder or a link to one) out of the way
             os.replace(final, old)
             os.replace(tmp, final)
-            shutil.rmtree(old)
+            _remove(old)
         else:
             os.replace(tmp, final)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):  # disk full, read-only or vanished folder
+            raise UserError(f'{final}: cannot write ({e.strerror or e}); nothing of it was '
+                            'written') from e
         raise
     fsync_path(out)
 
@@ -199,10 +256,39 @@ def complete_pngs(folder, stems):
     return True
 
 
+class _WriteErrors:
+    """A binary file that remembers the OSError of a failed write (torch.save turns it into
+    a RuntimeError about stream positions)."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data):
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self):
+        self.f.flush()
+
+
 def save_checkpoint(obj, path):
-    """torch.save, atomically."""
+    """torch.save, atomically; a full disk is the OSError (ENOSPC) atomic_write reports
+    naming the path."""
     import torch
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            out = _WriteErrors(f)
+            try:
+                torch.save(obj, out)
+            except RuntimeError:
+                if out.error is not None:
+                    raise out.error from None
+                raise
+    atomic_write(path, write)
 
 
 def write_mask(path, mask, palette=None):
@@ -262,19 +348,90 @@ def _open_image(path):
     return img
 
 
+GREY16_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N')
+FRAME_MODES = ('1', 'L', 'P', 'RGB', 'RGBA', 'RGBX', 'RGBa', 'CMYK', 'YCbCr', 'LA', 'La', 'PA',
+               'I') + GREY16_MODES
+
+
+def frame_problem(img):
+    """Why an opened frame cannot be read as 8-bit RGB, or None."""
+    if img.mode not in FRAME_MODES:
+        return (f'frame mode {img.mode} is not supported; save frames as 8-bit RGB '
+                'JPEG or PNG')
+    if img.mode == 'I':
+        lo, hi = img.getextrema()
+        if lo < 0 or hi > 65535:
+            return f'frame values {lo}..{hi} (mode I) are outside 0..65535'
+    return None
+
+
+def mask_problem(img):
+    """Why an opened mask is not a PNG of label ids, or None (modes: see read_mask)."""
+    if img.format != 'PNG':
+        return (f'not a PNG file ({img.format or "unknown"} data); a mask must be a PNG of '
+                'label ids (lossy JPEG pixels are not ids)')
+    return None
+
+
 def read_frame(path):
-    """Read an image as RGB uint8 [H, W, 3]."""
-    return np.asarray(_open_image(path).convert('RGB'))
+    """Read an image as RGB uint8 [H, W, 3]. 16-bit grey frames (and mode I holding 16-bit
+    values) are scaled to 8 bits; modes without an RGB reading are refused naming the file."""
+    img = _open_image(path)
+    problem = frame_problem(img)
+    if problem:
+        raise UserError(f'{path}: {problem}')
+    if img.mode in GREY16_MODES or img.mode == 'I':
+        grey = np.asarray(img).astype(np.int64)
+        if img.mode in GREY16_MODES or grey.max() > 255:
+            grey = (grey * 255 + 32767) // 65535                 # 0..65535 -> 0..255, rounded
+        return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+    return np.asarray(img.convert('RGB'))
+
+
+def frame_size(path):
+    """(H, W) of a frame from its header (no pixel decoding); UserError naming the file when
+    it is missing, not an image, or of a mode read_frame refuses."""
+    _strict_decoding()
+    if not os.path.isfile(path):
+        raise UserError(f'{path}: file not found')
+    try:
+        with Image.open(path) as img:
+            problem = None if img.mode == 'I' else frame_problem(img)   # I: values at load
+            w, h = img.size
+    except Exception as e:
+        raise UserError(f'{path}: cannot read image ({e})') from e
+    if problem:
+        raise UserError(f'{path}: {problem}')
+    return h, w
+
+
+def check_frame_sizes(folder, names):
+    """(H, W) shared by the frames `names` of a video folder, read from their headers;
+    UserError naming the first frame of another size. Training and inference check with it."""
+    size = None
+    for n in names:
+        path = os.path.join(folder, n)
+        s = frame_size(path)
+        if size is None:
+            size = s
+        elif s != size:
+            raise UserError(f'{path}: frame size {s[1]}x{s[0]} differs from the first frame of '
+                            f'the video ({size[1]}x{size[0]})')
+    return size
 
 
 def read_mask(path, palette=None):
     """Read an index mask as uint8 [H, W].
 
-    Palette ('P') and grayscale ('L') PNGs give their values directly. An RGB(A) mask is
+    The file must be a PNG (whatever its name). Palette ('P') and grayscale ('L') PNGs give
+    their values directly. An RGB(A) mask is
     accepted when every colour in it is an entry of `palette` (DAVIS by default) or it is
     black/white only; otherwise the error explains what was expected.
     """
     img = _open_image(path)
+    problem = mask_problem(img)
+    if problem:
+        raise UserError(f'{path}: {problem}')
     if img.mode in ('P', 'L'):
         return np.asarray(img, dtype=np.uint8)
     if img.mode in ('1', 'I', 'I;16'):

@@ -14,7 +14,8 @@ Choices (documented where the official code leaves room):
 - With a DAVIS root as --gt_path and no --imageset, ImageSets/2017/<split>.txt is used when it
   exists (as the official evaluation does); otherwise every video folder is evaluated.
 - CSV values are written with '%.3f' (the official float format), as fractions in [0, 1].
-- A sequence with fewer than 3 gt frames has no evaluated frame: its measures are NaN.
+- A sequence with fewer than 3 gt frames has no evaluated frame: it is reported and left out
+  (res['excluded']).
 
 The command is `python -m util.evaluate`.
 """
@@ -27,8 +28,10 @@ from multiprocessing import Pool
 import cv2
 import numpy as np
 
-from util.errors import UserError
-from util.io import CurrentStderr, atomic_write, read_mask
+from util.errors import UserError, quiet_worker
+from util.io import CurrentStderr, atomic_write, read_list, read_mask
+from util.layout import davis_dirs, davis_imageset, frame_key, list_masks, list_videos, stem
+from util.outputs import check_apart
 
 VOID_ID = 255
 GLOBAL_HEADER = ['J&F-Mean', 'J-Mean', 'J-Recall', 'J-Decay', 'F-Mean', 'F-Recall', 'F-Decay']
@@ -193,51 +196,66 @@ def decay_bounds(n):
 
 # ----------------------------------------------------------------------------- folders
 
-def _is_image(name):
-    return name.lower().endswith('.png')
-
-
 def resolve_gt(gt_path, imageset=None, split='val'):
     """(annotation folder, [videos]) for a folder of <video>/*.png or a DAVIS root."""
     if not os.path.isdir(gt_path):
         raise UserError(f'{gt_path}: ground-truth folder not found')
     ann = gt_path
-    davis_ann = os.path.join(gt_path, 'Annotations', '480p')
+    davis_ann = davis_dirs(gt_path)[1]
     is_root = os.path.isdir(davis_ann)
     if is_root:
         ann = davis_ann
     if imageset is None and is_root:
-        default = os.path.join(gt_path, 'ImageSets', '2017', f'{split}.txt')
+        default = davis_imageset(gt_path, 2017, split)
         if os.path.isfile(default):
             imageset = default
     if imageset is not None:
-        if not os.path.isfile(imageset):
-            raise UserError(f'{imageset}: image-set file not found')
-        with open(imageset) as f:
-            videos = [line.strip() for line in f if line.strip()]
+        videos = read_list(imageset, 'image-set file')
         for v in videos:
             if not os.path.isdir(os.path.join(ann, v)):
                 raise UserError(f'{imageset}: video {v!r} has no annotation folder '
                                 f'{os.path.join(ann, v)}')
     else:
-        videos = sorted(d for d in os.listdir(ann) if os.path.isdir(os.path.join(ann, d)))
+        videos = list_videos(ann)
     if not videos:
         raise UserError(f'{ann}: no video folders to evaluate')
     return ann, videos
 
 
+MIN_FRAMES = 3          # the first and last frames are not evaluated
+
+
 def _eval_video(args):
-    """Worker: (video, J [n_obj, T-2], F [n_obj, T-2]) for one video folder.
+    """Worker: (video, J [n_obj, T-2], F [n_obj, T-2]) for one video folder; J and F are
+    None for a sequence of fewer than MIN_FRAMES ground-truth frames (nothing to evaluate).
 
     binarize: every nonzero ground-truth id becomes object 1 (DAVIS 2016: 0/255 masks)."""
     ann, pred_path, video, binarize = args
     gt_dir = os.path.join(ann, video)
-    frames = sorted(f for f in os.listdir(gt_dir) if _is_image(f))
+    frames = list_masks(gt_dir, 'ground-truth folder')
     if not frames:
         raise UserError(f'{gt_dir}: no ground-truth PNG masks')
-    gt_masks = [read_mask(os.path.join(gt_dir, f)) for f in frames]
+    pred_dir = os.path.join(pred_path, video)
+    earlier = [p for p in (list_masks(pred_dir, 'prediction folder')
+                           if os.path.isdir(pred_dir) else [])
+               if frame_key(p) < frame_key(frames[0])]
+    if earlier:
+        raise UserError(f'{os.path.join(gt_dir, earlier[0])}: missing: the prediction starts '
+                        f'at frame {stem(earlier[0])}, the ground truth only at '
+                        f'{stem(frames[0])} (the first frame must be annotated)')
+    if len(frames) < MIN_FRAMES:
+        return video, None, None
+    paths = [os.path.join(gt_dir, f) for f in frames]
+    gt_masks = [read_mask(p) for p in paths]
+    for p, m in zip(paths[1:], gt_masks[1:]):
+        if m.shape != gt_masks[0].shape:
+            raise UserError(f'{p}: ground-truth size {m.shape[1]}x{m.shape[0]} differs from '
+                            f'the first frame {frames[0]} ({gt_masks[0].shape[1]}x'
+                            f'{gt_masks[0].shape[0]})')
     if binarize:
         gt_masks = [(m > 0).astype(np.uint8) for m in gt_masks]
+    if not np.any((gt_masks[0] != 0) & (gt_masks[0] != VOID_ID)):
+        raise UserError(f'{paths[0]}: the first ground-truth frame holds no object')
     names = [os.path.join(pred_path, video, f) for f in frames]
     pred_masks = [None] * len(frames)
     for t in range(1, len(frames) - 1):       # only the evaluated frames are read
@@ -281,6 +299,9 @@ def evaluate(gt_path, pred_path, imageset=None, split='val', out_dir=None, worke
     ann, videos = resolve_gt(gt_path, imageset, split)
     if not os.path.isdir(pred_path):
         raise UserError(f'{pred_path}: prediction folder not found')
+    check_apart([('prediction folder (--pred_path)', pred_path)], [('ground truth', ann)],
+                reason='the ground truth would be scored against itself')
+    check_apart([('CSV output folder (--out)', out_dir)], [('ground truth', ann)])
     jobs = [(ann, pred_path, v, bool(binarize)) for v in videos]
     results = {}
     bar = None
@@ -288,7 +309,7 @@ def evaluate(gt_path, pred_path, imageset=None, split='val', out_dir=None, worke
         import progressbar
         bar = progressbar.ProgressBar(max_value=len(jobs), prefix='J&F ', fd=CurrentStderr())
     if workers > 1:
-        with Pool(min(workers, len(jobs))) as pool:
+        with Pool(min(workers, len(jobs)), initializer=quiet_worker) as pool:
             for i, (v, J, F) in enumerate(pool.imap_unordered(_eval_video, jobs)):
                 results[v] = (J, F)
                 if bar is not None:
@@ -303,8 +324,14 @@ def evaluate(gt_path, pred_path, imageset=None, split='val', out_dir=None, worke
         bar.finish()
 
     per_object, per_J, per_F = [], {}, {}
+    short = [v for v in videos if results[v][0] is None]
+    for v in short:
+        print(f'note: {os.path.join(ann, v)}: fewer than {MIN_FRAMES} ground-truth frames '
+              '(the first and last are not evaluated): sequence excluded')
     for v in videos:                                   # keep the image-set order
         J, F = results[v]
+        if J is None:
+            continue
         for k in range(J.shape[0]):
             name = f'{v}_{k + 1}'
             jm, jr, jd = db_statistics(J[k])
@@ -313,7 +340,8 @@ def evaluate(gt_path, pred_path, imageset=None, split='val', out_dir=None, worke
                                'F-Mean': fm, 'F-Recall': fr, 'F-Decay': fd})
             per_J[name], per_F[name] = J[k], F[k]
     if not per_object:
-        raise UserError(f'{ann}: no objects in the first frames of the evaluated videos')
+        raise UserError(f'{ann}: no sequence with {MIN_FRAMES} or more ground-truth frames '
+                        'to evaluate')
 
     def avg(key):
         return float(np.mean([o[key] for o in per_object]))
@@ -322,6 +350,7 @@ def evaluate(gt_path, pred_path, imageset=None, split='val', out_dir=None, worke
     res['J&F-Mean'] = (res['J-Mean'] + res['F-Mean']) / 2.0
     res = {k: res[k] for k in GLOBAL_HEADER}
     res['per_object'] = per_object
+    res['excluded'] = short
     res['J'], res['F'] = per_J, per_F
 
     out_dir = pred_path if out_dir is None else str(out_dir)
@@ -353,3 +382,4 @@ def format_table(res, split='val'):
     for o in res['per_object']:
         lines.append(f'{o["Sequence"]:<24} {_fmt(o["J-Mean"]):>7} {_fmt(o["F-Mean"]):>7}')
     return '\n'.join(lines)
+

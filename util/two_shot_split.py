@@ -15,13 +15,14 @@ import os
 import shutil
 import sys
 import zlib
+from functools import partial
 
 import numpy as np
 
 from util.errors import UserError
-from util.io import atomic_write, ensure_writable_dir, read_mask
-
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png')
+from util.io import atomic_write, ensure_writable_dir, publish_folder, read_json, read_mask
+from util.layout import FRAME_EXTS, sort_frames
+from util.outputs import OutputLock, check_apart
 
 
 def _video_dirs(annotations_dir, videos=None):
@@ -82,15 +83,7 @@ def load_split(path, max_frames=2):
     UserError naming the file.
     """
     path = str(path)
-    if not os.path.isfile(path):
-        raise UserError(f'{path}: split file not found')
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise UserError(f'{path}: not valid JSON ({e})') from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f'{path}: cannot read ({e})') from e
+    data = read_json(path, 'split file')
     if not isinstance(data, dict) or not data:
         raise UserError(f'{path}: expected a non-empty object {{video: ["00030.jpg", ...]}}')
     out = {}
@@ -99,13 +92,18 @@ def load_split(path, max_frames=2):
             raise UserError(f'{path}: video {v!r}: expected a list of 1 to {max_frames} frame '
                             f'names, got {names!r}')
         for n in names:
-            if not isinstance(n, str) or not n.lower().endswith(IMAGE_EXTS) or '/' in n:
+            if not isinstance(n, str) or not n.lower().endswith(FRAME_EXTS) or '/' in n:
                 raise UserError(f'{path}: video {v!r}: bad frame name {n!r} '
                                 '(expected a file name like "00030.jpg")')
         if len(set(names)) != len(names):
             raise UserError(f'{path}: video {v!r}: the same frame is listed twice')
-        out[v] = sorted(names)
+        out[v] = sort_frames(names)
     return out
+
+
+def _copy_into(sources, folder):
+    for src in sources:
+        shutil.copyfile(src, folder / os.path.basename(src))
 
 
 def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
@@ -122,7 +120,9 @@ def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
     annotations_dir, out_dir = str(annotations_dir), str(out_dir)
     if not os.path.isdir(annotations_dir):
         raise UserError(f'{annotations_dir}: annotation folder not found')
-    jobs = []                                  # (source png, destination png)
+    check_apart([('output folder (--out)', out_dir)],
+                [('annotation folder', annotations_dir), ('split', split_name)])
+    jobs = {}                                  # video -> [source png]
     for v in sorted(split):
         src_dir = os.path.join(annotations_dir, v)
         if not os.path.isdir(src_dir):
@@ -137,7 +137,7 @@ def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
                 raise UserError(f'{src}: labeled frame {frame!r} of video {v!r} in {name} '
                                 'holds no object (pick frames that show the objects)')
             wanted.append(png)
-            jobs.append((src, os.path.join(out_dir, v, png)))
+            jobs.setdefault(v, []).append(src)
         dst_dir = os.path.join(out_dir, v)
         if os.path.isdir(dst_dir):
             extra = sorted(f for f in os.listdir(dst_dir)
@@ -146,6 +146,7 @@ def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
                 raise UserError(f'{dst_dir}: already holds {extra[0]}, which {name} does not '
                                 f'list for video {v!r}; use an empty --out folder')
     ensure_writable_dir(out_dir, 'output folder (--out)')
-    for src, dst in jobs:
-        atomic_write(dst, lambda tmp, s=src: shutil.copyfile(s, tmp))
-    return len(jobs)
+    with OutputLock(out_dir, 'output folder (--out)'):
+        for v, sources in jobs.items():   # a video's labels appear together or not at all
+            publish_folder(os.path.join(out_dir, v), partial(_copy_into, sources))
+    return sum(len(s) for s in jobs.values())

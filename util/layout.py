@@ -1,0 +1,126 @@
+"""The data set layout every command reads: which files are frames and masks, their time
+order, frame identity (the stem), and where DAVIS / YouTube-VOS keep them.
+
+Time order is by the numbers in the name ('9.jpg' before '10.jpg'; zero-padded names keep
+their usual order), the same for training, inference, the merge, the evaluation and
+check_dataset. A frame is identified by its stem: two files of one video with the same stem
+('00002.jpg' and '00002.png') are an error, since no command could tell which one is meant.
+"""
+import os
+import re
+
+from util.errors import UserError
+
+FRAME_EXTS = ('.jpg', '.jpeg', '.png')     # video frames
+JPEG_EXTS = ('.jpg', '.jpeg')              # static image data sets (their masks are .png)
+MASK_EXT = '.png'
+
+
+def stem(name):
+    """Frame identity: the file name without its extension."""
+    return os.path.splitext(name)[0]
+
+
+def frame_key(name):
+    """Sort key of time order: digit runs compare as numbers, then the name breaks ties."""
+    parts = re.split(r'(\d+)', stem(name))
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name
+
+
+def sort_frames(names):
+    return sorted(names, key=frame_key)
+
+
+def _visible(name):
+    """Hidden and temporary files ('.tmp_*' of the atomic writers) are never data."""
+    return not name.startswith('.')
+
+
+def image_files(folder, exts=FRAME_EXTS):
+    """Time-sorted names of the files in folder ending in one of exts (case-insensitive)."""
+    return sort_frames(f for f in os.listdir(folder)
+                       if _visible(f) and f.lower().endswith(exts)
+                       and os.path.isfile(os.path.join(folder, f)))
+
+
+def duplicate_stems(names):
+    """[(stem, [names])] of the stems more than one of `names` share, in time order."""
+    by_stem = {}
+    for n in names:
+        by_stem.setdefault(stem(n), []).append(n)
+    return [(s, ns) for s, ns in by_stem.items() if len(ns) > 1]
+
+
+def check_unique(folder, names):
+    dup = duplicate_stems(names)
+    if dup:
+        s, ns = dup[0]
+        raise UserError(f'{os.path.join(folder, ns[0])}: frame {s} has {len(ns)} files '
+                        f'({", ".join(ns)}); keep one per frame')
+    return names
+
+
+def list_frames(folder, what='frame folder'):
+    """Frame file names of a video folder in time order; UserError naming the folder when it
+    is missing or empty, or a frame has two files."""
+    if not os.path.isdir(folder):
+        raise UserError(f'{folder}: {what} not found')
+    names = image_files(folder)
+    if not names:
+        raise UserError(f'{folder}: no frames ({"/".join(FRAME_EXTS)}) in this folder')
+    return check_unique(folder, names)
+
+
+def list_masks(folder, what='annotation folder'):
+    """Mask (.png) names of a video folder in time order (may be empty); UserError when the
+    folder is missing."""
+    if not os.path.isdir(folder):
+        raise UserError(f'{folder}: {what} not found')
+    return check_unique(folder, image_files(folder, (MASK_EXT,)))
+
+
+def list_videos(root):
+    """Sorted video folder names under root (hidden folders skipped; [] when missing)."""
+    if not os.path.isdir(root):
+        return []
+    return sorted(d for d in os.listdir(root)
+                  if _visible(d) and os.path.isdir(os.path.join(root, d)))
+
+
+# ---------------------------------------------------------------------- DAVIS / YouTube-VOS
+
+def davis_dirs(root):
+    """(frames, annotations) of a DAVIS part (2017/trainval, 2017/test-dev, 2016): 480p."""
+    return (os.path.join(root, 'JPEGImages', '480p'), os.path.join(root, 'Annotations', '480p'))
+
+
+def davis_imageset(root, year, name):
+    return os.path.join(root, 'ImageSets', str(year), f'{name}.txt')
+
+
+def davis_part(davis_path, year, sub):
+    """The folder of a DAVIS part: <davis_path>/<year>/<sub>, or <davis_path>/<sub> when
+    davis_path is the year folder itself (sub '' for 2016). None when neither has frames."""
+    cands = [os.path.join(davis_path, str(year), sub), os.path.join(davis_path, sub)]
+    return next((os.path.normpath(c) for c in cands if os.path.isdir(davis_dirs(c)[0])), None)
+
+
+def youtube_dirs(yv_path, split):
+    """(frames, annotations) of a YouTube-VOS split folder (train_480p, valid, ...)."""
+    base = os.path.join(yv_path, split)
+    return os.path.join(base, 'JPEGImages'), os.path.join(base, 'Annotations')
+
+
+def sparse_label_frames(sparse_dir):
+    """The frames folder of the videos of a sparse label folder at its usual place
+    (<YouTube>/phase2/yv_gt_480p -> <YouTube>/train_480p/JPEGImages,
+    <DAVIS>/2017/phase2/davis_gt -> <DAVIS>/2017/trainval/JPEGImages/480p), or None."""
+    parent = os.path.dirname(os.path.abspath(str(sparse_dir)))
+    if os.path.basename(parent) != 'phase2':
+        return None
+    root = os.path.dirname(parent)
+    for cand in (youtube_dirs(root, 'train_480p')[0],
+                 davis_dirs(os.path.join(root, 'trainval'))[0]):
+        if os.path.isdir(cand):
+            return cand
+    return None

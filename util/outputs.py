@@ -1,0 +1,156 @@
+"""Safety of output folders: apart from every input, one writer at a time, no stale
+temporary files.
+
+`check_apart` is called by every command before it reads or writes anything, with the
+folders (or files) it writes and those it reads: an output that is, contains or lies inside
+an input would replace or mix with what the run reads (an --output pointed at the ground
+truth would overwrite it and score a perfect J&F).
+"""
+import fcntl
+import os
+
+from util.errors import UserError
+
+
+def _real(path):
+    return os.path.realpath(os.path.abspath(str(path)))
+
+
+def _inside(child, parent):
+    """True when child (a real path) lies inside or is parent."""
+    return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+OVERWRITE = ('the run would overwrite what it reads; choose an output folder apart from the '
+             'inputs (nothing was written)')
+
+
+def check_apart(outputs, inputs, reason=OVERWRITE):
+    """UserError naming the output when one of `outputs` is, contains or lies inside one of
+    `inputs`. Both are [(what, path)]; paths that are None are skipped, symlinks resolved."""
+    for out_what, out in outputs:
+        if out is None:
+            continue
+        o = _real(out)
+        for in_what, inp in inputs:
+            if inp is None:
+                continue
+            i = _real(inp)
+            if o == i:
+                how = 'is'
+            elif _inside(i, o):
+                how = 'contains'
+            elif _inside(o, i):
+                how = 'lies inside'
+            else:
+                continue
+            raise UserError(f'{out}: {out_what} {how} the {in_what} {inp}: {reason}')
+
+
+LOCK_NAME = '.lock'
+
+
+class OutputLock:
+    """Exclusive right to write an output folder, held from enter to exit.
+
+    A lock file <folder>/.lock, flock()ed (the kernel drops the lock when the process ends,
+    so a killed run leaves no stale lock) and removed on exit, with the folders made for it
+    when they stayed empty. A second run writing the same
+    folder is refused naming it. Shards of one run (`shard=(i, n)`) share the folder: each
+    holds .lock shared and .lock_<i>_of_<n> exclusive, so the same shard twice, or an
+    unsharded run beside shards, is refused.
+    """
+
+    def __init__(self, folder, what='output folder', shard=None):
+        self.folder, self.what, self.shard = str(folder), what, shard
+        self.held = []                     # [(path, fd, exclusive)]
+        self.created = []                  # folders made here, removed on exit when empty
+
+    def __enter__(self):
+        cur = os.path.abspath(self.folder)
+        while not os.path.lexists(cur) and os.path.dirname(cur) != cur:
+            self.created.append(cur)
+            cur = os.path.dirname(cur)
+        os.makedirs(self.folder, exist_ok=True)
+        names = [(LOCK_NAME, self.shard is None)]
+        if self.shard is not None:
+            names.append((f'{LOCK_NAME}_{self.shard[0]}_of_{self.shard[1]}', True))
+        try:
+            for name, exclusive in names:
+                self.held.append(self._take(os.path.join(self.folder, name), exclusive))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _take(self, path, exclusive):
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise UserError(f'{self.folder}: {self.what} is not writable '
+                                f'({e.strerror or e})') from e
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise UserError(f'{self.folder}: another run is writing this {self.what} '
+                                f'(it holds {path}); wait for it to end or choose another '
+                                'output') from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:                       # else removed by the run that just ended: retry
+                if exclusive:
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f'{os.getpid()}\n'.encode())
+                return path, fd, exclusive
+            os.close(fd)
+
+    def __exit__(self, *exc):
+        for path, fd, exclusive in reversed(self.held):
+            try:
+                if not exclusive:          # the last sharer removes it
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(path)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        self.held = []
+        for d in self.created:             # a run that wrote nothing leaves no empty folder
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+        self.created = []
+
+
+STALE_PREFIXES = ('.tmp_', '.old_')          # util.io's atomic writers
+
+
+def remove_temporaries(folder, depth=0):
+    """Remove the temporary files and folders ('.tmp_*', '.old_*') that a killed run left in
+    folder and its subfolders down to `depth` levels; the caller holds the folder's
+    OutputLock (exclusive), so no live writer owns them. Returns the removed paths."""
+    import shutil
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.name.startswith(STALE_PREFIXES):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+            removed.append(entry.path)
+        elif depth > 0 and entry.is_dir(follow_symlinks=False) and not entry.name.startswith('.'):
+            removed += remove_temporaries(entry.path, depth - 1)
+    return removed
+
+
+def note_removed(removed, folder):
+    if removed:
+        print(f'note: removed {len(removed)} temporary file(s) left by an interrupted run in '
+              f'{folder} (e.g. {os.path.basename(removed[0])})')
