@@ -267,13 +267,16 @@ class STCNModel:
         if teacher is None:
             return out['logits_1'].detach(), out['logits_2'].detach()
         self.teacher_forward_calls += 1
-        with torch.autocast(device_type=self.device.type, enabled=self.amp):
+        with self.autocast():
             t_out = triplet_forward(teacher, rgb, gt0, sec0, selector)
         return t_out['logits_1'], t_out['logits_2']
 
     # -- one iteration
-    def do_pass(self, data, it):
-        """Forward, pseudo labels, loss, backward, step, EMA, bank update, logging."""
+    def do_pass(self, data, it, data_wait=None):
+        """Forward, pseudo labels, loss, backward, step, EMA, bank update, logging.
+
+        data_wait: seconds the loop waited for this batch (logged with the samples' own load
+        seconds, data['load_seconds'] [B], where present)."""
         para, dev = self.para, self.device
         rgb = data['rgb'].to(dev, non_blocking=True)                    # [B, 3, 3, H, W]
         b = rgb.shape[0]
@@ -289,11 +292,15 @@ class STCNModel:
         semi = bool(para['semi']) and not phase2 and it >= para['end_warm']
         unl = ~labeled[:, 1:]                                           # [B, 2] frames 1, 2
         stats = {}
+        if data_wait is not None:
+            stats['time/data_wait'] = data_wait
+        if 'load_seconds' in data:
+            stats['time/sample_load'] = float(torch.as_tensor(data['load_seconds']).mean())
         if not (semi or phase2):
             # labeled-only training: a frame without a true label must not teach anything
             cls_gt[:, 1:] = cls_gt[:, 1:].masked_fill(unl[:, :, None, None], IGNORE)
 
-        with torch.autocast(device_type=dev.type, enabled=self.amp):
+        with self.autocast():
             out = self.forward_module(rgb, gt[:, 0], sec_gt[:, 0], selector)
 
         old_cls = None
@@ -388,6 +395,10 @@ class STCNModel:
         last_t, last_it = self._last_log
         if last_t is not None and done > last_it:
             means['time/sec_per_it'] = (now - last_t) / (done - last_it)
+            if 'time/data_wait' in means:
+                means['time/data_share'] = means['time/data_wait'] / means['time/sec_per_it']
+        if means.get('time/sample_load', 0) > 0:
+            means['data/samples_per_s_per_worker'] = 1.0 / means['time/sample_load']
         self._last_log = (now, done)
         means['lr'] = self.current_lr()
         if self.dist.is_main:
