@@ -55,7 +55,10 @@ def build_parser():
     p.add_argument('--output_all', action='store_true',
                    help='write every frame (all_frames/<split>_all_frames), not only meta.json')
     p.add_argument('--top', type=int, default=20)
-    p.add_argument('--amp', action='store_true')
+    p.add_argument('--amp', action='store_true',
+                   help='mixed precision: autocast on CUDA (bf16 or fp16), bf16 on a CPU '
+                        'with native bf16 '
+                        '(avx512_bf16 / amx_bf16), else fp32')
     p.add_argument('--mem_every', type=int, default=None,
                    help='default 5; 1 for intermediate inference (5 with --davis)')
     p.add_argument('--include_last', action='store_true')
