@@ -2,7 +2,6 @@
 training step with the gradient scaler and its checkpoint, the NCCL process group on one rank,
 and the pinned-memory prefetch of test videos and training batches. scripts/gpu_check.sh runs
 them with the GPU benchmarks."""
-import os
 import socket
 
 import numpy as np
