@@ -33,7 +33,10 @@ def build_parser():
     p.add_argument('--split', default='val', choices=['val', 'testdev'])
     p.add_argument('--year', type=int, default=2017, choices=[2017, 2016])
     p.add_argument('--top', type=int, default=20, help='top-k memory entries per pixel')
-    p.add_argument('--amp', action='store_true', help='autocast (CUDA only)')
+    p.add_argument('--amp', action='store_true',
+                   help='mixed precision: autocast on CUDA (bf16 or fp16), bf16 on a CPU '
+                        'with native bf16 '
+                        '(avx512_bf16 / amx_bf16), else fp32')
     p.add_argument('--mem_every', type=int, default=5)
     p.add_argument('--include_last', action='store_true',
                    help='keep the previous frame as a temporary memory entry')

@@ -29,7 +29,10 @@ def build_parser():
     p.add_argument('--data_path', required=True, help='folder with JPEGImages/ and Annotations/')
     p.add_argument('--output', required=True)
     p.add_argument('--top', type=int, default=20)
-    p.add_argument('--amp', action='store_true')
+    p.add_argument('--amp', action='store_true',
+                   help='mixed precision: autocast on CUDA (bf16 or fp16), bf16 on a CPU '
+                        'with native bf16 '
+                        '(avx512_bf16 / amx_bf16), else fp32')
     p.add_argument('--mem_every', type=int, default=5)
     p.add_argument('--include_last', action='store_true')
     p.add_argument('--res', type=int, default=-1,

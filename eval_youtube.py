@@ -65,7 +65,9 @@ def build_parser(phase2=False):
                          'write every frame (all_frames/<split>_all_frames), not only '
                          'meta.json'))
     p.add_argument('--top', type=int, default=20)
-    p.add_argument('--amp', action='store_true')
+    p.add_argument('--amp', action='store_true',
+                   help='mixed precision: autocast on CUDA (bf16 or fp16), bf16 on a CPU '
+                        'with native bf16 (avx512_bf16 / amx_bf16), else fp32')
     p.add_argument('--mem_every', type=int, default=1 if phase2 else None,
                    help=('default 1 (the original\'s DAVIS scripts pass 5)' if phase2 else
                          'default 5; 1 for intermediate inference (5 with --davis)'))

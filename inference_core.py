@@ -26,21 +26,20 @@ import torch.nn.functional as F
 from model.aggregate import aggregate
 from model.memory import dense_topk_readout, topk_readout
 from model.network import KEY_DIM, VALUE_DIM
+from util.device import cpu_bf16_flag, inference_amp_dtype
 from util.tensor_util import pad_divide_by, unpad
 
 MEM_STYLES = ('davis', 'youtube')
 
 
 def amp_dtype(device):
-    """bf16 where the GPU supports it, else fp16; None when AMP does not apply (CPU)."""
-    device = torch.device(device)
-    if device.type != 'cuda':
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    """The autocast dtype of --amp on `device` (util.device.inference_amp_dtype): bf16 or fp16
+    on CUDA, bf16 on a CPU that computes it natively; None where AMP does not apply."""
+    return inference_amp_dtype(device)
 
 
 def amp_context(device, amp):
-    """torch.autocast for --amp on CUDA, else a no-op context."""
+    """torch.autocast for --amp where it applies, else a no-op context."""
     dtype = amp_dtype(device) if amp else None
     if dtype is None:
         return contextlib.nullcontext()
@@ -48,10 +47,25 @@ def amp_context(device, amp):
 
 
 def amp_note(device, amp):
-    """The one line a script prints when --amp cannot be honoured, or None."""
-    if amp and amp_dtype(device) is None:
-        return f'note: --amp ignored on {torch.device(device).type} (autocast is used on CUDA only)'
-    return None
+    """The one line a script prints about --amp on a CPU (or another non-CUDA device), or
+    None (no --amp, or CUDA)."""
+    device = torch.device(device)
+    if not amp or device.type == 'cuda':
+        return None
+    if amp_dtype(device) is not None:
+        return f'note: --amp: bf16 autocast on this CPU (native bf16: {cpu_bf16_flag()})'
+    if device.type == 'cpu':
+        return ('note: --amp: this CPU has no native bf16 (no avx512_bf16 / amx_bf16 flag), '
+                'running in fp32')
+    return f'note: --amp ignored on {device.type}, running in fp32'
+
+
+def memory_dtype(device, amp):
+    """The memory bank's dtype: the AMP dtype on CUDA (bandwidth), else fp32 (on a CPU the
+    readout is a small part of a frame, and fp32 keys and values keep it exact)."""
+    if amp and torch.device(device).type == 'cuda':
+        return amp_dtype(device)
+    return torch.float32
 
 
 def sync(device):
@@ -157,7 +171,7 @@ class InferenceCore:
             prob_dtype = torch.float16 if self.device.type == 'cuda' else torch.float32
         self.prob_dtype = prob_dtype
         self.exact_readout = bool(exact_readout)
-        self.mem_dtype = amp_dtype(self.device) if self.amp else torch.float32
+        self.mem_dtype = memory_dtype(self.device, self.amp)
         self.prob = [None] * self.t          # per frame [K+1, 1, Hp, Wp] or None
         self.enabled = set()                 # objects (1..K) labeled so far
         self.processed = 0                   # frames segmented (labeled ones included)

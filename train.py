@@ -42,6 +42,7 @@ import random
 import signal
 import sys
 import threading
+import time
 
 import numpy as np
 import torch
@@ -52,11 +53,13 @@ from util.distributed import (all_gather_objects, barrier, broadcast_object, cle
 from util.errors import Interrupted, UserError, run_main
 from util.io import davis_2017_dir, read_list, require_dir
 from util.outputs import LOCK_NAME, OutputLock, note_removed, remove_temporaries
+from util.speed import SpeedMeter
 
 SKIP_VALUES = (10, 15, 20, 25, 5)
 SKIP_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.9)
 SKIP_FRACTIONS_BL = (0.1, 0.2, 0.3, 0.4, 0.8)
 START_SKIP = 5
+SPEED_REPORT_ITERS = 5            # the data / step speed line after this many iterations
 STATIC_SETS = (('fss', 0, 1), ('DUTS-TR', 1, 1), ('DUTS-TE', 1, 1), ('ecssd', 1, 1),
                ('BIG_small', 1, 5), ('HRSOD_small', 1, 5))     # (folder, method, repeats)
 
@@ -224,9 +227,13 @@ def _seed_cpu(seed):
     torch.default_generator.manual_seed(seed)
 
 
+LOAD_KEY = 'load_seconds'
+
+
 class SeededSamples(Dataset):
     """dataset[(index, seed)]: the sample drawn with random/numpy/torch (CPU) seeded by `seed`;
-    the caller's RNG states are restored afterwards (num_workers 0 loads in the trainer)."""
+    the caller's RNG states are restored afterwards (num_workers 0 loads in the trainer).
+    A dict sample also holds LOAD_KEY: the seconds its loading took (float; [B] collated)."""
 
     def __init__(self, dataset):
         self.dataset = dataset
@@ -238,8 +245,12 @@ class SeededSamples(Dataset):
         idx, seed = item
         saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
         _seed_cpu(seed)
+        start = time.perf_counter()
         try:
-            return self.dataset[idx]
+            sample = self.dataset[idx]
+            if isinstance(sample, dict):
+                sample = dict(sample, **{LOAD_KEY: time.perf_counter() - start})
+            return sample
         finally:
             random.setstate(saved[0])
             np.random.set_state(saved[1])
@@ -561,6 +572,7 @@ def train_loop(para, dist_info, model, it, data, stop, loop_state=None):
     """
     total, bs = para['iterations'], para['batch_size']
     state, first_it = None, it
+    meter = SpeedMeter(bs, para['num_workers'])
     model.start_timer(it)
     while it < total:
         mode = data_mode(para, it)
@@ -597,13 +609,20 @@ def train_loop(para, dist_info, model, it, data, stop, loop_state=None):
                 while pos < bpe:
                     state = {'mode': mode, 'epoch': epoch, 'pos': pos, 'batch_size': bs,
                              'world_size': dist_info.world_size}
+                    start = time.perf_counter()
                     try:
                         batch = next(batches)
                     except UserError:
                         if not dist_info.distributed and it > first_it:
                             save(model, dist_info, it, state, weights=False)   # then report
                         raise
-                    model.do_pass(batch, it)
+                    wait = time.perf_counter() - start
+                    model.do_pass(batch, it, data_wait=wait)
+                    if it > first_it:       # the first batch also waits for workers to start
+                        meter.add(wait, time.perf_counter() - start - wait,
+                                  batch[LOAD_KEY].tolist() if LOAD_KEY in batch else [])
+                        if meter.iters == SPEED_REPORT_ITERS:
+                            print_main(dist_info, meter.summary())
                     it, pos = it + 1, pos + 1
                     state['pos'] = pos
                     if it % para['save_every'] == 0:

@@ -38,6 +38,7 @@ from model.checkpoint import load_network, read_checkpoint
 from model.losses import IGNORE, BootstrappedCE, compute_tensor_iu, pseudo_labels
 from model.network import STCN
 from model.training_grid import training_grid
+import util.device
 from util.distributed import all_gather_objects, average_over_ranks
 from util.errors import UserError
 from util.io import get_palette, read_frame, read_mask, save_checkpoint, write_mask
@@ -163,10 +164,16 @@ def _stem(name):
 
 # ----------------------------------------------------------------------------- the trainer
 
-def autocast_supported(device):
-    """Training uses mixed precision (--no_amp to turn it off) on CUDA only: fp16 autocast and
-    a gradient scaler, as the original."""
-    return device.type == 'cuda'
+def training_amp(device, cpu_bf16=False):
+    """(autocast dtype or None, gradient scaler on) of a training run with mixed precision on
+    (no --no_amp): on CUDA fp16 autocast and a gradient scaler, as the original; on a CPU
+    that computes bf16 natively and only with --cpu_bf16, bf16 autocast without a scaler
+    (bf16 has fp32's exponent range); else fp32."""
+    if device.type == 'cuda':
+        return torch.float16, True
+    if device.type == 'cpu' and cpu_bf16 and util.device.cpu_native_bf16():
+        return torch.bfloat16, False
+    return None, False
 
 
 class STCNModel:
@@ -191,12 +198,19 @@ class STCNModel:
         self.ddp = None
         self.teacher = None
         self.use_teacher = bool(para['use_teacher'])
-        self.amp = bool(para['amp']) and autocast_supported(self.device)
+        dtype, scaled = training_amp(self.device, para.get('cpu_bf16', False)) \
+            if para['amp'] else (None, False)
+        self.amp_dtype = dtype                 # autocast dtype, None = fp32
+        self.amp = dtype is not None
+        if para.get('cpu_bf16', False) and para['amp'] and self.device.type == 'cpu' \
+                and not self.amp and dist.is_main:
+            print('note: --cpu_bf16: this CPU has no native bf16 (no avx512_bf16 / amx_bf16 '
+                  'flag), training in fp32', flush=True)
         self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad],
                                           lr=para['lr'], weight_decay=1e-7)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, para['steps'],
                                                               para['gamma'])
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=scaled)
         self.loss_fn = BootstrappedCE(para['bce_start_warm'], para['bce_end_warm'])
         self.averager = ScalarAverager()
         self.resume_extra = {}
@@ -242,7 +256,7 @@ class STCNModel:
                 self.optimizer.load_state_dict(obj['optimizer'])
             if obj.get('scheduler') is not None:
                 self.scheduler.load_state_dict(obj['scheduler'])
-            if obj.get('scaler') is not None and self.amp:
+            if obj.get('scaler') is not None and self.scaler.is_enabled():
                 self.scaler.load_state_dict(obj['scaler'])
         except (ValueError, KeyError) as e:
             raise UserError(f'{path}: optimiser/scheduler state does not fit this run ({e})') from e
@@ -250,6 +264,11 @@ class STCNModel:
         return int(obj['it'])
 
     # -- helpers
+    def autocast(self):
+        """The autocast region of the forwards (a disabled one in fp32)."""
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype,
+                              enabled=self.amp)
+
     def in_phase2(self, it):
         return self.para['phase2_train'] >= 0 and it >= self.para['phase2_train']
 
@@ -267,13 +286,16 @@ class STCNModel:
         if teacher is None:
             return out['logits_1'].detach(), out['logits_2'].detach()
         self.teacher_forward_calls += 1
-        with torch.autocast(device_type=self.device.type, enabled=self.amp):
+        with self.autocast():
             t_out = triplet_forward(teacher, rgb, gt0, sec0, selector)
         return t_out['logits_1'], t_out['logits_2']
 
     # -- one iteration
-    def do_pass(self, data, it):
-        """Forward, pseudo labels, loss, backward, step, EMA, bank update, logging."""
+    def do_pass(self, data, it, data_wait=None):
+        """Forward, pseudo labels, loss, backward, step, EMA, bank update, logging.
+
+        data_wait: seconds the loop waited for this batch (logged with the samples' own load
+        seconds, data['load_seconds'] [B], where present)."""
         para, dev = self.para, self.device
         rgb = data['rgb'].to(dev, non_blocking=True)                    # [B, 3, 3, H, W]
         b = rgb.shape[0]
@@ -289,11 +311,15 @@ class STCNModel:
         semi = bool(para['semi']) and not phase2 and it > para['end_warm']
         unl = ~labeled[:, 1:]                                           # [B, 2] frames 1, 2
         stats = {}
+        if data_wait is not None:
+            stats['time/data_wait'] = data_wait
+        if 'load_seconds' in data:
+            stats['time/sample_load'] = float(torch.as_tensor(data['load_seconds']).mean())
         if not (semi or phase2):
             # labeled-only training: a frame without a true label must not teach anything
             cls_gt[:, 1:] = cls_gt[:, 1:].masked_fill(unl[:, :, None, None], IGNORE)
 
-        with torch.autocast(device_type=dev.type, enabled=self.amp):
+        with self.autocast():
             out = self.forward_module(rgb, gt[:, 0], sec_gt[:, 0], selector)
 
         refresh = phase2 and it >= para['phase2_start_update']
@@ -395,6 +421,10 @@ class STCNModel:
         last_t, last_it = self._last_log
         if last_t is not None and done > last_it:
             means['time/sec_per_it'] = (now - last_t) / (done - last_it)
+            if 'time/data_wait' in means:
+                means['time/data_share'] = means['time/data_wait'] / means['time/sec_per_it']
+        if means.get('time/sample_load', 0) > 0:
+            means['data/samples_per_s_per_worker'] = 1.0 / means['time/sample_load']
         self._last_log = (now, done)
         means['lr'] = self.current_lr()
         if self.dist.is_main:
@@ -482,7 +512,7 @@ class STCNModel:
         sec0, _ = pad_divide_by(((m0 == sid) & (sid > 0)).float()[None, None], 16)
         selector = torch.tensor([[1.0, 1.0 if sid > 0 else 0.0]], device=dev)
         net = self.teacher if (self.use_teacher and self.teacher is not None) else self.net
-        with torch.autocast(device_type=dev.type, enabled=self.amp):
+        with self.autocast():
             out = triplet_forward(net, rgb, gt0, sec0, selector)
         written = 0
         for f in positions:
@@ -521,7 +551,7 @@ class STCNModel:
         ck = {'it': it, 'network': net_state, 'teacher': tea_state,
               'optimizer': self.optimizer.state_dict(),
               'scheduler': self.scheduler.state_dict(),
-              'scaler': self.scaler.state_dict() if self.amp else None}
+              'scaler': self.scaler.state_dict() if self.scaler.is_enabled() else None}
         ck.update(extra or {})
         save_checkpoint(ck, f'{self.save_path}_checkpoint.pth')
         if weights:

@@ -1,9 +1,10 @@
-"""The mixed-precision code paths, run under CPU autocast (bf16) as a stand-in for CUDA.
+"""The CUDA mixed-precision code paths, run under CPU autocast (bf16) as a stand-in.
 
-AMP is used on CUDA only, so without a GPU its code (autocast regions, bf16 memory bank,
-gradient scaler, its checkpoint state) would never run in the suite. Here the device checks
-are patched to accept the CPU: every AMP path must run, really compute in bf16, and give
-masks / losses of the right form. (Speed and J&F of AMP: scripts/bench/amp.py.)
+Without a GPU the CUDA rules (a bf16 memory bank, autocast with a gradient scaler and its
+checkpoint state) would never run in the suite. Here the device rules are patched to give
+them on the CPU: every AMP path must run, really compute in bf16, and give masks / losses of
+the right form. (The CPU's own --amp: tests/test_cpu_amp.py; speed and J&F:
+scripts/bench/amp.py; on a GPU: tests/test_cuda.py.)
 """
 import numpy as np
 import pytest
@@ -25,8 +26,12 @@ def record_dtypes(module):
 
 @pytest.fixture
 def cpu_amp(monkeypatch):
+    """The CUDA rules on the CPU: a bf16 memory bank, autocast with a gradient scaler."""
     monkeypatch.setattr(inference_core, 'amp_dtype', lambda device: torch.bfloat16)
-    monkeypatch.setattr(trainer, 'autocast_supported', lambda device: True)
+    monkeypatch.setattr(trainer, 'training_amp', lambda device, cpu_bf16=False:
+                        (torch.bfloat16, True))
+    monkeypatch.setattr(inference_core, 'memory_dtype',
+                        lambda device, amp: torch.bfloat16 if amp else torch.float32)
 
 
 @pytest.mark.parametrize('settings', [dict(mem_style='davis', mem_every=2),
@@ -56,7 +61,7 @@ def test_eval_script_amp_flag_on_the_amp_path(cpu_amp, tmp_path, ckpt, capsys):
     davis_tree(str(tmp_path / 'DAVIS'), t=4)
     stats = eval_davis.main(['--model', ckpt, '--davis_path', str(tmp_path / 'DAVIS'),
                              '--output', str(tmp_path / 'out'), '--amp', '--device', 'cpu'])
-    assert stats['frames'] == 4 and 'amp ignored' not in capsys.readouterr().out
+    assert stats['frames'] == 4 and 'fp32' not in capsys.readouterr().out
 
 
 def test_training_amp_path_and_scaler_checkpoint(cpu_amp, tmp_path):

@@ -197,8 +197,10 @@ def test_bank_bench_runs_tiny(tmp_path, capsys):
     assert 'byte-identical' in capsys.readouterr().out
 
 
-def test_amp_bench_runs_tiny(tmp_path, ckpt, capsys):
+def test_amp_bench_runs_tiny(tmp_path, ckpt, capsys, monkeypatch):
+    import util.device
     from scripts.bench import amp
+    monkeypatch.setattr(util.device, 'cpu_native_bf16', lambda: False)
     from util.synthetic_data import generate
     d = generate(tmp_path, 'davis', videos=3, frames=5, height=48, width=64, objects=2,
                  val_videos=2)

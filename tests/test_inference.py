@@ -125,11 +125,13 @@ def test_get_mask_sizes_and_labeled_frame(net, video):
     assert set(np.unique(big)) <= {0, 1, 2}
 
 
-def test_amp_is_ignored_on_cpu(net, video):
+def test_amp_is_fp32_on_a_cpu_without_native_bf16(net, video, monkeypatch):
+    import util.device
+    monkeypatch.setattr(util.device, 'cpu_native_bf16', lambda: False)
     images, mask = video
     core = InferenceCore(net, images, 2, amp=True)
     assert core.amp is False and core.mem_dtype == torch.float32
-    assert 'ignored' in amp_note('cpu', True) and amp_note('cpu', False) is None
+    assert 'fp32' in amp_note('cpu', True) and amp_note('cpu', False) is None
 
 
 def test_segment_video_maps_ids_back(net, video):

@@ -32,7 +32,7 @@ def test_demo_pipeline_end_to_end(tmp_path, repo_root):
     # every step echoed its command
     for cmd in ('util.synthetic', 'model.init_weights', 'train.py --id s0 --stage 0',
                 'train.py --id phase1',
-                'eval_youtube.py', 'merge_left_right.py', 'train.py --id phase2',
+                'eval_youtube_phase2.py', 'merge_left_right.py', 'train.py --id phase2',
                 'eval_davis.py', 'util.evaluate'):
         assert f'{cmd}' in log, cmd
 

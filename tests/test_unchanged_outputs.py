@@ -133,7 +133,7 @@ def train_outputs(root):
         'phase1': ['--semi', '--use_teacher', '--end_warm', '1', '--id', 'p1'],
         'phase2': ['--phase2_davis', 'bank', '--phase2_root', root, '--phase2_train', '0',
                    '--phase2_start_update', '1', '--update_pseudo_bank', '1',
-                   '--phase2_thres', '0.6', '--id', 'p2'],
+                   '--phase2_thres', '0.4', '--id', 'p2'],
     }
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
     result = {}

@@ -84,6 +84,10 @@ def build_parser():
                    help='phase 2: never refresh nor write back the truly labeled frames (the '
                         'original refreshes frames 1-2 of every sample)')
     p.add_argument('--device', default=None, help='cuda, cuda:N or cpu (default: CUDA if present)')
+    p.add_argument('--cpu_bf16', action='store_true',
+                   help='on a CPU that computes bf16 natively (avx512_bf16 / amx_bf16): '
+                        'mixed precision as bf16 autocast (default: fp32 on CPU; '
+                        '--no_amp wins)')
     p.add_argument('--crop_size', type=int, default=384, help='training crop (multiple of 16)')
     p.add_argument('--save_root', default='saves', help='runs go to <save_root>/<date>_<id>/')
     p.add_argument('--num_workers', type=int, default=8, help='data loader workers per process')

@@ -1,34 +1,42 @@
 """AMP against fp32 on DAVIS 2017: speed, J&F and mask agreement of one model.
 
     python -m scripts.bench.amp --model M --davis_path ROOT [--split val] [--videos N]
-        [--device cuda] [--cpu_bf16] [--json OUT]
+        [--device cuda] [--cpu_bf16] [--processes N] [--json OUT]
 
 Segments the DAVIS 2017 videos (val by default; --videos: only the first N of the image set)
 with InferenceCore twice per video in one process, in fp32 and with AMP (the eval scripts'
---amp: autocast in bf16 where the GPU supports it, else fp16), the order alternating from
-video to video, and reports per way: FPS (frames / processing seconds, IO excluded, as the
-eval scripts print it), J&F-Mean against the annotations (util.evaluate, on the written PNGs),
-and the share of pixels whose mask differs between the two ways.
+--amp: autocast in bf16 where the GPU supports it, else fp16; on a CPU bf16 where it computes
+bf16 natively), the order alternating from video to video, and reports per way: FPS (frames /
+processing seconds, IO excluded, as the eval scripts print it), J&F-Mean against the
+annotations (util.evaluate, on the written PNGs), and the share of pixels whose mask differs
+between the two ways.
 
-On a GPU this is the check that AMP is faster than fp32 and that J&F stays close. On a CPU
-the eval scripts ignore --amp; --cpu_bf16 autocasts in bf16 on the CPU instead, which checks
-the numerics (and that every AMP code path runs) but says nothing about GPU speed: most CPUs
-run bf16 convolutions slower than fp32.
+--processes N also times the whole process: `eval_davis.py` run N times per way (with and
+without --amp, alternating), wall seconds from start to exit (imports, model loading, IO and
+PNG writing included), best and median of the N.
+
+On a CPU without native bf16, --amp runs in fp32; --cpu_bf16 autocasts in bf16 there anyway,
+which checks the numerics but is slow (bf16 is emulated).
 """
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
+import time
 
 import numpy as np
 import torch
 
 import inference_core
 from dataset.test_datasets import DAVISTestDataset, prefetch
-from scripts.bench.common import describe_device, load_note, write_json
+from scripts.bench.common import describe_device, load_note, median, write_json
 from util.device import pick_device
 from util.errors import UserError, run_main
-from util.metrics import evaluate
 from util.io import write_mask
+from util.metrics import evaluate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 WAYS = ('fp32', 'amp')
 
@@ -45,6 +53,8 @@ def parse_args(argv):
     p.add_argument('--cpu_bf16', action='store_true',
                    help='on a CPU: autocast in bf16 for the AMP way (a numerics check)')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    p.add_argument('--processes', type=int, default=0,
+                   help='also time N whole eval_davis.py processes per way')
     p.add_argument('--json', default=None, help='also write the results to this JSON file')
     p.add_argument('--debug', action='store_true', help='full tracebacks on errors')
     return p.parse_args(argv)
@@ -81,8 +91,11 @@ def main(argv=None):
     real_dtype = inference_core.amp_dtype
     if inference_core.amp_dtype(device) is None:
         if not args.cpu_bf16:
-            raise UserError(f'AMP applies to CUDA only; on {device.type} use --cpu_bf16 to '
-                            'check the bf16 numerics')
+            raise UserError(f'--amp runs in fp32 on this {device.type} (no native bf16); use '
+                            '--cpu_bf16 to check the bf16 numerics')
+        if args.processes:
+            raise UserError('--processes times eval_davis.py --amp as it runs: not with '
+                            '--cpu_bf16')
         inference_core.amp_dtype = lambda dev: torch.bfloat16
     try:
         return measure(args, device)
@@ -113,6 +126,8 @@ def measure(args, device):
                'ways': stats, 'speedup': a['fps'] / f['fps'],
                'jf_diff': a['J&F-Mean'] - f['J&F-Mean'],
                'pixels_differ': agree['differ'] / max(agree['pixels'], 1), 'load': load_note()}
+    if args.processes:
+        results['processes'] = time_processes(args, device)
     print(f'\n{"way":<6}{"frames":>8}{"proc s":>10}{"FPS":>9}{"J&F":>8}{"J":>8}{"F":>8}')
     for way in WAYS:
         s = stats[way]
@@ -121,9 +136,43 @@ def measure(args, device):
     print(f'amp/fp32 speed x{results["speedup"]:.2f}; J&F difference {results["jf_diff"]:+.4f}; '
           f'masks differ on {100 * results["pixels_differ"]:.3f} % of the pixels '
           f'({load_note()})')
+    if args.processes:
+        p = results['processes']
+        for way in WAYS:
+            print(f'eval_davis.py {"--amp" if way == "amp" else "(fp32)":<7} whole process: '
+                  f'best {min(p[way]):.2f} s, median {median(p[way]):.2f} s of {len(p[way])}')
+        print(f'whole process amp/fp32 time: {p["ratio"]:.3f} (best of each), '
+              f'{p["ratio_median"]:.3f} (medians)')
     if args.json:
         write_json(args.json, results)
     return 0
+
+
+def time_processes(args, device):
+    """Wall seconds of whole `eval_davis.py` runs, fp32 and --amp alternating, n of each."""
+    cmd = [sys.executable, os.path.join(ROOT, 'eval_davis.py'), '--model', args.model,
+           '--davis_path', args.davis_path, '--split', args.split, '--top', str(args.top),
+           '--mem_every', str(args.mem_every), '--device', str(device)]
+    env = dict(os.environ)
+    if args.threads:
+        env['OMP_NUM_THREADS'] = str(args.threads)
+    times = {w: [] for w in WAYS}
+    with tempfile.TemporaryDirectory(prefix='bench_amp_proc_') as out:
+        for i in range(args.processes):
+            for way in (WAYS if i % 2 == 0 else WAYS[::-1]):
+                run = cmd + ['--output', os.path.join(out, f'{way}{i}')] + \
+                    (['--amp'] if way == 'amp' else [])
+                start = time.perf_counter()
+                res = subprocess.run(run, env=env, capture_output=True, text=True)
+                times[way].append(time.perf_counter() - start)
+                if res.returncode != 0:
+                    raise UserError(f'eval_davis.py failed ({res.returncode}): '
+                                    + (res.stderr.strip().splitlines() or [''])[-1])
+                print(f'process {i + 1}/{args.processes} {way}: {times[way][-1]:.2f} s',
+                      flush=True)
+    times['ratio'] = min(times['amp']) / min(times['fp32'])
+    times['ratio_median'] = median(times['amp']) / median(times['fp32'])
+    return times
 
 
 if __name__ == '__main__':

@@ -202,7 +202,7 @@ class BaselineSTCNModel(STCNModel):
             sec = data['sec_gt'].to(dev) if 'sec_gt' in data else torch.zeros_like(gt)
             sel = (data['selector'].to(dev).float() if 'selector' in data
                    else torch.ones(rgb.shape[0], 2, device=dev))
-            with torch.no_grad(), torch.autocast(device_type=dev.type, enabled=self.amp):
+            with torch.no_grad(), self.autocast():
                 triplet_forward(self.teacher, rgb, gt[:, 0], sec[:, 0], sel)
             self.baseline_extra_forwards += 1
         return super().do_pass(data, it)
@@ -212,6 +212,6 @@ class BaselineSTCNModel(STCNModel):
         if self._predictor() is not None:
             return super()._reference_logits(out, rgb, gt0, sec0, selector)
         self.baseline_extra_forwards += 1              # a separate no-grad student forward
-        with torch.autocast(device_type=self.device.type, enabled=self.amp):
+        with self.autocast():
             s_out = triplet_forward(self.net, rgb, gt0, sec0, selector)
         return s_out['logits_1'], s_out['logits_2']

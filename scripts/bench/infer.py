@@ -60,7 +60,8 @@ def parse_args(argv):
                    help='InferenceCore with the dense reference readout (bitwise the baseline '
                         'in fp32 on CPU; slower readout)')
     p.add_argument('--amp', action='store_true',
-                   help='InferenceCore with autocast (CUDA only); the baseline stays fp32')
+                   help='InferenceCore with --amp (CUDA; a CPU with native bf16); the '
+                        'baseline stays fp32')
     p.add_argument('--repeats', type=int, default=1, help='timed runs per implementation')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:N (default: CUDA if present)')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')

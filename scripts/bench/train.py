@@ -2,13 +2,16 @@
 
     python -m scripts.bench.train [--batch 4 --crop 384 --iters 3 --device cuda --amp]
     python -m scripts.bench.train --batch 2 --crop 192 --iters 3 --device cpu
+    python -m scripts.bench.train --versus fp32 [--device cuda]      # AMP against fp32
 
 Defaults: batch 4, 384x384 triplets on CUDA; batch 2, 192x192 on CPU (a 384 step takes
 minutes on a small CPU). One synthetic default-collated batch (two objects, random frames);
 the real trainer (util.hyper_para flags, util.distributed.init_distributed, STCNModel) runs
 one untimed step (it makes the EMA teacher) and then --iters timed steps, "ours"
 (model.model.STCNModel) and "base" (scripts.bench.baseline.BaselineSTCNModel) alternating,
-each its own seeded model. Configurations:
+each its own seeded model. With --versus fp32 the two are ours in fp32 ("fp32") and ours
+with mixed precision ("amp": fp16 + gradient scaler on CUDA, bf16 autocast (--cpu_bf16) on a
+CPU that computes bf16 natively). Configurations:
   plain       stage 3, labeled triplets only
   semi_warm   --semi --use_teacher before --end_warm: all frames labeled, no pseudo labels
               (ours: no teacher forward; base: the unused teacher forward of the original)
@@ -24,13 +27,13 @@ import time
 import torch
 
 from inference_core import sync
-from model.model import STCNModel
+from model.model import STCNModel, training_amp
 from scripts.bench.baseline import BaselineSTCNModel
 from scripts.bench.common import (PeakMemory, describe_device, load_note, median,
                                   write_json)
 from util.distributed import init_distributed
 from util.hyper_para import HyperParameters
-from util.errors import run_main
+from util.errors import UserError, run_main
 
 CONFIGS = {
     # name: (extra trainer flags, iteration numbers are counted from, labeled frames)
@@ -49,7 +52,12 @@ def parse_args(argv):
     p.add_argument('--iters', type=int, default=3, help='timed steps per model')
     p.add_argument('--configs', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:N (default: CUDA if present)')
-    p.add_argument('--amp', action='store_true', help='mixed precision (CUDA only; default fp32)')
+    p.add_argument('--amp', action='store_true',
+                   help='mixed precision for both (CUDA fp16; on a CPU with native bf16 the '
+                        'trainer\'s --cpu_bf16); default fp32')
+    p.add_argument('--versus', default='base', choices=['base', 'fp32'],
+                   help='base: ours against the original pseudo-label behaviour; fp32: ours '
+                        'with mixed precision against ours in fp32')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     p.add_argument('--no_baseline', action='store_true')
     p.add_argument('--seed', type=int, default=0)
@@ -90,11 +98,11 @@ def make_batch(b, crop, labeled, seed):
     }
 
 
-def make_model(cls, flags, args, dist):
+def make_model(cls, flags, args, dist, amp):
     para = HyperParameters().parse(
         ['--stage', '3', '--batch_size', str(args.batch), '--crop_size', str(args.crop),
          '--log_every', '1000000000', '--image_every', '1000000000',
-         '--save_every', '1000000000'] + ([] if args.amp else ['--no_amp']) + flags)
+         '--save_every', '1000000000'] + (['--cpu_bf16'] if amp else ['--no_amp']) + flags)
     torch.manual_seed(args.seed)
     return cls(para, dist)
 
@@ -102,8 +110,12 @@ def make_model(cls, flags, args, dist):
 def bench_config(name, args, dist, peak):
     flags, it0, labeled = CONFIGS[name]
     batch = make_batch(args.batch, args.crop, labeled, args.seed)
-    impls = [('ours', STCNModel)] + ([] if args.no_baseline else [('base', BaselineSTCNModel)])
-    models = {which: make_model(cls, flags, args, dist) for which, cls in impls}
+    if args.versus == 'fp32':
+        impls = [('fp32', STCNModel, False), ('amp', STCNModel, True)]
+    else:
+        impls = [('ours', STCNModel, args.amp)] + \
+            ([] if args.no_baseline else [('base', BaselineSTCNModel, args.amp)])
+    models = {which: make_model(cls, flags, args, dist, amp) for which, cls, amp in impls}
     for m in models.values():                   # untimed: kernels, and the teacher is made
         m.do_pass(batch, it0)
     times = {which: [] for which in models}
@@ -130,6 +142,9 @@ def bench_config(name, args, dist, peak):
                       'extra_forwards': getattr(m, 'baseline_extra_forwards', 0)}
     if 'base' in out:
         out['speedup'] = out['base']['sec_per_it'] / out['ours']['sec_per_it']
+    if 'amp' in out:
+        out['speedup'] = out['fp32']['sec_per_it'] / out['amp']['sec_per_it']
+        out['amp_dtype'] = str(models['amp'].amp_dtype)
     del models
     return out
 
@@ -144,17 +159,23 @@ def main(argv):
         args.batch = 4 if cuda else 2
     if args.crop is None:
         args.crop = 384 if cuda else 192
-    amp = args.amp and cuda
+    dtype, _ = training_amp(dist.device, cpu_bf16=True)
+    if (args.amp or args.versus == 'fp32') and dtype is None:
+        raise UserError(f'mixed precision does not apply on this {dist.device.type} (a CPU '
+                        'needs native bf16: avx512_bf16 / amx_bf16)')
+    if args.versus == 'fp32':
+        what = f'fp32 against AMP ({str(dtype).replace("torch.", "")})'
+    else:
+        what = f'AMP ({str(dtype).replace("torch.", "")})' if args.amp else 'fp32'
     peak = PeakMemory(dist.device)
     print(f'device: {describe_device(dist.device)}; {load_note()}')
     print(f'training step: batch {args.batch}, {args.crop}x{args.crop} triplets, two objects, '
-          f'{"AMP" if amp else "fp32"}, {args.iters} timed steps per model (best; median)'
-          + ('' if amp or not args.amp else ' (--amp ignored: CUDA only)'), flush=True)
+          f'{what}, {args.iters} timed steps per model (best; median)', flush=True)
     results = {'device': describe_device(dist.device), 'args': vars(args), 'configs': {}}
     for name in args.configs:
         r = bench_config(name, args, dist, peak)
         results['configs'][name] = r
-        for which in ('ours', 'base'):
+        for which in ('ours', 'base', 'fp32', 'amp'):
             if which in r:
                 s = r[which]
                 print(f'{name:<10} {which}: {s["sec_per_it"]:.3f} s/it '
@@ -163,7 +184,8 @@ def main(argv):
                       f'teacher forwards {s["teacher_forwards"]}, extra forwards '
                       f'{s["extra_forwards"]}', flush=True)
         if 'speedup' in r:
-            print(f'{name:<10} ours/base speed: x{r["speedup"]:.2f}', flush=True)
+            pair = 'amp/fp32' if 'amp' in r else 'ours/base'
+            print(f'{name:<10} {pair} speed: x{r["speedup"]:.2f}', flush=True)
     results['load_at_end'] = load_note()
     print(load_note(), flush=True)
     if args.json:

@@ -1,0 +1,134 @@
+"""--amp on a CPU: bf16 autocast where the CPU computes bf16 natively, fp32 (and a note) where not.
+
+The real detection decides the first test (skipped on a CPU without native bf16); the others
+set the detection both ways (util.device.cpu_native_bf16) so that each path runs everywhere.
+"""
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import eval_davis
+import inference_core
+import model.model as trainer
+import util.device
+from helpers import davis_tree, make_batch, make_model
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+
+def conv_dtypes(net):
+    """Hooks on every Conv2d of net: the dtypes of their outputs, and the hook handles."""
+    seen = []
+    handles = [m.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+               for m in net.modules() if isinstance(m, nn.Conv2d)]
+    return seen, handles
+
+
+def propagate(net, amp):
+    """6 frames of 40x56 with two labeled objects -> (core, conv output dtypes)."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(6, 3, 40, 56, generator=g)
+    labels = torch.zeros(2, 1, 40, 56)
+    labels[0, :, 5:20, 5:25] = 1
+    labels[1, :, 22:35, 30:50] = 1
+    seen, handles = conv_dtypes(net)
+    try:
+        core = inference_core.InferenceCore(net, images, 2, mem_every=2, amp=amp)
+        core.interact(labels, 0, 6)
+    finally:
+        for h in handles:
+            h.remove()
+    return core, seen
+
+
+def set_native_bf16(monkeypatch, value):
+    monkeypatch.setattr(util.device, 'cpu_native_bf16', lambda: value)
+
+
+def test_detection_reads_the_cpu_flags(tmp_path):
+    info = tmp_path / 'cpuinfo'
+    info.write_text('processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n\n')
+    assert util.device.cpu_flags(str(info)) == {'fpu', 'sse2', 'avx512f', 'avx512_bf16'}
+    assert util.device.cpu_flags(str(tmp_path / 'missing')) == set()
+    expect = util.device.cpu_bf16_flag() is not None and torch.backends.mkldnn.is_available()
+    assert util.device.cpu_native_bf16() == expect
+
+
+@pytest.mark.skipif(not util.device.cpu_native_bf16(), reason='this CPU has no native bf16')
+def test_amp_on_a_native_bf16_cpu_runs_the_convolutions_in_bf16(net):
+    assert inference_core.amp_dtype('cpu') == torch.bfloat16
+    core, seen = propagate(net, amp=True)
+    assert core.amp and len(seen) > 100 and set(seen) == {torch.bfloat16}
+    # kept in fp32: the memory bank (readout), the aggregated probabilities
+    assert core.mem.keys.dtype == core.mem.rows.dtype == torch.float32
+    fp32, _ = propagate(net, amp=False)
+    for ti in range(6):
+        p = core.get_prob(ti)
+        assert core.prob[ti].dtype == torch.float32 and torch.isfinite(p).all()
+        assert torch.allclose(p.sum(0), torch.ones(40, 56), atol=1e-5)
+        assert not torch.equal(p, fp32.get_prob(ti)) or ti == 0      # bf16 rounds differently
+
+
+def test_amp_without_native_bf16_changes_nothing(net, monkeypatch):
+    set_native_bf16(monkeypatch, False)
+    assert inference_core.amp_dtype('cpu') is None
+    assert 'running in fp32' in inference_core.amp_note('cpu', True)
+    amp, seen = propagate(net, amp=True)
+    fp32, _ = propagate(net, amp=False)
+    assert not amp.amp and seen and set(seen) == {torch.float32}
+    for ti in range(6):
+        assert torch.equal(amp.prob[ti], fp32.prob[ti])             # bitwise the fp32 run
+
+
+def test_forced_detection_gives_bf16(net, monkeypatch):
+    """The bf16 path, whatever this machine's CPU (autocast runs bf16 slowly without it)."""
+    set_native_bf16(monkeypatch, True)
+    core, seen = propagate(net, amp=True)
+    assert core.amp and set(seen) == {torch.bfloat16}
+    assert 'bf16 autocast on this CPU' in inference_core.amp_note('cpu', True)
+
+
+@pytest.mark.parametrize('native', [True, False])
+def test_eval_script_says_once_what_amp_does(native, tmp_path, ckpt, monkeypatch):
+    set_native_bf16(monkeypatch, native)
+    davis_tree(str(tmp_path / 'DAVIS'), t=4)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        stats = eval_davis.main(['--model', ckpt, '--davis_path', str(tmp_path / 'DAVIS'),
+                                 '--output', str(tmp_path / 'out'), '--amp', '--device', 'cpu'])
+    printed = buf.getvalue()
+    assert stats['frames'] == 4
+    want = 'bf16 autocast on this CPU' if native else 'no native bf16'
+    assert printed.count('note: --amp') == 1 and want in printed
+
+
+@pytest.mark.parametrize('native', [True, False])
+def test_training_cpu_bf16_flag(native, monkeypatch, tmp_path, capsys):
+    """--cpu_bf16: bf16 autocast without a gradient scaler where native, else fp32 and a note;
+    without the flag a CPU trains in fp32 whatever it supports."""
+    set_native_bf16(monkeypatch, native)
+    assert make_model().amp_dtype is None
+    model = make_model('--cpu_bf16')
+    assert model.amp_dtype == (torch.bfloat16 if native else None)
+    assert not model.scaler.is_enabled()
+    assert ('no native bf16' in capsys.readouterr().out) != native
+    seen, handles = conv_dtypes(model.net)
+    try:
+        stats = model.do_pass(make_batch(b=1), 0)
+    finally:
+        for h in handles:
+            h.remove()
+    assert set(seen) == {torch.bfloat16 if native else torch.float32}
+    assert np.isfinite(stats['loss/total'])
+    model.save_path = str(tmp_path / 'run')
+    model.save(1)
+    assert torch.load(str(tmp_path / 'run_checkpoint.pth'), weights_only=False)['scaler'] is None
+
+
+def test_training_amp_on_cuda_is_fp16_with_a_scaler():
+    assert trainer.training_amp(torch.device('cuda')) == (torch.float16, True)
+    assert trainer.training_amp(torch.device('cpu'), cpu_bf16=False) == (None, False)
