@@ -52,7 +52,7 @@ from util.distributed import (all_gather_objects, barrier, broadcast_object, cle
                               init_distributed)
 from util.errors import Interrupted, UserError, run_main
 from util.io import davis_2017_dir, read_list, require_dir
-from util.outputs import LOCK_NAME, OutputLock, note_removed, remove_temporaries
+from util.outputs import LOCK_NAME, OutputLock, check_apart, note_removed, remove_temporaries
 from util.speed import SpeedMeter
 
 SKIP_VALUES = (10, 15, 20, 25, 5)
@@ -105,6 +105,25 @@ def check_flags(para):
                         '--phase2_yv / --phase2_davis)')
 
 
+def bank_path(para, bank):
+    """A pseudo-label bank flag (--phase2_yv / --phase2_davis), under --phase2_root if given."""
+    return os.path.join(para['phase2_root'], bank) if para['phase2_root'] else bank
+
+
+def data_roots(para):
+    """[(what, path)]: the data roots the run reads (its stage's data sets, phase-2 banks)."""
+    if para['stage'] == 0:
+        return [('static image root (--static_root)', para['static_root'])]
+    if para['stage'] == 1:
+        return [('BL30K root (--bl_root)', para['bl_root'])]
+    roots = [('DAVIS root (--davis_root)', para['davis_root']),
+             ('YouTube-VOS root (--yv_root)', para['yv_root'])]
+    if para['phase2_train'] >= 0:
+        roots += [(f'pseudo-label bank (--{flag})', bank_path(para, para[flag]))
+                  for flag in ('phase2_davis', 'phase2_yv') if para[flag]]
+    return roots
+
+
 class DataMix:
     """The datasets of one stage / mode; max_jump of the video sets follows the curriculum."""
 
@@ -151,8 +170,7 @@ class DataMix:
             require_dir(d['im'], 'frame folder')
             split = load_split(d['split'], max_frames=10 ** 6) if d['split'] else None
             if mode == 'phase2' and d['bank']:
-                bank = os.path.join(para['phase2_root'], d['bank']) if para['phase2_root'] \
-                    else d['bank']
+                bank = bank_path(para, d['bank'])
                 require_dir(bank, 'pseudo-label bank')
                 ds = VOSDataset(d['im'], d['gt'], START_SKIP, subset=d['subset'],
                                 pseudo_root=bank, labeled_frames=d['split'], crop_size=crop)
@@ -442,6 +460,7 @@ def main(argv=None):
         if para['benchmark'] and dist_info.device.type == 'cuda':
             torch.backends.cudnn.benchmark = True
         # ---- everything is checked before the run folder is created
+        check_apart([('run folder root (--save_root)', para['save_root'])], data_roots(para))
         ensure_writable_dir(para['save_root'], 'run folder root (--save_root)', keep=True)
         data = build_data(para, dist_info, 0)      # every mode a run (or its resume) uses
         reseed(para['seed'])              # identical model init on every rank

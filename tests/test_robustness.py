@@ -157,6 +157,22 @@ def test_output_that_is_contains_or_lies_inside_an_input_is_refused(data, ckpt, 
     assert not any(any(p.iterdir()) for p in passes)
 
 
+def test_training_save_root_apart_from_every_data_root(data, capsys):
+    d = data
+    before = tree(d['root'])
+    bank = d['tmp'] / 'bank'
+    for save, how, what in ((d['davis'], 'is', 'DAVIS root (--davis_root)'),
+                            (d['root'] / 'YouTube' / 'saves', 'lies inside',
+                             'YouTube-VOS root (--yv_root)'),
+                            (d['root'], 'contains', 'DAVIS root (--davis_root)'),
+                            (bank / 'runs', 'lies inside', 'pseudo-label bank (--phase2_davis)')):
+        refused(train.main, train_flags(d, '--save_root', save, '--phase2_train', '0',
+                                        '--phase2_davis', bank), capsys,
+                f'{save}: run folder root (--save_root) {how} the {what}', 'nothing was written')
+    assert tree(d['root']) == before
+    assert not bank.exists() and not d['save'].exists()
+
+
 # ---------------------------------------------------------------------- 3. frame order
 
 def _renumber_unpadded(folders):
