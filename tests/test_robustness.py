@@ -224,6 +224,32 @@ def test_one_frame_order_everywhere_and_duplicate_stems_refused(data, ckpt, caps
 
 # ---------------------------------------------------------------------- 4. file contents
 
+def test_visualize_and_prepare_youtube_share_the_frame_layout(data, capsys):
+    """util.visualize and util.prepare_youtube list, order and identify frames as every other
+    command does: numeric order, and a frame with two files refused before any output."""
+    from util import prepare_youtube, visualize
+    d = data
+    video = d['y_im'] / sorted(os.listdir(d['y_im']))[0]
+    _renumber_unpadded([video, d['y_gt'] / video.name])
+    assert visualize._frame_names(video.name, str(video)) == ['0.jpg', '5.jpg', '10.jpg',
+                                                              '15.jpg']
+    assert [p[3] for p in prepare_youtube._plan(str(d['y_im'].parent), str(d['tmp']),
+                                                video.name)] == \
+        [['0.jpg', '5.jpg', '10.jpg', '15.jpg'], ['0.png', '5.png', '10.png', '15.png']]
+    shutil.copyfile(video / '5.jpg', video / '5.png')
+    (video / 'notes.txt').write_text('not a frame')
+    before = tree(d['root'])
+    sheet, prep = d['tmp'] / 'sheet.png', d['tmp'] / 'prep'
+    refused(visualize.main, ['--frames', video, '--masks', d['y_gt'] / video.name,
+                             '--out', sheet], capsys,
+            f'{video / "5.jpg"}: frame 5 has 2 files (5.jpg, 5.png); keep one per frame')
+    refused(prepare_youtube.main, ['--src', d['y_im'].parent, '--out', prep, '--size', '16',
+                                   '--workers', '1'], capsys,
+            f'{video / "5.jpg"}: frame 5 has 2 files (5.jpg, 5.png); keep one per frame')
+    assert tree(d['root']) == before
+    assert not sheet.exists() and not prep.exists()
+
+
 def test_mask_must_be_a_png_and_frames_of_any_mode_read_as_8bit_rgb(data, ckpt, capsys):
     from PIL import Image
     from util import check_dataset

@@ -28,25 +28,17 @@ from PIL import Image
 
 from util.errors import UserError, run_main
 from util.io import CurrentStderr, atomic_write, publish_folder, ensure_writable_dir
+from util.layout import FRAME_EXTS, MASK_EXT, check_unique, image_files, list_videos
 
-FRAME_EXTS = ('.jpg', '.jpeg', '.png')
-MASK_EXTS = ('.png',)
-KINDS = (('JPEGImages', FRAME_EXTS), ('Annotations', MASK_EXTS))
+KINDS = (('JPEGImages', FRAME_EXTS), ('Annotations', (MASK_EXT,)))
 
 
 def _files(folder, exts):
-    """Sorted image names of a folder (hidden / temporary files skipped); [] if absent."""
+    """Time-sorted image names of a folder (hidden / temporary files skipped, one file per
+    frame); [] if absent."""
     if not os.path.isdir(folder):
         return []
-    return sorted(f for f in os.listdir(folder)
-                  if not f.startswith('.') and f.lower().endswith(exts))
-
-
-def _videos(folder):
-    if not os.path.isdir(folder):
-        return []
-    return sorted(d for d in os.listdir(folder)
-                  if not d.startswith('.') and os.path.isdir(os.path.join(folder, d)))
+    return check_unique(folder, image_files(folder, exts))
 
 
 def target_size(w, h, size):
@@ -146,11 +138,11 @@ def prepare(src, out, size=480, workers=1, progress=False):
         raise UserError(f'{out}: --out must differ from --src')
     if size < 0:
         raise UserError(f'--size {size}: must be >= 0 (0 copies unchanged)')
-    videos = sorted(set(_videos(jpg)) | set(_videos(os.path.join(src, 'Annotations'))))
+    videos = sorted(set(list_videos(jpg)) | set(list_videos(os.path.join(src, 'Annotations'))))
     if not videos:
         raise UserError(f'{jpg}: holds no video folders')
-    ensure_writable_dir(out, keep=True)
     plans = [_plan(src, out, v) for v in videos]
+    ensure_writable_dir(out, keep=True)
     todo = [p for p in plans if p and not is_complete(p)]
     skipped = len(plans) - len(todo)
     meta = os.path.join(src, 'meta.json')

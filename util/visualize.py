@@ -26,20 +26,24 @@ import numpy as np
 from util import overlay as ov
 from util.errors import UserError, run_main
 from util.io import ensure_writable_dir, read_frame, read_mask
+from util.layout import MASK_EXT, check_unique, image_files, list_videos, stem
 
-FRAME_EXTS = ('.jpg', '.jpeg', '.png')
 SHEET_HEIGHT = 240            # default row height of a contact sheet
 
 
-def _listing(folder, exts=None):
+def _frames_in(folder):
+    """Time-sorted frame names of folder ([] when it cannot be listed)."""
     try:
-        names = os.listdir(folder)
+        return image_files(folder)
     except OSError:
         return []
-    if exts is None:
-        return sorted(n for n in names
-                      if not n.startswith('.') and os.path.isdir(os.path.join(folder, n)))
-    return sorted(n for n in names if not n.startswith('.') and n.lower().endswith(exts))
+
+
+def _videos_in(folder):
+    try:
+        return list_videos(folder)
+    except OSError:
+        return []
 
 
 def resolve(frames, masks, videos=None):
@@ -50,13 +54,13 @@ def resolve(frames, masks, videos=None):
     for m in masks:
         if not os.path.isdir(m):
             raise UserError(f'{m}: mask folder not found')
-    if _listing(frames, FRAME_EXTS):                       # one video's folder
+    if _frames_in(frames):                                 # one video's folder
         name = os.path.basename(os.path.normpath(frames))
         if videos and list(videos) != [name]:
             raise UserError(f'{frames}: holds the frames of one video ({name!r}); --videos '
                             f'{" ".join(videos)} does not match it')
         return [(name, frames, [str(m) for m in masks])]
-    have = _listing(frames)
+    have = _videos_in(frames)
     if not have:
         raise UserError(f'{frames}: holds neither frames nor video folders')
     if videos:
@@ -65,7 +69,7 @@ def resolve(frames, masks, videos=None):
                 raise UserError(f'{os.path.join(frames, v)}: video folder not found')
         chosen = list(videos)
     else:
-        common = [set(_listing(m)) for m in masks]
+        common = [set(_videos_in(m)) for m in masks]
         chosen = [v for v in have if all(v in c for c in common)]
         if not chosen:
             raise UserError(f'no video of {frames} has a folder in every --masks folder')
@@ -74,19 +78,18 @@ def resolve(frames, masks, videos=None):
 
 
 def _frame_names(video, frame_dir):
-    names = _listing(frame_dir, FRAME_EXTS)
+    names = _frames_in(frame_dir)
     if not names:
         raise UserError(f'{frame_dir}: no frames (video {video!r})')
-    return names
+    return check_unique(frame_dir, names)
 
 
 def _panel(frame_dir, mask_dirs, name, args, height):
     """The overlays of one frame, one per mask folder: uint8 [height, w, 3] each."""
     frame = read_frame(os.path.join(frame_dir, name))
-    stem = os.path.splitext(name)[0]
     out = []
     for d in mask_dirs:
-        path = os.path.join(d, stem + '.png')
+        path = os.path.join(d, stem(name) + MASK_EXT)
         mask = read_mask(path) if os.path.isfile(path) else None
         if mask is not None and mask.shape != frame.shape[:2]:
             raise UserError(f'{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from its '
@@ -107,7 +110,7 @@ def contact_sheet(items, labels, args):
         picks = [names[i] for i in np.linspace(0, len(names) - 1, n).round().astype(int)]
         panels = [_panel(frame_dir, mask_dirs, nm, args, height) for nm in picks]  # [col][row]
         if col_labels is None:
-            col_labels = [os.path.splitext(nm)[0] for nm in picks]
+            col_labels = [stem(nm) for nm in picks]
         for r, label in enumerate(labels):
             rows.append([panels[c][r] for c in range(n)])
             row_labels.append(label if len(items) == 1 else f'{video}: {label}')
