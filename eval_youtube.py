@@ -44,8 +44,9 @@ from inference_core import (add_exact_readout_flag, amp_note, load_model, print_
 from phase2.bank import run_bank
 from util.device import pick_device
 from util.errors import UserError, run_main
-from util.io import atomic_write, davis_2017_dir, ensure_writable_dir
-from util.layout import list_frames, sort_frames, stem
+from util.io import atomic_write, ensure_writable_dir
+from util.layout import (davis_2017_dir, davis_dirs, davis_sparse_labels, davis_trainval,
+                          list_frames, sort_frames, stem, youtube_dirs, youtube_sparse_labels)
 from util.outputs import check_apart
 
 
@@ -114,17 +115,13 @@ def intermediate_dataset(args, phase2=False):
     roots) only at --res -1, from train otherwise, with labels from phase2/yv_gt."""
     if args.davis:
         d17 = davis_2017_dir(args.davis_path)
-        image_dir = os.path.join(d17, 'trainval', 'JPEGImages', '480p')
-        ann_dir = os.path.join(d17, 'trainval', 'Annotations', '480p')
-        labels = args.data_file or os.path.join(d17, 'phase2', 'davis_gt')
+        image_dir, ann_dir = davis_dirs(davis_trainval(d17))
+        labels = args.data_file or davis_sparse_labels(d17)
         void = DAVIS_VOID
     else:
         stored = args.res == -1 or not phase2
-        frames = 'train_480p' if stored else 'train'
-        image_dir = os.path.join(args.yv_path, frames, 'JPEGImages')
-        ann_dir = os.path.join(args.yv_path, frames, 'Annotations')
-        labels = args.data_file or os.path.join(args.yv_path, 'phase2',
-                                                'yv_gt_480p' if stored else 'yv_gt')
+        image_dir, ann_dir = youtube_dirs(args.yv_path, 'train_480p' if stored else 'train')
+        labels = args.data_file or youtube_sparse_labels(args.yv_path, stored)
         void = None
     res = -1 if args.davis else args.res        # DAVIS: 480p as stored (docs/method.md)
     dataset = IntermediateDataset(image_dir, labels, annotation_dir=ann_dir,

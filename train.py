@@ -51,7 +51,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from util.distributed import (all_gather_objects, barrier, broadcast_object, cleanup,
                               init_distributed)
 from util.errors import Interrupted, UserError, run_main
-from util.io import davis_2017_dir, read_list, require_dir
+from util.io import read_list, require_dir
+from util.layout import davis_2017_dir, davis_dirs, davis_imageset, davis_trainval, youtube_dirs
 from util.outputs import LOCK_NAME, OutputLock, check_apart, note_removed, remove_temporaries
 from util.speed import SpeedMeter
 
@@ -154,17 +155,16 @@ class DataMix:
             self.dataset = ds
             return
         semi = mode == 'semi'
-        davis = os.path.join(davis_2017_dir(para['davis_root']), 'trainval')
+        davis = davis_trainval(davis_2017_dir(para['davis_root']))
+        d_im, d_gt = davis_dirs(davis)
         davis_sets = dict(
-            im=os.path.join(davis, 'JPEGImages', '480p'),
-            gt=os.path.join(davis, 'Annotations', '480p'),
-            subset=read_list(os.path.join(davis, 'ImageSets', '2017', 'train.txt'),
-                             'image-set file', folder=os.path.join(davis, 'JPEGImages', '480p')),
+            im=d_im, gt=d_gt,
+            subset=read_list(davis_imageset(davis, 2017, 'train'), 'image-set file',
+                             folder=d_im),
             split=para['davis_data'], bank=para['phase2_davis'], divisor=1, repeat=5)
-        yv = os.path.join(para['yv_root'], 'train_480p')
-        yv_sets = dict(im=os.path.join(yv, 'JPEGImages'), gt=os.path.join(yv, 'Annotations'),
-                       subset=None, split=para['yv_data'], bank=para['phase2_yv'], divisor=5,
-                       repeat=1)
+        y_im, y_gt = youtube_dirs(para['yv_root'], 'train_480p')
+        yv_sets = dict(im=y_im, gt=y_gt, subset=None, split=para['yv_data'],
+                       bank=para['phase2_yv'], divisor=5, repeat=1)
         parts = []
         for d in (davis_sets, yv_sets):
             require_dir(d['im'], 'frame folder')

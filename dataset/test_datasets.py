@@ -28,7 +28,7 @@ from util.errors import UserError
 from util.io import (check_frame_sizes, get_palette, read_frame, read_json, read_list, read_mask,
                      require_dir)
 from util.layout import (davis_dirs, davis_imageset, davis_part, list_frames, list_masks,
-                         sort_frames, stem)
+                         sort_frames, stem, youtube_all_frames, youtube_dirs, youtube_meta)
 
 DAVIS_VOID = 255
 
@@ -260,18 +260,16 @@ class YouTubeVOSTestDataset(_Base):
     """
 
     def __init__(self, yv_path, split='valid', output_all=False, res=480):
-        base = require_dir(os.path.join(yv_path, split), 'YouTube-VOS split folder')
+        require_dir(os.path.join(yv_path, split), 'YouTube-VOS split folder')
+        frames, masks = youtube_dirs(yv_path, split)
         self.res, self.output_all = res, output_all
-        self.mask_dir = require_dir(os.path.join(base, 'Annotations'),
-                                    'YouTube-VOS annotation folder')
+        self.mask_dir = require_dir(masks, 'YouTube-VOS annotation folder')
         if output_all:
-            self.image_dir = require_dir(
-                os.path.join(yv_path, 'all_frames', f'{split}_all_frames', 'JPEGImages'),
-                'YouTube-VOS all-frames folder (needed by --output_all)')
+            self.image_dir = require_dir(youtube_all_frames(yv_path, split),
+                                         'YouTube-VOS all-frames folder (needed by --output_all)')
         else:
-            self.image_dir = require_dir(os.path.join(base, 'JPEGImages'),
-                                         'YouTube-VOS frame folder')
-        self.meta_path = os.path.join(base, 'meta.json')
+            self.image_dir = require_dir(frames, 'YouTube-VOS frame folder')
+        self.meta_path = youtube_meta(yv_path, split)
         meta = read_json(self.meta_path, 'meta.json')
         if not isinstance(meta, dict) or not isinstance(meta.get('videos'), dict):
             raise UserError(f'{self.meta_path}: not a YouTube-VOS meta.json (expected '

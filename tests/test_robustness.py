@@ -173,6 +173,38 @@ def test_training_save_root_apart_from_every_data_root(data, capsys):
     assert not bank.exists() and not d['save'].exists()
 
 
+def test_davis_and_youtube_paths_from_one_layout(data, ckpt, capsys):
+    """train.py, eval_youtube.py's intermediate mode and check_dataset read DAVIS / YouTube
+    where util.layout says, for either spelling of the DAVIS root; a missing part is named."""
+    import eval_youtube
+    from util import check_dataset
+    from util import layout
+    d = data
+    d17 = layout.davis_2017_dir(d['davis'])
+    assert layout.davis_2017_dir(d17) == d17 == os.path.join(d['davis'], '2017')
+    imageset = layout.davis_imageset(layout.davis_trainval(d17), 2017, 'train')
+    sparse = layout.davis_sparse_labels(d17)
+    y_frames = layout.youtube_dirs(d['yv'], 'train_480p')[0]
+    assert (imageset, y_frames) == (str(d['d_im'].parents[1] / 'ImageSets' / '2017' / 'train.txt'),
+                                    str(d['y_im']))
+    os.rename(imageset, imageset + '.away')
+    os.rename(sparse, sparse + '.away')
+    for root in (d['davis'], d17):
+        refused(train.main, train_flags(d, '--davis_root', root), capsys, imageset)
+        refused(eval_youtube.main, ['--model', ckpt, '--davis', '--davis_path', root,
+                                    '--output', d['tmp'] / 'o'], capsys, sparse)
+    assert any(p.startswith(imageset) for p in check_dataset.check_dataset(d['davis'], 'davis'))
+    os.rename(imageset + '.away', imageset)
+    os.rename(sparse + '.away', sparse)
+    os.rename(y_frames, y_frames + '.away')
+    refused(train.main, train_flags(d), capsys, y_frames)
+    refused(eval_youtube.main, ['--model', ckpt, '--yv_path', d['yv'], '--reverse',
+                                '--output', d['tmp'] / 'o'], capsys, y_frames)
+    assert any(p.startswith(y_frames) for p in check_dataset.check_dataset(d['yv'], 'youtube'))
+    assert not (d['save'].exists() and os.listdir(d['save']))      # the root may be made empty
+    assert not (d['tmp'] / 'o').exists()
+
+
 # ---------------------------------------------------------------------- 3. frame order
 
 def _renumber_unpadded(folders):

@@ -36,8 +36,9 @@ from PIL import Image
 from util.errors import UserError, run_main
 from util.io import (DAVIS_PALETTE, CurrentStderr, frame_problem, mask_problem, read_json,
                      read_mask)
-from util.layout import (FRAME_EXTS, MASK_EXT, duplicate_stems, frame_key, image_files,
-                         sort_frames)
+from util.layout import (FRAME_EXTS, MASK_EXT, davis_dirs, davis_imageset, davis_trainval,
+                         duplicate_stems, frame_key, image_files, sort_frames,
+                         youtube_all_frames, youtube_dirs, youtube_meta)
 from util.two_shot_split import load_split
 
 LAYOUTS = ('davis', 'youtube', 'generic')
@@ -307,13 +308,13 @@ def _davis_tasks(ck, root):
             if part_required:
                 ck.add(base, 'folder missing')
             continue
-        jpg, ann = (os.path.join(base, x, '480p') for x in ('JPEGImages', 'Annotations'))
+        jpg, ann = davis_dirs(base)
         for d in (jpg, ann):
             if not os.path.isdir(d):
                 ck.add(d, 'folder missing')
         listed = {}                                  # video -> list file naming it
         for name in required + optional:
-            lst = os.path.join(base, 'ImageSets', year, name + '.txt')
+            lst = davis_imageset(base, year, name)
             if not os.path.isfile(lst):
                 if name in required:
                     ck.add(lst, 'video list missing')
@@ -422,27 +423,24 @@ def _check_all_frames_video(ck, all_jpg, valid_jpg, v):
 
 def _youtube_tasks(ck, root):
     tasks = []
-    tr = os.path.join(root, 'train_480p')
-    jpg, ann = os.path.join(tr, 'JPEGImages'), os.path.join(tr, 'Annotations')
+    jpg, ann = youtube_dirs(root, 'train_480p')
     for d in (jpg, ann):
         if not os.path.isdir(d):
             ck.add(d, 'folder missing')
     for v in sorted(set(_subdirs(jpg)) | set(_subdirs(ann))):
         tasks.append((v, partial(_check_video, ck, os.path.join(jpg, v), os.path.join(ann, v),
                                  dense=True, label='any')))
-    va = os.path.join(root, 'valid')
-    vjpg, vann = os.path.join(va, 'JPEGImages'), os.path.join(va, 'Annotations')
+    vjpg, vann = youtube_dirs(root, 'valid')
     for d in (vjpg, vann):
         if not os.path.isdir(d):
             ck.add(d, 'folder missing')
-    meta_path = os.path.join(va, 'meta.json')
+    meta_path = youtube_meta(root, 'valid')
     meta = _load_meta(ck, meta_path)
     valid_videos = sorted(set(_subdirs(vjpg)) | set(_subdirs(vann)) | set(meta or ()))
     for v in valid_videos:
         tasks.append((v, partial(_check_valid_video, ck, meta_path, meta, vjpg, vann, v)))
-    allf = os.path.join(root, 'all_frames')
-    if os.path.isdir(allf):
-        all_jpg = os.path.join(allf, 'valid_all_frames', 'JPEGImages')
+    all_jpg = youtube_all_frames(root, 'valid')
+    if os.path.isdir(os.path.dirname(os.path.dirname(all_jpg))):       # all_frames/
         if not os.path.isdir(all_jpg):
             ck.add(all_jpg, 'folder missing')
         else:
@@ -464,11 +462,9 @@ def _generic_tasks(ck, root):
 def _training_dirs(root, layout):
     """(frames folder, annotations folder) that a split JSON / sparse folder refer to."""
     if layout == 'davis':
-        tv = os.path.join(root, '2017', 'trainval')
-        return os.path.join(tv, 'JPEGImages', '480p'), os.path.join(tv, 'Annotations', '480p')
+        return davis_dirs(davis_trainval(os.path.join(root, '2017')))
     if layout == 'youtube':
-        tr = os.path.join(root, 'train_480p')
-        return os.path.join(tr, 'JPEGImages'), os.path.join(tr, 'Annotations')
+        return youtube_dirs(root, 'train_480p')
     return os.path.join(root, 'JPEGImages'), os.path.join(root, 'Annotations')
 
 

@@ -89,9 +89,25 @@ def list_videos(root):
 
 # ---------------------------------------------------------------------- DAVIS / YouTube-VOS
 
+def davis_2017_dir(root):
+    """The DAVIS 2017 folder (holding trainval/) of a DAVIS root given either way: the folder
+    holding 2017/ (../DAVIS) or the 2017 folder itself (../DAVIS/2017, the original's
+    --davis_path). Neither: <root>/2017, so that errors name the expected path."""
+    root = str(root)
+    if not os.path.isdir(os.path.join(root, '2017')) and os.path.isdir(
+            os.path.join(root, 'trainval')):
+        return root
+    return os.path.join(root, '2017')
+
+
 def davis_dirs(root):
     """(frames, annotations) of a DAVIS part (2017/trainval, 2017/test-dev, 2016): 480p."""
     return (os.path.join(root, 'JPEGImages', '480p'), os.path.join(root, 'Annotations', '480p'))
+
+
+def davis_trainval(d17):
+    """The training part of a DAVIS 2017 folder (davis_2017_dir)."""
+    return os.path.join(d17, 'trainval')
 
 
 def davis_imageset(root, year, name):
@@ -111,16 +127,38 @@ def youtube_dirs(yv_path, split):
     return os.path.join(base, 'JPEGImages'), os.path.join(base, 'Annotations')
 
 
+def youtube_meta(yv_path, split):
+    return os.path.join(yv_path, split, 'meta.json')
+
+
+def youtube_all_frames(yv_path, split):
+    """The every-frame folder of a YouTube-VOS valid/test split (all_frames/<split>_all_frames)."""
+    return os.path.join(yv_path, 'all_frames', f'{split}_all_frames', 'JPEGImages')
+
+
+PHASE2 = 'phase2'              # the sparse labels of two-shot phase 2, beside the frames
+
+
+def davis_sparse_labels(d17):
+    """The sparse label folder of a DAVIS 2017 folder: <2017>/phase2/davis_gt."""
+    return os.path.join(d17, PHASE2, 'davis_gt')
+
+
+def youtube_sparse_labels(yv_path, stored=True):
+    """The sparse label folder of a YouTube folder: phase2/yv_gt_480p (labels of train_480p),
+    or phase2/yv_gt (of train) when stored is False."""
+    return os.path.join(yv_path, PHASE2, 'yv_gt_480p' if stored else 'yv_gt')
+
+
 def sparse_label_frames(sparse_dir):
     """The frames folder of the videos of a sparse label folder at its usual place
     (<YouTube>/phase2/yv_gt_480p -> <YouTube>/train_480p/JPEGImages,
     <DAVIS>/2017/phase2/davis_gt -> <DAVIS>/2017/trainval/JPEGImages/480p), or None."""
     parent = os.path.dirname(os.path.abspath(str(sparse_dir)))
-    if os.path.basename(parent) != 'phase2':
+    if os.path.basename(parent) != PHASE2:
         return None
     root = os.path.dirname(parent)
-    for cand in (youtube_dirs(root, 'train_480p')[0],
-                 davis_dirs(os.path.join(root, 'trainval'))[0]):
+    for cand in (youtube_dirs(root, 'train_480p')[0], davis_dirs(davis_trainval(root))[0]):
         if os.path.isdir(cand):
             return cand
     return None
