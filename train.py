@@ -52,7 +52,8 @@ from util.distributed import (all_gather_objects, barrier, broadcast_object, cle
                               init_distributed)
 from util.errors import Interrupted, UserError, run_main
 from util.io import read_list, require_dir
-from util.layout import davis_2017_dir, davis_dirs, davis_imageset, davis_trainval, youtube_dirs
+from util.layout import (davis_2017_dir, davis_dirs, davis_imageset, davis_trainval, generic_dirs,
+                          youtube_dirs)
 from util.outputs import LOCK_NAME, OutputLock, check_apart, note_removed, remove_temporaries
 from util.speed import SpeedMeter
 
@@ -149,8 +150,7 @@ class DataMix:
             return
         if para['stage'] == 1:
             root = require_dir(para['bl_root'], 'BL30K root (--bl_root)')
-            ds = VOSDataset(os.path.join(root, 'JPEGImages'), os.path.join(root, 'Annotations'),
-                            START_SKIP, is_bl=True, crop_size=crop)
+            ds = VOSDataset(*generic_dirs(root), START_SKIP, is_bl=True, crop_size=crop)
             self.videos.append((ds, 1))
             self.dataset = ds
             return

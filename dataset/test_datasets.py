@@ -27,8 +27,9 @@ from dataset.range_transform import im_normalization
 from util.errors import UserError
 from util.io import (check_frame_sizes, get_palette, read_frame, read_json, read_list, read_mask,
                      require_dir)
-from util.layout import (davis_dirs, davis_imageset, davis_part, list_frames, list_masks,
-                         sort_frames, stem, youtube_all_frames, youtube_dirs, youtube_meta)
+from util.layout import (davis_dirs, davis_imageset, davis_part, generic_dirs, list_frames,
+                         list_masks, sort_frames, stem, youtube_all_frames, youtube_dirs,
+                         youtube_meta)
 
 DAVIS_VOID = 255
 
@@ -404,8 +405,9 @@ class GenericTestDataset(_Base):
     annotation's palette; every frame from the first label on is written."""
 
     def __init__(self, data_path, res=-1):
-        self.image_dir = require_dir(os.path.join(data_path, 'JPEGImages'), 'frame folder')
-        self.mask_dir = require_dir(os.path.join(data_path, 'Annotations'), 'annotation folder')
+        frames, masks = generic_dirs(data_path)
+        self.image_dir = require_dir(frames, 'frame folder')
+        self.mask_dir = require_dir(masks, 'annotation folder')
         self.res = res
         self.videos = sorted(d for d in os.listdir(self.image_dir)
                              if os.path.isdir(os.path.join(self.image_dir, d))

@@ -37,7 +37,7 @@ from util.errors import UserError, run_main
 from util.io import (DAVIS_PALETTE, CurrentStderr, frame_problem, mask_problem, read_json,
                      read_mask)
 from util.layout import (FRAME_EXTS, MASK_EXT, davis_dirs, davis_imageset, davis_trainval,
-                         duplicate_stems, frame_key, image_files, sort_frames,
+                         duplicate_stems, frame_key, generic_dirs, image_files, sort_frames,
                          youtube_all_frames, youtube_dirs, youtube_meta)
 from util.two_shot_split import load_split
 
@@ -450,7 +450,7 @@ def _youtube_tasks(ck, root):
 
 
 def _generic_tasks(ck, root):
-    jpg, ann = os.path.join(root, 'JPEGImages'), os.path.join(root, 'Annotations')
+    jpg, ann = generic_dirs(root)
     for d in (jpg, ann):
         if not os.path.isdir(d):
             ck.add(d, 'folder missing')
@@ -465,7 +465,7 @@ def _training_dirs(root, layout):
         return davis_dirs(davis_trainval(os.path.join(root, '2017')))
     if layout == 'youtube':
         return youtube_dirs(root, 'train_480p')
-    return os.path.join(root, 'JPEGImages'), os.path.join(root, 'Annotations')
+    return generic_dirs(root)
 
 
 # ----------------------------------------------------------------------------- split, sparse

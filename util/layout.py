@@ -121,10 +121,15 @@ def davis_part(davis_path, year, sub):
     return next((os.path.normpath(c) for c in cands if os.path.isdir(davis_dirs(c)[0])), None)
 
 
+def generic_dirs(root):
+    """(frames, annotations) of a folder holding JPEGImages/<video>/ and Annotations/<video>/
+    (a YouTube-VOS split, BL30K, the generic layout)."""
+    return os.path.join(root, 'JPEGImages'), os.path.join(root, 'Annotations')
+
+
 def youtube_dirs(yv_path, split):
     """(frames, annotations) of a YouTube-VOS split folder (train_480p, valid, ...)."""
-    base = os.path.join(yv_path, split)
-    return os.path.join(base, 'JPEGImages'), os.path.join(base, 'Annotations')
+    return generic_dirs(os.path.join(yv_path, split))
 
 
 def youtube_meta(yv_path, split):

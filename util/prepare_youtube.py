@@ -28,7 +28,8 @@ from PIL import Image
 
 from util.errors import UserError, run_main
 from util.io import CurrentStderr, atomic_write, publish_folder, ensure_writable_dir
-from util.layout import FRAME_EXTS, MASK_EXT, check_unique, image_files, list_videos
+from util.layout import (FRAME_EXTS, MASK_EXT, check_unique, generic_dirs, image_files,
+                          list_videos)
 
 KINDS = (('JPEGImages', FRAME_EXTS), ('Annotations', (MASK_EXT,)))
 
@@ -130,7 +131,7 @@ def prepare_video(parts, size):
 def prepare(src, out, size=480, workers=1, progress=False):
     """Resize every video of SRC into OUT; returns (videos written, videos skipped)."""
     src, out = str(src), str(out)
-    jpg = os.path.join(src, 'JPEGImages')
+    jpg, ann = generic_dirs(src)
     if not os.path.isdir(jpg):
         raise UserError(f'{jpg}: folder missing (--src must be an extracted YouTube-VOS folder '
                         'holding JPEGImages/ and, for the training set, Annotations/)')
@@ -138,7 +139,7 @@ def prepare(src, out, size=480, workers=1, progress=False):
         raise UserError(f'{out}: --out must differ from --src')
     if size < 0:
         raise UserError(f'--size {size}: must be >= 0 (0 copies unchanged)')
-    videos = sorted(set(list_videos(jpg)) | set(list_videos(os.path.join(src, 'Annotations'))))
+    videos = sorted(set(list_videos(jpg)) | set(list_videos(ann)))
     if not videos:
         raise UserError(f'{jpg}: holds no video folders')
     plans = [_plan(src, out, v) for v in videos]
