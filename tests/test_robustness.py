@@ -201,6 +201,10 @@ def test_davis_and_youtube_paths_from_one_layout(data, ckpt, capsys):
     refused(eval_youtube.main, ['--model', ckpt, '--yv_path', d['yv'], '--reverse',
                                 '--output', d['tmp'] / 'o'], capsys, y_frames)
     assert any(p.startswith(y_frames) for p in check_dataset.check_dataset(d['yv'], 'youtube'))
+    bl = d['tmp'] / 'bl'
+    bl.mkdir()
+    refused(train.main, train_flags(d, '--stage', '1', '--bl_root', bl), capsys,
+            layout.generic_dirs(bl)[0])
     assert not (d['save'].exists() and os.listdir(d['save']))      # the root may be made empty
     assert not (d['tmp'] / 'o').exists()
 
