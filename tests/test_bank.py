@@ -249,6 +249,9 @@ def test_run_intermediate_ctrl_c_stops_every_shard(tmp_path, ckpt, trees, repo_r
         line = proc.stdout.readline()
         assert line, seen
         seen += line if '--shard' in line else ''
+    if len(_session_pids(proc.pid)) < 3:                # bash + both shards still running
+        proc.communicate(timeout=60)
+        pytest.skip('the shards finished before the interrupt could be sent (a loaded machine)')
     os.killpg(proc.pid, signal.SIGINT)
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode != 0
