@@ -9,14 +9,17 @@ Benchmark mode (YouTube-VOS valid/test):
 Intermediate inference (any of --data_file, --reverse, --only_sec_gt, --davis):
     python eval_youtube.py --model phase1.pth --output out/left [--reverse] [--only_sec_gt]
         [--data_file <sparse label folder> | <two-frame split .json>] [--davis --davis_path ..]
-  Frames of <yv_path>/train_480p/JPEGImages (or DAVIS 2017 trainval 480p with --davis);
-  labels from the sparse label folder (default <yv_path>/phase2/yv_gt_480p or
-  <davis_path>/2017/phase2/davis_gt) or a split JSON + the Annotations tree. The four passes
-  left / leftsecgt / right / rightsecgt add nothing / --only_sec_gt / --reverse /
-  --reverse --only_sec_gt to `--data_file X` (the left pass needs --data_file or --davis to
-  select this mode). Every frame from the first used label (processing order) on is
-  written. mem_every defaults to 1 (5 with --davis, which also uses DAVIS-style memory and
-  the stored 480p frames whatever --res says).
+  Frames of <yv_path>/train_480p/JPEGImages (or DAVIS 2017 trainval 480p with --davis;
+  --davis_path is the folder holding 2017/ or the 2017 folder itself); labels from the sparse
+  label folder (default <yv_path>/phase2/yv_gt_480p or <DAVIS 2017>/phase2/davis_gt) or a
+  split JSON + the Annotations tree. The four passes left / leftsecgt / right / rightsecgt
+  add nothing / --only_sec_gt / --reverse / --reverse --only_sec_gt to `--data_file X` (the
+  left pass needs --data_file or --davis to select this mode). Every frame from the first
+  used label (processing order) on is written. Memory follows the YouTube-style schedule (a
+  frame enters memory once mem_every frames have passed since the last memory frame, counted
+  from the label where propagation starts or restarts), DAVIS included; mem_every defaults to
+  1 (5 with --davis, which also uses the stored 480p frames whatever --res says).
+  eval_youtube_phase2.py is this mode with the original's command line and defaults.
 
 The merged pseudo-label bank in one run (--bank; the same flags, without --reverse /
 --only_sec_gt):
@@ -42,25 +45,34 @@ from inference_core import (add_exact_readout_flag, amp_note, load_model, print_
 from phase2_scripts.bank import run_bank
 from util.device import pick_device
 from util.errors import UserError, run_main
-from util.io import atomic_write, ensure_writable_dir
+from util.io import atomic_write, davis_2017_dir, ensure_writable_dir
 
 
-def build_parser():
-    p = argparse.ArgumentParser(description='STCN inference on YouTube-VOS / intermediate '
-                                            'inference for two-shot phase 2.')
+def build_parser(phase2=False):
+    """The flags of eval_youtube.py; phase2: those of eval_youtube_phase2.py (always
+    intermediate inference, the original's defaults)."""
+    p = argparse.ArgumentParser(description=(
+        'Intermediate inference for two-shot phase 2, the original\'s command line.' if phase2
+        else 'STCN inference on YouTube-VOS / intermediate inference for two-shot phase 2.'))
     p.add_argument('--model', default='ckpts/stcn.pth')
     p.add_argument('--yv_path', default='../YouTube')
     p.add_argument('--output', required=True)
     p.add_argument('--split', default='valid')
     p.add_argument('--output_all', action='store_true',
-                   help='write every frame (all_frames/<split>_all_frames), not only meta.json')
+                   help=('accepted for the original\'s command lines: intermediate inference '
+                         'writes every frame from the first label on' if phase2 else
+                         'write every frame (all_frames/<split>_all_frames), not only '
+                         'meta.json'))
     p.add_argument('--top', type=int, default=20)
     p.add_argument('--amp', action='store_true')
-    p.add_argument('--mem_every', type=int, default=None,
-                   help='default 5; 1 for intermediate inference (5 with --davis)')
+    p.add_argument('--mem_every', type=int, default=1 if phase2 else None,
+                   help=('default 1 (the original\'s DAVIS scripts pass 5)' if phase2 else
+                         'default 5; 1 for intermediate inference (5 with --davis)'))
     p.add_argument('--include_last', action='store_true')
     p.add_argument('--res', type=int, default=480,
-                   help='shorter side used for inference (-1: as stored)')
+                   help=('-1: frames of train_480p, labels of phase2/yv_gt_480p; else frames of '
+                         'train resized to this shorter side, labels of phase2/yv_gt' if phase2
+                         else 'shorter side used for inference (-1: as stored)'))
     p.add_argument('--zip', action='store_true', help='pack <output>/Annotations into '
                                                       '<output>.zip')
     g = p.add_argument_group('intermediate inference (phase 2)')
@@ -68,7 +80,8 @@ def build_parser():
     g.add_argument('--only_sec_gt', action='store_true',
                    help='use only the second labeled frame met in processing order')
     g.add_argument('--davis', action='store_true', help='DAVIS 2017 trainval frames')
-    g.add_argument('--davis_path', default='../DAVIS')
+    g.add_argument('--davis_path', default='../DAVIS/2017' if phase2 else '../DAVIS',
+                   help='DAVIS root: the folder holding 2017/ or the 2017 folder itself')
     g.add_argument('--data_file', default=None,
                    help='sparse label folder <video>/<pngs>, or a two-frame split .json')
     g.add_argument('--bank', action='store_true',
@@ -93,19 +106,24 @@ def shard_arg(text):
     return int(i), int(n)
 
 
-def intermediate_dataset(args):
+def intermediate_dataset(args, phase2=False):
+    """The passes' dataset. YouTube frames come from train_480p; with phase2 (the original's
+    roots) only at --res -1, from train otherwise, with labels from phase2/yv_gt."""
     if args.davis:
-        root = os.path.join(args.davis_path, '2017', 'trainval')
-        image_dir = os.path.join(root, 'JPEGImages', '480p')
-        ann_dir = os.path.join(root, 'Annotations', '480p')
-        labels = args.data_file or os.path.join(args.davis_path, '2017', 'phase2', 'davis_gt')
+        d17 = davis_2017_dir(args.davis_path)
+        image_dir = os.path.join(d17, 'trainval', 'JPEGImages', '480p')
+        ann_dir = os.path.join(d17, 'trainval', 'Annotations', '480p')
+        labels = args.data_file or os.path.join(d17, 'phase2', 'davis_gt')
         void = DAVIS_VOID
     else:
-        image_dir = os.path.join(args.yv_path, 'train_480p', 'JPEGImages')
-        ann_dir = os.path.join(args.yv_path, 'train_480p', 'Annotations')
-        labels = args.data_file or os.path.join(args.yv_path, 'phase2', 'yv_gt_480p')
+        stored = args.res == -1 or not phase2
+        frames = 'train_480p' if stored else 'train'
+        image_dir = os.path.join(args.yv_path, frames, 'JPEGImages')
+        ann_dir = os.path.join(args.yv_path, frames, 'Annotations')
+        labels = args.data_file or os.path.join(args.yv_path, 'phase2',
+                                                'yv_gt_480p' if stored else 'yv_gt')
         void = None
-    res = -1 if args.davis else args.res        # DAVIS: 480p as stored (SPEC §3)
+    res = -1 if args.davis else args.res        # DAVIS: 480p as stored
     dataset = IntermediateDataset(image_dir, labels, annotation_dir=ann_dir,
                                   reverse=args.reverse, only_sec_gt=args.only_sec_gt, res=res,
                                   void=void)
@@ -181,23 +199,24 @@ def zip_annotations(output):
     return target
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    intermediate = bool(args.data_file or args.reverse or args.only_sec_gt or args.davis
-                        or args.bank)
+def main(argv=None, phase2=False):
+    """phase2: eval_youtube_phase2.py (always intermediate inference, --output_all a no-op)."""
+    args = build_parser(phase2).parse_args(argv)
+    intermediate = phase2 or bool(args.data_file or args.reverse or args.only_sec_gt
+                                  or args.davis or args.bank)
     if args.mem_every is None:
         args.mem_every = 1 if intermediate and not args.davis else 5
     print_args(args)
     if args.mem_every < 1 or args.top < 1:
         raise UserError('--mem_every and --top must be >= 1')
     if intermediate:
-        if args.output_all:
+        if args.output_all and not phase2:
             raise UserError('--output_all applies to YouTube-VOS valid/test only; intermediate '
                             'inference writes every frame from the first label on')
         if args.bank and (args.reverse or args.only_sec_gt or args.zip):
             raise UserError('--bank runs all four passes: drop --reverse / --only_sec_gt '
                             '(and --zip, which packs benchmark outputs)')
-        dataset = intermediate_dataset(args)
+        dataset = intermediate_dataset(args, phase2)
     else:
         dataset = YouTubeVOSTestDataset(args.yv_path, args.split, args.output_all, args.res)
     if args.shard:
@@ -213,7 +232,7 @@ def main(argv=None):
     if note:
         print(note)
     net = load_model(args.model, device)
-    mem_style = 'davis' if args.davis else 'youtube'
+    mem_style = 'youtube'                    # DAVIS intermediate inference too, as the original
     shared = args.shard is not None          # other shards may probe the folder at once
     if args.bank:
         out_dir = ensure_writable_dir(args.output, 'output folder (--output)', keep=shared)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Intermediate inference of two-shot VOS: the four propagations per training video
-# (left, leftsecgt, right, rightsecgt; SPEC §3) with the phase-1 model, then the merge into
-# one pseudo-label bank.
+# (left, leftsecgt, right, rightsecgt) with the phase-1 model, then the merge into one
+# pseudo-label bank. Each pass is the original's command line (eval_youtube_phase2.py
+# --output_all, --res -1 for YouTube, --davis --mem_every 5 for DAVIS) with the roots spelled out.
 #
 #   bash run_intermediate.sh youtube            # four passes + merge
 #   bash run_intermediate.sh davis left right   # only these passes (no merge)
@@ -13,7 +14,8 @@
 # Everything is overridable by environment variables (defaults: the paper's layout):
 #   MODEL       phase-1 weights (default: newest saves/*_phase1/*_phase1_150000.pth)
 #   YV_ROOT     ../YouTube          DAVIS_ROOT  ../DAVIS
-#   YV_SPARSE   $YV_ROOT/phase2/yv_gt_480p     DAVIS_SPARSE $DAVIS_ROOT/2017/phase2/davis_gt
+#   YV_SPARSE   $YV_ROOT/phase2/yv_gt_480p     DAVIS_SPARSE <DAVIS 2017>/phase2/davis_gt
+#   (DAVIS_ROOT may be the folder holding 2017/ or the 2017 folder itself)
 #   OUT_ROOT    ../vos_phase2       GPUS (CUDA_VISIBLE_DEVICES, default 0)   PYTHON (python)
 # Several GPUs (GPUS=0,1,2,3): each inference step runs one process per GPU, each on every
 # N-th video (eval_youtube.py --shard j/N), and goes on once all have finished.
@@ -36,11 +38,13 @@ case "$DATASET" in
     youtube)
         SPARSE=${YV_SPARSE:-$YV_ROOT/phase2/yv_gt_480p}
         SUFFIX=480p
-        DATA_ARGS=(--yv_path "$YV_ROOT" --res -1) ;;    # train_480p is every 5th frame, mem_every 1
+        DATA_ARGS=(--yv_path "$YV_ROOT" --res -1 --mem_every 1) ;;  # train_480p: every 5th frame
     davis)
-        SPARSE=${DAVIS_SPARSE:-$DAVIS_ROOT/2017/phase2/davis_gt}
+        D17=$DAVIS_ROOT/2017
+        if [ ! -d "$D17" ] && [ -d "$DAVIS_ROOT/trainval" ]; then D17=$DAVIS_ROOT; fi
+        SPARSE=${DAVIS_SPARSE:-$D17/phase2/davis_gt}
         SUFFIX=davis
-        DATA_ARGS=(--davis --davis_path "$DAVIS_ROOT") ;;  # mem_every 5
+        DATA_ARGS=(--davis --davis_path "$DAVIS_ROOT" --mem_every 5) ;;
     *) echo "unknown dataset '$DATASET' (youtube or davis)" >&2; exit 2 ;;
 esac
 
@@ -84,11 +88,13 @@ for step in "${STEPS[@]}"; do
             *) echo "unknown step '$step'" >&2; exit 2 ;; esac
         [ -n "$MODEL" ] || { echo "no phase-1 model found: set MODEL=path/to/phase1.pth" >&2; exit 2; }
         if [ "$step" = bank ]; then
+            script=eval_youtube.py
             target=(--bank --output "$OUT_ROOT/phase1_merge_$SUFFIX")
         else
-            target=($(pass_flags "$step") --output "$OUT_ROOT/phase1_${step}_$SUFFIX")
+            script=eval_youtube_phase2.py
+            target=(--output_all $(pass_flags "$step") --output "$OUT_ROOT/phase1_${step}_$SUFFIX")
         fi
-        cmd=("$PYTHON" eval_youtube.py --model "$MODEL" "${DATA_ARGS[@]}" --data_file "$SPARSE"
+        cmd=("$PYTHON" "$script" --model "$MODEL" "${DATA_ARGS[@]}" --data_file "$SPARSE"
              "${target[@]}" ${EVAL_ARGS:-})
     fi
     echo "+ ${cmd[*]}"

@@ -50,7 +50,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from util.distributed import (all_gather_objects, barrier, broadcast_object, cleanup,
                               init_distributed)
 from util.errors import Interrupted, UserError, run_main
-from util.io import read_list, require_dir
+from util.io import davis_2017_dir, read_list, require_dir
 
 SKIP_VALUES = (10, 15, 20, 25, 5)
 SKIP_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.9)
@@ -73,7 +73,7 @@ def data_mode(para, it):
     """'phase2', 'semi' or 'base': which data the iteration `it` trains on."""
     if para['phase2_train'] >= 0 and it >= para['phase2_train']:
         return 'phase2'
-    if para['semi'] and it >= para['end_warm']:
+    if para['semi'] and it > para['end_warm']:      # the step at end_warm is still warm-up
         return 'semi'
     return 'base'
 
@@ -131,7 +131,7 @@ class DataMix:
             self.dataset = ds
             return
         semi = mode == 'semi'
-        davis = os.path.join(para['davis_root'], '2017', 'trainval')
+        davis = os.path.join(davis_2017_dir(para['davis_root']), 'trainval')
         davis_sets = dict(
             im=os.path.join(davis, 'JPEGImages', '480p'),
             gt=os.path.join(davis, 'Annotations', '480p'),
@@ -303,7 +303,7 @@ class ModeData:
 
 def modes_reached(para, start_it):
     """The data modes iterations start_it .. iterations-1 use, in order."""
-    points = [start_it] + [p for p in (para['end_warm'] if para['semi'] else -1,
+    points = [start_it] + [p for p in (para['end_warm'] + 1 if para['semi'] else -1,
                                        para['phase2_train']) if start_it < p < para['iterations']]
     out = []
     for it in sorted(points):

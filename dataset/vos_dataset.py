@@ -1,16 +1,20 @@
-"""Training triplets from videos: full supervision, two-shot (phase 1) and phase 2 (SPEC §4).
+"""Training triplets from videos: full supervision, two-shot (phase 1) and phase 2.
 
 Three modes, chosen by the constructor arguments:
 
-- full supervision (two_shot and pseudo_root None): STCN's triplets i0 < i1 < i2, gaps
-  1..max_jump+1, masks from gt_root;
+- full supervision (two_shot and pseudo_root None): STCN's triplets over all frames
+  (ordinary_triplet: clipped gaps of up to max_jump+1, reversed in time with p=0.5), masks
+  from gt_root;
 - two-shot (two_shot = {video: ["00030.jpg", ...]}): only the listed frames' masks are ever
-  read. semi=False: triplets of the labeled frames only. semi=True: a triplet starts at a
-  labeled frame, goes forward (or backward, p=reverse_p) with gaps 1..max_jump+1 over all
-  frames, and with p=force_both_p holds both labeled frames; unlabeled frames get
-  cls_gt -1 (ignored) and `labeled` False;
+  read. semi=False (warm-up): ordinary triplets over the list of the labeled frames.
+  semi=True: a triplet starts at a labeled frame and goes forward (or backward, p=reverse_p)
+  with gaps 1..max_jump+1 over all frames, clipped at the video's end; with p=force_both_p it
+  holds both labeled frames; unlabeled frames get cls_gt -1 (ignored) and `labeled` False;
 - phase 2 (pseudo_root = merged pseudo-label bank): ordinary triplets over the frames that
   have a bank PNG, masks from the bank; `labeled_frames` marks the true labels.
+
+Each sample tries up to MAX_TRIALS draws (frames and augmentation) until frame 0 shows an
+object; a semi sample keeps its labeled pair and direction over the trials.
 
 Item (C = crop_size):
     rgb      float [3, 3, C, C]  ImageNet-normalised frames
@@ -82,51 +86,62 @@ def _check_split(split, split_name, im_root):
     return frames
 
 
+def _randint(m):
+    """Uniform on 0..m-1."""
+    return A.randint(0, m - 1)
+
+
 def ordinary_triplet(n, max_jump):
-    """STCN-style frame indices i0 < i1 < i2 in [0, n), each gap in 1..max_jump+1.
+    """STCN's triplet over a list of n entries: clipped gaps, reversed in time with p=0.5.
 
-    Videos with fewer than 3 frames repeat frames (clipped to the video).
+    j = min(n, max_jump) (at least 1), randint(m) uniform on 0..m-1: start = randint(n - j + 1);
+    f1 = start + randint(j + 1) + 1 clipped to min(n - j, n - 1); f2 = f1 + randint(j + 1) + 1
+    clipped to min(n - j // 2, n - 1).
+    Clipping can repeat an entry: on the two-entry list of a video's labeled frames [a, b]
+    this gives [a, a, b] / [b, a, a] for j = 2 and [a, b, b], [b, b, b], [b, b, a] for j = 1.
     """
-    step = max_jump + 1
-    if n < 3:
-        i1 = min(A.randint(1, step), n - 1)
-        return [0, i1, min(i1 + A.randint(1, step), n - 1)]
-    g1 = A.randint(1, min(step, n - 2))          # leave room for the third frame
-    i0 = A.randint(0, n - 2 - g1)
-    i1 = i0 + g1
-    return [i0, i1, i1 + A.randint(1, min(step, n - 1 - i1))]
+    j = min(n, max(1, max_jump))
+    start = _randint(n - j + 1)
+    f1 = min(start + _randint(j + 1) + 1, n - j, n - 1)
+    f2 = min(f1 + _randint(j + 1) + 1, n - j // 2, n - 1)
+    idx = [start, f1, f2]
+    return idx[::-1] if A.rand() < 0.5 else idx
 
 
-def labeled_triplet(lab):
-    """Triplet from the labeled frame indices only: all of them appear (up to 3), random order."""
+def semi_pair(lab, reverse_p):
+    """Once per sample: the two labeled frames a semi triplet may use (two drawn at random when
+    there are more) and the time direction (backward with p=reverse_p).
+
+    Returns (labels in the order the chosen direction meets them, backward)."""
     lab = sorted(set(lab))
-    if len(lab) >= 3:
-        perm = torch.randperm(len(lab))[:3].tolist()
-        return [lab[k] for k in perm]
-    picks = (lab * 3)[:2] + [A.choice(lab)] if len(lab) == 2 else lab * 3
-    return [picks[k] for k in torch.randperm(3).tolist()]
+    if len(lab) > 2:
+        lab = sorted(lab[k] for k in torch.randperm(len(lab))[:2].tolist())
+    backward = A.rand() < reverse_p
+    return (lab[::-1] if backward else lab), backward
 
 
-def semi_triplet(n, lab, max_jump, reverse_p, force_both_p):
-    """Semi-supervised triplet: starts at a labeled frame, two more frames each 1..max_jump+1
-    further in the chosen time direction (clipped to the video); with p=force_both_p the
-    other labeled frame replaces the last sampled frame, all in time order (along the
-    direction: the other labeled frame may come first when it lies behind the start).
-    A start frame at the video's end in the chosen direction goes the other way instead."""
-    lab = sorted(set(lab))
-    s = A.choice(lab)
-    d = -1 if A.rand() < reverse_p else 1
-    if not 0 <= s + d < n and 0 <= s - d < n:    # no room that way: go the other way
-        d = -d
-    step = max_jump + 1
-    i1 = min(max(s + d * A.randint(1, step), 0), n - 1)
-    i2 = min(max(i1 + d * A.randint(1, step), 0), n - 1)
-    idx = [s, i1, i2]
-    if len(lab) > 1 and A.rand() < force_both_p:
-        other = A.choice([k for k in lab if k != s])
-        if other not in idx:                     # drop the last sampled frame for it
-            idx = sorted([s, i1, other], key=lambda k: d * k)
-    return idx
+def semi_triplet(n, pair, backward, max_jump, force_both_p):
+    """Semi-supervised triplet: one of the labels in `pair` starts it, the two later frames
+    are 1..j+1 further on in the direction (j = min(n, max_jump), at least 1), each clipped at
+    the video's end there (so [s, s, s] when s is that end). With p=force_both_p a triplet
+    holding fewer than two of the pair's frames gets the other label, in the order of the
+    direction: [first, s, f1] when s is the second label met, else [s, f1, second label], or
+    [s, second label, f1] when f1 already lies beyond it. Returns video frame indices."""
+    pos = [n - 1 - k if backward else k for k in pair]          # positions along the direction
+    j = min(n, max(1, max_jump))
+    which = _randint(len(pos))
+    s = pos[which]
+    f1 = min(s + _randint(j + 1) + 1, n - 1)
+    f2 = min(f1 + _randint(j + 1) + 1, n - 1)
+    idx = [s, f1, f2]
+    if len(pos) == 2 and A.rand() < force_both_p and sum(k in pos for k in idx) < 2:
+        if which == 1:
+            idx = [pos[0], s, f1]
+        elif f1 > pos[1]:
+            idx = [s, pos[1], f1]
+        else:
+            idx = [s, f1, pos[1]]
+    return [n - 1 - k if backward else k for k in idx]
 
 
 class VOSDataset(Dataset):
@@ -233,13 +248,14 @@ class VOSDataset(Dataset):
         return len(self.videos)
 
     # ------------------------------------------------------------ sampling
-    def _sample(self, video):
-        """Frame indices [3] and whether each frame's mask is to be read [3]."""
+    def _sample(self, video, semi):
+        """Frame indices [3] and whether each frame's mask is to be read [3]; `semi` is the
+        sample's semi_pair (semi mode) or None."""
         n, lab = len(self.frames[video]), self.labeled[video]
         if self.mode == 'two_shot':
-            if not self.semi:                   # warm-up: labeled frames only
-                return labeled_triplet(lab), [True] * 3
-            idx = semi_triplet(n, lab, self.max_jump, self.reverse_p, self.force_both_p)
+            if semi is None:                    # warm-up: the rule over the labeled-frame list
+                return [lab[k] for k in ordinary_triplet(len(lab), self.max_jump)], [True] * 3
+            idx = semi_triplet(n, *semi, self.max_jump, self.force_both_p)
             return idx, [k in lab for k in idx]
         return ordinary_triplet(n, self.max_jump), [True] * 3
 
@@ -303,8 +319,10 @@ class VOSDataset(Dataset):
     def __getitem__(self, idx):
         video = self.videos[idx]
         names = self.frames[video]
+        semi = semi_pair(self.labeled[video], self.reverse_p) \
+            if self.mode == 'two_shot' and self.semi else None
         for _ in range(MAX_TRIALS):
-            fidx, with_mask = self._sample(video)
+            fidx, with_mask = self._sample(video, semi)
             cache = {}
             for k, m in zip(fidx, with_mask):
                 if k not in cache or (m and cache[k][1] is None):

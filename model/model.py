@@ -10,16 +10,18 @@ The networks are always in eval() mode (frozen batch norm); only the student is 
 student is wrapped (TripletModule) so that DDP sees one forward per iteration.
 
 Pseudo labels (SPEC §4):
-  phase 1 (--semi, it >= end_warm, frames not labeled): the teacher's prediction of the same
+  phase 1 (--semi, it > end_warm, frames not labeled): the teacher's prediction of the same
     triplet, thresholded with --semi_thres_upper, -1 elsewhere. Without a teacher (no
     --use_teacher, or before the first step) the student's own prediction is used, detached
     from its training forward: the same numbers a separate no_grad forward would give, one
     forward cheaper. The teacher forward runs only when pseudo labels are needed.
-  phase 2 (it >= phase2_start_update, frames 1-2 not truly labeled): the bank labels are
-    overwritten where the teacher's (else student's) prediction is >= --phase2_thres and kept
-    elsewhere. With --update_pseudo_bank IT (it >= IT), a frame whose target region lost pixels
-    is re-predicted at stored resolution and written back into the bank (by the one rank that
-    owns the video: zlib.crc32(video) % world_size).
+  phase 2 (it >= phase2_start_update, frames 1-2 of every sample, truly labeled ones too;
+    with --phase2_keep_true_labels those stay untouched): the bank labels are overwritten where
+    the teacher's (else student's) prediction is >= --phase2_thres and kept elsewhere. With
+    --update_pseudo_bank IT (it >= IT), a sample whose refresh of frame 1 or 2 changed the size
+    of the target region while the confident target is not contained in the old region
+    (bank_trigger) has frames 1-2 re-predicted at stored resolution and written back into the
+    bank (by the one rank that owns the video: zlib.crc32(video) % world_size).
 """
 import copy
 import os
@@ -135,6 +137,23 @@ def sample_info(info, j):
     sid = info.get('second_id')
     return (info['name'][j], names, int(info['target_id'][j]),
             int(sid[j]) if sid is not None else 0)
+
+
+def bank_trigger(old, new, p_target, p_second, thres, has_second):
+    """[B] bool: does the refresh of one frame ask for a bank rewrite of its sample?
+
+    old / new [B, H, W] class maps before / after the refresh; p_target, p_second [B, H, W]
+    class probabilities (p_second None for one object); has_second [B] bool. The old target
+    region is taken after the second object's confident pixels are set (the order the labels
+    are refreshed in); the request is: its size changed and some confident target pixel lies
+    outside it.
+    """
+    if p_second is not None:
+        old = torch.where((p_second >= thres) & has_second[:, None, None], 2, old)
+    old_t = old == 1
+    grew = ((p_target >= thres) & ~old_t).flatten(1).any(1)
+    changed = old_t.flatten(1).sum(1) != (new == 1).flatten(1).sum(1)
+    return changed & grew
 
 
 def _stem(name):
@@ -267,7 +286,7 @@ class STCNModel:
                    else torch.ones(b, 3, dtype=torch.bool, device=dev))  # [B, 3]
         has_second = (selector[:, 1] > 0.5) & (not self.single_object)  # [B]
         phase2 = self.in_phase2(it)
-        semi = bool(para['semi']) and not phase2 and it >= para['end_warm']
+        semi = bool(para['semi']) and not phase2 and it > para['end_warm']
         unl = ~labeled[:, 1:]                                           # [B, 2] frames 1, 2
         stats = {}
         if not (semi or phase2):
@@ -277,8 +296,10 @@ class STCNModel:
         with torch.autocast(device_type=dev.type, enabled=self.amp):
             out = self.forward_module(rgb, gt[:, 0], sec_gt[:, 0], selector)
 
-        old_cls = None
         refresh = phase2 and it >= para['phase2_start_update']
+        # [B, 2] frames 1-2 the refresh leaves alone, and those asking for a bank rewrite
+        frozen = labeled[:, 1:] if para.get('phase2_keep_true_labels') else torch.zeros_like(unl)
+        wanted = torch.zeros_like(unl)
         if semi and bool(unl.any()):
             ref = self._reference_logits(out, rgb, gt[:, 0], sec_gt[:, 0], selector)
             for f in (1, 2):
@@ -286,14 +307,18 @@ class STCNModel:
                 cls_gt[:, f] = torch.where(labeled[:, f, None, None], cls_gt[:, f], pl)
             sel = unl[:, :, None, None].expand_as(cls_gt[:, 1:])
             stats['pseudo/coverage'] = float((cls_gt[:, 1:][sel] != IGNORE).float().mean())
-        elif refresh and bool(unl.any()):
+        elif refresh and not bool(frozen.all()):
             old_cls = cls_gt.clone()
             ref = self._reference_logits(out, rgb, gt[:, 0], sec_gt[:, 0], selector)
+            thres = para['phase2_thres']
             for f in (1, 2):
-                pl = pseudo_labels(*class_probs(ref[f - 1]), para['phase2_thres'], has_second)
-                keep = labeled[:, f, None, None] | (pl == IGNORE)
+                bg, p_t, p_s = class_probs(ref[f - 1])
+                pl = pseudo_labels(bg, p_t, p_s, thres, has_second)
+                keep = frozen[:, f - 1, None, None] | (pl == IGNORE)
                 cls_gt[:, f] = torch.where(keep, cls_gt[:, f], pl)
-            sel = unl[:, :, None, None].expand_as(cls_gt[:, 1:])
+                wanted[:, f - 1] = bank_trigger(old_cls[:, f], cls_gt[:, f], p_t, p_s, thres,
+                                                has_second) & ~frozen[:, f - 1]
+            sel = (~frozen)[:, :, None, None].expand_as(cls_gt[:, 1:])
             stats['pseudo/refresh_confident'] = float(
                 (cls_gt[:, 1:][sel] != IGNORE).float().mean())
             stats['pseudo/refresh_changed'] = float(
@@ -323,7 +348,7 @@ class STCNModel:
 
         if refresh and 0 <= para['update_pseudo_bank'] <= it:
             # collective (gathers requests): every rank calls it, with or without requests
-            stats['bank/writes'] = self.update_bank(data, old_cls, cls_gt, labeled)
+            stats['bank/writes'] = self.update_bank(data, wanted, frozen)
 
         self.averager.add(stats)
         done = it + 1
@@ -381,29 +406,29 @@ class STCNModel:
         self._last_log = (time.time(), it)
 
     # -- phase-2 bank update
-    def update_bank(self, data, old_cls, new_cls, labeled):
+    def update_bank(self, data, wanted, frozen):
         """Write refreshed labels back into the bank; returns the PNGs this rank wrote.
 
-        A request is made for frame f (1, 2; not truly labeled) of a sample when the refresh
-        removed pixels from its target region (changed, and not just grown). Requests of all
-        ranks are gathered; the rank owning a video (crc32 % world) re-predicts and writes it.
+        wanted [B, 2] bool: frame 1 / 2 of a sample asks for a rewrite (bank_trigger); frozen
+        [B, 2] bool: frames the refresh left alone (--phase2_keep_true_labels), never written.
+        A sample with a request has its frames 1-2 rewritten (but for frozen or, with the flag,
+        truly labeled ones). Requests of all ranks are gathered; the rank owning a video
+        (crc32 % world) re-predicts and writes it.
         """
         requests = []
         info = data.get('info')
-        if info is not None and old_cls is not None:
-            for j in range(old_cls.shape[0]):
-                video, frames, tid, sid = sample_info(info, j)
-                if video not in self.bank:
+        keep_true = bool(self.para.get('phase2_keep_true_labels'))
+        if info is not None:
+            for j in range(wanted.shape[0]):
+                if not bool(wanted[j].any()):
                     continue
-                pos = []
-                for f in (1, 2):
-                    if bool(labeled[j, f]) or _stem(frames[f]) in self.bank[video]['labeled']:
-                        continue
-                    old_t, new_t = old_cls[j, f] == 1, new_cls[j, f] == 1
-                    if bool((old_t & ~new_t).any()):          # changed, and not a superset
-                        pos.append(f)
+                video, frames, tid, sid = sample_info(info, j)
+                if video not in self.bank or tid == 0:       # no target object: nothing to fix
+                    continue
+                pos = tuple(f for f in (1, 2) if not bool(frozen[j, f - 1]) and not (
+                    keep_true and _stem(frames[f]) in self.bank[video]['labeled']))
                 if pos:
-                    requests.append((video, tuple(frames), tid, sid, tuple(pos)))
+                    requests.append((video, tuple(frames), tid, sid, pos))
         gathered = [r for rank_reqs in all_gather_objects(requests, self.dist) for r in rank_reqs]
         written = 0
         seen = set()

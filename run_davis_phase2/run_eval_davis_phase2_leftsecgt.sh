@@ -1,3 +1,7 @@
 #!/usr/bin/env bash
-# Intermediate inference, pass 'leftsecgt' on davis (see run_intermediate.sh for the variables).
+# Intermediate inference, pass 'leftsecgt' on davis: the original's command line
+#   python eval_youtube_phase2.py --model $MODEL --output $OUT_ROOT/phase1_leftsecgt_davis \
+#       --mem_every 5 --output_all --only_sec_gt --davis
+# run by run_intermediate.sh with the roots spelled out
+# (variables MODEL OUT_ROOT DAVIS_ROOT DAVIS_SPARSE GPUS PYTHON EVAL_ARGS: see there).
 exec bash "$(dirname "$0")/../run_intermediate.sh" davis leftsecgt "$@"

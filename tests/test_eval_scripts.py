@@ -311,11 +311,12 @@ def test_youtube_mode_and_defaults(tmp_path, monkeypatch):
     write_mask(os.path.join(tmp_path, 'DAVIS', '2017', 'phase2', 'davis_gt', 'vid_a',
                             '00003.png'), read_mask(os.path.join(tv, 'Annotations', '480p',
                                                                  'vid_a', '00003.png')))
-    eval_youtube.main(['--davis', '--davis_path', str(tmp_path / 'DAVIS'), '--output', 'o3'])
-    assert (seen['mem_style'], seen['mem_every']) == ('davis', 5)
-    video = seen['dataset'][0]
-    assert [lab.index for lab in video.labels] == [3] and video.size == (H, W)
-    assert tuple(video.images.shape[-2:]) == (H, W)          # DAVIS: as stored, not --res 480
+    for davis_path in (tmp_path / 'DAVIS', tmp_path / 'DAVIS' / '2017'):   # both spellings
+        eval_youtube.main(['--davis', '--davis_path', str(davis_path), '--output', 'o3'])
+        assert (seen['mem_style'], seen['mem_every']) == ('youtube', 5)   # the original's
+        video = seen['dataset'][0]
+        assert [lab.index for lab in video.labels] == [3] and video.size == (H, W)
+        assert tuple(video.images.shape[-2:]) == (H, W)      # DAVIS: as stored, not --res 480
 
 
 # ---------------------------------------------------------------------- generic

@@ -166,7 +166,7 @@ def tdata(tmp_path_factory):
                  val_videos=0)
     flags = ['--stage', '3', '--crop_size', '32', '-b', '2', '-i', str(ITS), '--steps', '3',
              '--davis_root', d['root'], '--yv_root', y['root'], '--davis_data', d['split'],
-             '--yv_data', y['split'], '--semi', '--use_teacher', '--end_warm', '1',
+             '--yv_data', y['split'], '--semi', '--use_teacher', '--end_warm', '0',
              '--log_every', '1', '--save_every', '1000']
     return {'flags': flags}
 

@@ -76,6 +76,32 @@ def test_skip_curriculum():
     assert max_skip_at(80, 100, bl=True) == 5 and max_skip_at(80, 100) == 25
 
 
+def test_the_step_at_end_warm_is_still_warm_up():
+    from train import data_mode, modes_reached
+    para = {'phase2_train': -1, 'semi': True, 'end_warm': 3, 'iterations': 10}
+    assert [data_mode(para, it) for it in (0, 3, 4)] == ['base', 'base', 'semi']
+    assert modes_reached(para, 0) == ['base', 'semi'] and modes_reached(para, 3) == ['base', 'semi']
+    assert modes_reached(para, 4) == ['semi']
+    assert modes_reached(dict(para, iterations=4), 0) == ['base']    # its 0..3: warm-up only
+    para.update(phase2_train=3)
+    assert [data_mode(para, it) for it in (2, 3)] == ['base', 'phase2']
+
+
+def test_davis_root_either_spelling(tmp_path):
+    """--davis_root: the folder holding 2017/ or the 2017 folder itself."""
+    from train import DataMix
+    from util.synthetic import generate
+    d = generate(tmp_path, 'davis', videos=2, frames=3, height=16, width=16, objects=1,
+                 val_videos=1)
+    y = generate(tmp_path, 'youtube', videos=1, frames=3, height=16, width=16, objects=1,
+                 val_videos=0)
+    for root in (d['root'], os.path.join(d['root'], '2017')):
+        para = HyperParameters().parse(['--stage', '3', '--davis_root', root,
+                                        '--yv_root', y['root'], '--crop_size', '16'])
+        ds = DataMix(para, 'base').videos[0][0]
+        assert ds.im_root == os.path.join(d['trainval'], 'JPEGImages', '480p') and ds.videos
+
+
 def _run(args, cwd=ROOT, timeout=400, env_extra=None, launcher=None):
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
     env.update(env_extra or {})
@@ -193,19 +219,25 @@ def test_torchrun_two_processes_identical_weights(data, tmp_path):
 
 @pytest.mark.slow
 def test_phase2_bank_update_rewrites_pngs(data, tmp_path):
-    """Phase 2 from iteration 0 with the bank update on; threshold 0 makes every refresh
-    confident background, so every sampled unlabeled frame's target region is rewritten."""
+    """Phase 2 from iteration 0 with the bank update on, on a one-object bank; threshold 0
+    makes every refresh confident background while every pixel is a confident target, so each
+    sample's target region changes and the confident target is not inside it: every sample's
+    frames 1-2 are rewritten, the truly labeled ones kept (--phase2_keep_true_labels)."""
+    from util.io import write_mask
     from util.make_two_shot_split import load_split
     d = data['davis']
     bank = tmp_path / 'bank'
     shutil.copytree(os.path.join(d['trainval'], 'Annotations', '480p'), bank)
+    for p in bank.rglob('*.png'):
+        m = np.asarray(Image.open(p))
+        write_mask(p, np.where(m == 1, 1, 0).astype(np.uint8))
     split = load_split(d['split'])
     before = {str(p): np.asarray(Image.open(p)).copy() for p in bank.rglob('*.png')}
     res = _run(data['flags'] + ['-i', '2', '--id', 'p2', '--save_root', tmp_path / 'saves',
                                 '--phase2_davis', 'bank', '--phase2_root', tmp_path,
                                 '--phase2_train', '0', '--phase2_start_update', '0',
                                 '--update_pseudo_bank', '0', '--phase2_thres', '0.0',
-                                '--log_every', '1'])
+                                '--phase2_keep_true_labels', '--log_every', '1'])
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert 'data: phase2' in res.stdout
     changed = []

@@ -2,11 +2,12 @@
 import os
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 from model.losses import IGNORE, pseudo_labels
-from model.model import STCNModel, sample_info
+from model.model import STCNModel, bank_trigger, sample_info
 from util.distributed import DistInfo
 from util.hyper_para import HyperParameters
 from util.io import read_mask, write_mask
@@ -77,9 +78,11 @@ def test_teacher_not_run_in_warmup_and_ema():
     # EMA after it 1: a = min(1 - 1/2, 0.995) = 0.5
     assert torch.allclose(dict(model.teacher.named_parameters())[name], 0.5 * s0 + 0.5 * s1,
                           atol=1e-7)
-    model.do_pass(make_batch(labeled=(True, True, True), b=1), 2)   # after warm-up, labeled
+    model.do_pass(batch, 2)                       # it == end_warm: still warm-up
     assert model.teacher_forward_calls == 0
-    stats = model.do_pass(batch, 3)                             # after warm-up, unlabeled
+    model.do_pass(make_batch(labeled=(True, True, True), b=1), 3)   # after warm-up, labeled
+    assert model.teacher_forward_calls == 0
+    stats = model.do_pass(batch, 4)                             # after warm-up, unlabeled
     assert model.teacher_forward_calls == 1
     assert 0.0 <= stats['pseudo/coverage'] <= 1.0
     assert model.teacher.training is False and model.net.training is False
@@ -99,11 +102,12 @@ def test_semi_targets_before_and_after_warmup():
     rec = model.loss_fn = TargetRecorder(model.loss_fn)
     ref = _fixed_reference(model, b)
     batch = make_batch(labeled=(True, False, True), b=b)
-    model.do_pass(batch, 0)
-    t1, t2 = rec.frame_targets(b)
-    assert torch.all(t1 == IGNORE)                          # unlabeled, warm-up: ignored
-    assert torch.equal(t2, batch['cls_gt'][:, 2])           # labeled frame unchanged
-    model.do_pass(batch, 1)
+    for it in (0, 1):                                       # it <= end_warm: warm-up
+        model.do_pass(batch, it)
+        t1, t2 = rec.frame_targets(b)
+        assert torch.all(t1 == IGNORE)                      # unlabeled, warm-up: ignored
+        assert torch.equal(t2, batch['cls_gt'][:, 2])       # labeled frame unchanged
+    model.do_pass(batch, 2)
     t1, t2 = rec.frame_targets(b)
     prob = torch.softmax(ref[0], 1)
     want = pseudo_labels(prob[:, 0], prob[:, 1], prob[:, 2], 0.7, torch.tensor([True] * b))
@@ -112,10 +116,14 @@ def test_semi_targets_before_and_after_warmup():
     assert torch.equal(t2, batch['cls_gt'][:, 2])
 
 
-def test_phase2_refresh_keeps_labels_where_not_confident():
+@pytest.mark.parametrize('keep_true', [False, True])
+def test_phase2_refresh_touches_true_labels_unless_kept(keep_true):
+    """Frames 1-2 of every sample are refreshed where confident, the truly labeled frame 2
+    too; with --phase2_keep_true_labels that frame keeps its label."""
     b = 2
     model = make_model('--phase2_train', '0', '--phase2_start_update', '1',
-                       '--phase2_thres', '0.8')
+                       '--phase2_thres', '0.8',
+                       *(['--phase2_keep_true_labels'] if keep_true else []))
     rec = model.loss_fn = TargetRecorder(model.loss_fn)
     ref = _fixed_reference(model, b)
     batch = make_batch(labeled=(True, False, True), b=b)
@@ -128,10 +136,14 @@ def test_phase2_refresh_keeps_labels_where_not_confident():
     assert torch.equal(t1, bank_cls[:, 1])
     model.do_pass(batch, 1)
     t1, t2 = rec.frame_targets(b)
-    prob = torch.softmax(ref[0], 1)
-    pl = pseudo_labels(prob[:, 0], prob[:, 1], prob[:, 2], 0.8, torch.tensor([True] * b))
-    assert torch.equal(t1, torch.where(pl == IGNORE, bank_cls[:, 1], pl))
-    assert torch.equal(t2, bank_cls[:, 2])         # truly labeled frame never refreshed
+    refreshed = []
+    for f in (1, 2):
+        prob = torch.softmax(ref[f - 1], 1)
+        pl = pseudo_labels(prob[:, 0], prob[:, 1], prob[:, 2], 0.8, torch.tensor([True] * b))
+        refreshed.append(torch.where(pl == IGNORE, bank_cls[:, f], pl))
+    assert torch.equal(t1, refreshed[0])
+    assert not torch.equal(refreshed[1], bank_cls[:, 2])
+    assert torch.equal(t2, bank_cls[:, 2] if keep_true else refreshed[1])
 
 
 def test_two_class_loss_for_samples_without_second_object():
@@ -204,23 +216,81 @@ def test_bank_rewrite_confident_prediction_valid_png(tmp_path):
     assert np.array_equal(new[old == 3], old[old == 3])
 
 
-def test_update_bank_requests_only_when_target_shrinks(tmp_path):
+def _region(b=2, box=(4, 14, 4, 14), value=1):
+    m = torch.zeros(b, C, C, dtype=torch.long)
+    m[:, box[0]:box[1], box[2]:box[3]] = value
+    return m
+
+
+def test_bank_trigger_grown_vs_only_shrunk():
+    """A rewrite is asked for when the target region changed size and the confident target
+    is not inside the old region; a region that only shrank never asks."""
+    thres, hs = 0.99, torch.tensor([True, False])
+    old = _region()                                       # target 4:14 x 4:14
+    conf_big = _region(box=(2, 16, 2, 16)).float()        # confident target beyond it
+    conf_small = _region(box=(6, 12, 6, 12)).float()      # confident target inside it
+    no_sec = torch.zeros(2, C, C)
+    grown = torch.where(conf_big > 0, 1, old)
+    assert bank_trigger(old, grown, conf_big, no_sec, thres, hs).tolist() == [True, True]
+    shrunk = torch.where(conf_small > 0, 1, old)
+    shrunk[:, 4:6] = 0                                    # lost pixels (confident background)
+    assert bank_trigger(old, shrunk, conf_small, no_sec, thres, hs).tolist() == [False, False]
+    assert bank_trigger(old, old, conf_small, no_sec, thres, hs).tolist() == [False, False]
+    # grew by as many pixels as it lost: same size, no request (the original compares sizes)
+    moved = old.clone()
+    moved[:, 4:14, 4] = 0
+    moved[:, 4:14, 14] = 1
+    conf_moved = (moved == 1).float()
+    assert bank_trigger(old, moved, conf_moved, no_sec, thres, hs).tolist() == [False, False]
+    # the old region is taken after the second object's confident pixels: a confident second
+    # object over part of it shrinks the old region first, then the target regrows there
+    sec = _region(box=(4, 6, 4, 14)).float()
+    regrown = old.clone()
+    assert bank_trigger(old, regrown, (old == 1).float(), sec, thres, hs).tolist() == \
+        [True, False]
+
+
+@pytest.mark.parametrize('keep_true', [False, True])
+def test_update_bank_rewrites_frames_1_2_of_a_requesting_sample(tmp_path, keep_true):
     bank = _bank(tmp_path)
-    model = make_model('--phase2_train', '0', bank=bank)
+    bank['vid']['labeled'] = {'00000', '00002'}
+    model = make_model('--phase2_train', '0', bank=bank,
+                       *(['--phase2_keep_true_labels'] if keep_true else []))
     calls = []
-    model.rewrite_bank_frames = lambda *a: calls.append(a) or 1
-    batch = make_batch(labeled=(True, False, False), b=2)
+    model.rewrite_bank_frames = lambda *a: calls.append(a) or len(a[-1])
+    batch = make_batch(labeled=(True, False, True), b=2)
     batch['info']['name'] = ['vid', 'other_video']
-    old = torch.zeros(2, 3, C, C, dtype=torch.long)
-    old[:, :, 4:14, 4:14] = 1
-    grown = old.clone()
-    grown[:, 1, 2:16, 2:16] = 1                    # frame 1: superset -> no request
-    grown[:, 2, 4:8, 4:14] = 0                     # frame 2: lost pixels -> request
-    n = model.update_bank(batch, old, grown, batch['labeled'])
-    assert n == 1
-    assert calls == [('vid', ['00000.jpg', '00001.jpg', '00002.jpg'], 1, 2, (2,))]
+    frozen = batch['labeled'][:, 1:] & keep_true
+    wanted = torch.tensor([[True, False], [True, True]])
+    n = model.update_bank(batch, wanted, frozen)
+    frames = ['00000.jpg', '00001.jpg', '00002.jpg']
+    assert calls == [('vid', frames, 1, 2, (1,) if keep_true else (1, 2))]   # not in bank: no
+    assert n == len(calls[0][-1])
     calls.clear()
-    assert model.update_bank(batch, old, old.clone(), batch['labeled']) == 0 and not calls
+    assert model.update_bank(batch, torch.zeros(2, 2, dtype=torch.bool), frozen) == 0
+    batch['info']['target_id'][0] = 0                    # frame 0 showed no object
+    assert model.update_bank(batch, wanted, frozen) == 0
+    assert not calls
+
+
+def test_do_pass_asks_for_a_rewrite_only_when_the_target_grew(tmp_path):
+    """One batch: sample 0's confident target reaches beyond its old region, sample 1's lies
+    inside it (its region only shrinks): only sample 0 is rewritten, frames 1 and 2."""
+    model = make_model('--phase2_train', '0', '--phase2_start_update', '0',
+                       '--update_pseudo_bank', '0', '--phase2_thres', '0.9', bank=_bank(tmp_path))
+    calls = []
+    model.rewrite_bank_frames = lambda *a: calls.append((a[1][0], a[-1])) or 1
+    batch = make_batch(labeled=(True, True, True), b=2)
+    batch['info']['name'] = ['vid', 'vid']
+    batch['info']['frames'][0] = ['00000.jpg', '00001.jpg']     # frame 0 tells them apart
+    logits = torch.zeros(2, 3, C, C)
+    logits[0, 1] = _region(1, (2, 16, 2, 16))[0].float() * 20 - 10   # confident target
+    logits[1, 1] = _region(1, (6, 12, 6, 12))[0].float() * 20 - 10
+    logits[:, 0, :2] = 10                                       # confident background
+    logits[1, 0, 4:6] = 10                                      # ... over sample 1's region
+    model._reference_logits = lambda *args: (logits, logits)
+    stats = model.do_pass(batch, 0)
+    assert calls == [('00000.jpg', (1, 2))] and stats['bank/writes'] == 1
 
 
 def test_sample_info_collated_and_list():

@@ -10,7 +10,7 @@ from PIL import Image
 import dataset.vos_dataset as vd
 from dataset.range_transform import inv_im_trans
 from dataset.reseed import make_worker_init_fn, reseed
-from dataset.vos_dataset import VOSDataset, ordinary_triplet, semi_triplet
+from dataset.vos_dataset import VOSDataset, ordinary_triplet, semi_pair, semi_triplet
 from util.errors import UserError
 from util.io import write_mask
 from util.synthetic import generate
@@ -103,7 +103,8 @@ def test_full_supervision_items(tree):
         item = ds[k % len(ds)]
         _check_item(item)
         idx = _idx(item['info']['frames'])
-        assert idx[0] < idx[1] < idx[2] and max(np.diff(idx)) <= 3
+        d = np.diff(idx)
+        assert ((d >= 0).all() or (d <= 0).all()) and np.abs(d).max() <= 3
         assert item['labeled'].all() and (item['cls_gt'] >= 0).all()
         assert item['info']['target_id'] in (1, 2)
         assert (item['cls_gt'][0] == 1).any()       # the target is visible in frame 0
@@ -114,22 +115,49 @@ def test_full_supervision_items(tree):
 def test_max_jump_is_settable(tree):
     reseed(1)
     ds = VOSDataset(tree['im'], tree['gt'], max_jump=5, crop_size=C)
-    ds.max_jump = 0
+    ds.max_jump = 1
     for k in range(6):
-        assert np.diff(_idx(ds[k % 3]['info']['frames'])).tolist() == [1, 1]
+        assert np.abs(np.diff(_idx(ds[k % 3]['info']['frames']))).max() <= 2
 
 
-def test_ordinary_triplet_ranges():
+def test_ordinary_triplet_rule():
+    """STCN's clipping rule, reversed in time about half the time."""
     reseed(2)
-    for n in (3, 4, 9, 30):
-        for j in (0, 1, 3, 12):
-            for _ in range(40):
-                i = ordinary_triplet(n, j)
-                assert 0 <= i[0] < i[1] < i[2] < n
-                assert max(i[1] - i[0], i[2] - i[1]) <= j + 1
-    for n in (1, 2):
-        for _ in range(10):
-            assert all(0 <= k < n for k in ordinary_triplet(n, 3))
+    for n in (1, 2, 3, 4, 9, 30):
+        for jump in (1, 3, 12, 40):
+            j = min(n, jump)
+            for _ in range(60):
+                i = ordinary_triplet(n, jump)
+                assert all(0 <= k < n for k in i)
+                s, f1, f2 = i if i[0] <= i[2] else i[::-1]          # undo a reversal
+                assert s <= n - j and s <= f1 <= f2
+                assert f1 - s <= j + 1 and f2 - f1 <= j + 1
+                assert f1 <= min(n - j, n - 1) and f2 <= min(n - j // 2, n - 1)
+                assert f1 - s >= 1 or f1 == min(n - j, n - 1)          # 0 only when clipped
+                assert f2 - f1 >= 1 or f2 == min(n - j // 2, n - 1)
+
+
+def test_ordinary_triplet_reversal_rate():
+    reseed(3)
+    draws = [ordinary_triplet(30, 5) for _ in range(4000)]
+    backward = sum(i[0] > i[2] for i in draws) / len(draws)
+    assert all(i[0] != i[2] for i in draws)
+    assert 0.47 < backward < 0.53, backward                     # p = 0.5 (4000 draws: sd 0.008)
+    starts = {min(i) for i in draws}
+    assert starts == set(range(26))                             # start = randint(n - j + 1)
+
+
+@pytest.mark.parametrize('jump,orders', [(2, {'aab': 0.5, 'baa': 0.5}),
+                                         (5, {'aab': 0.5, 'baa': 0.5}),
+                                         (1, {'abb': 0.25, 'bbb': 0.5, 'bba': 0.25})])
+def test_warm_up_orders_of_two_labels(jump, orders):
+    """The rule over the list [a, b] of a video's two labeled frames."""
+    reseed(4)
+    draws = [''.join('ab'[k] for k in ordinary_triplet(2, jump)) for _ in range(4000)]
+    freq = {o: draws.count(o) / len(draws) for o in set(draws)}
+    assert set(freq) == set(orders), freq
+    for o, p in orders.items():
+        assert abs(freq[o] - p) < 0.03, freq
 
 
 def test_labeled_only_two_shot(tree, spy):
@@ -144,6 +172,64 @@ def test_labeled_only_two_shot(tree, spy):
         assert item['labeled'].all() and (item['cls_gt'] >= 0).all()
     assert spy and all(os.path.basename(p).replace('.png', '.jpg')
                        in SPLIT[os.path.basename(os.path.dirname(p))] for p in spy)
+
+
+@pytest.mark.parametrize('jump,orders', [(2, {'aab', 'baa'}), (1, {'abb', 'bbb', 'bba'})])
+def test_warm_up_items_follow_the_rule(tree, jump, orders):
+    """Warm-up items of a video labeled at frames 2 (a) and 9 (b); one label only: [6, 6, 6]."""
+    reseed(5)
+    ds = VOSDataset(tree['im'], tree['sparse'], max_jump=jump, two_shot=SPLIT, crop_size=C,
+                    subset=['davis_000', 'davis_002'])
+    seen = set()
+    for k in range(40):
+        item = ds[k % 2]
+        frames = item['info']['frames']
+        if item['info']['name'] == 'davis_002':
+            assert frames == ['00006.jpg'] * 3
+            continue
+        seen.add(''.join({'00002.jpg': 'a', '00009.jpg': 'b'}[f] for f in frames))
+        assert item['labeled'].all()
+    assert seen == orders
+
+
+@pytest.mark.parametrize('labels,reverse_p,end', [(['00000.jpg', '00009.jpg'], 1.0, 0),
+                                                  (['00004.jpg', '00013.jpg'], 0.0, 13)])
+@pytest.mark.parametrize('force_both_p', [0.0, 1.0])
+def test_semi_triplets_repeat_the_frame_at_the_video_end(tree, labels, reverse_p, end,
+                                                         force_both_p):
+    """A semi triplet that starts at the video's end in its direction is [s, s, s] (it does
+    not turn round), with or without forcing both labels in."""
+    reseed(6)
+    ds = VOSDataset(tree['im'], tree['gt'], max_jump=2, two_shot={'davis_000': labels},
+                    semi=True, crop_size=C, reverse_p=reverse_p, force_both_p=force_both_p)
+    at_end = 0
+    for _ in range(40):
+        item = ds[0]
+        idx = _idx(item['info']['frames'])
+        if idx[0] == end:
+            assert idx == [end] * 3 and item['labeled'].all()
+            at_end += 1
+        else:
+            d = np.diff(idx)
+            assert (d <= 0).all() if reverse_p else (d >= 0).all()
+    assert 10 <= at_end <= 30                      # the start label is drawn with p = 0.5
+
+
+def test_semi_triplet_clips_and_forces_in_direction_order():
+    reseed(7)
+    n, got = 14, set()
+    for backward in (False, True):
+        pair = [9, 2] if backward else [2, 9]
+        for _ in range(300):
+            i = semi_triplet(n, pair, backward, 3, 1.0)
+            assert i[0] in pair and {2, 9} <= set(i)
+            along = [-k for k in i] if backward else i
+            assert along == sorted(along)
+            got.add(tuple(i))
+        assert semi_triplet(n, [13], False, 3, 1.0) == [13, 13, 13]
+        assert semi_triplet(n, [0], True, 3, 1.0) == [0, 0, 0]
+    assert (2, 9, 10) in got and (9, 10, 11) not in got and (9, 2, 1) in got
+    assert semi_pair([9, 2], 1.0) == ([9, 2], True) and semi_pair([9, 2], 0.0) == ([2, 9], False)
 
 
 def _semi(tree, **kw):
@@ -233,7 +319,8 @@ def test_phase2_bank_frames_only(tree, spy):
         v, frames = item['info']['name'], item['info']['frames']
         idx = _idx(frames)
         assert all(3 <= i <= 11 for i in idx)                       # bank frames only
-        assert idx[0] < idx[1] < idx[2] and max(np.diff(idx)) <= 2
+        d = np.diff(idx)
+        assert ((d >= 0).all() or (d <= 0).all()) and np.abs(d).max() <= 2
         assert item['labeled'].tolist() == [f in SPLIT[v] for f in frames]
         assert (item['cls_gt'] >= 0).all()
         starts.add(frames[0] in SPLIT[v])

@@ -30,7 +30,8 @@ def build_parser():
     p.add_argument('--static_root', default='../static')
     p.add_argument('--bl_root', default='../BL30K')
     p.add_argument('--yv_root', default='../YouTube')
-    p.add_argument('--davis_root', default='../DAVIS')
+    p.add_argument('--davis_root', default='../DAVIS',
+                   help='the folder holding 2017/ (or the 2017 folder itself)')
     p.add_argument('--stage', type=int, default=0, choices=[0, 1, 2, 3],
                    help='0 static, 1 BL30K, 2 DAVIS+YouTube after BL30K, 3 after static')
     p.add_argument('-b', '--batch_size', type=int, default=None,
@@ -61,7 +62,7 @@ def build_parser():
     p.add_argument('--semi_thres_lower', type=float, default=0.1,
                    help='recorded only (kept for command-line compatibility)')
     p.add_argument('--end_warm', type=int, default=70000,
-                   help='iteration from which unlabeled frames are used (labeled-only before)')
+                   help='unlabeled frames are used after this iteration (labeled-only up to it)')
     p.add_argument('--use_teacher', action='store_true', help='EMA teacher makes pseudo labels')
     p.add_argument('--ema_alpha', type=float, default=0.995)
     # ---- phase 2
@@ -79,6 +80,9 @@ def build_parser():
                    help='iteration from which refreshed labels are written back to the bank '
                         '(-1 = off)')
     # ---- new
+    p.add_argument('--phase2_keep_true_labels', action='store_true',
+                   help='phase 2: never refresh nor write back the truly labeled frames (the '
+                        'original refreshes frames 1-2 of every sample)')
     p.add_argument('--device', default=None, help='cuda, cuda:N or cpu (default: CUDA if present)')
     p.add_argument('--crop_size', type=int, default=384, help='training crop (multiple of 16)')
     p.add_argument('--save_root', default='saves', help='runs go to <save_root>/<date>_<id>/')

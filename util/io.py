@@ -59,6 +59,17 @@ def require_dir(path, what):
     return path
 
 
+def davis_2017_dir(root):
+    """The DAVIS 2017 folder (holding trainval/) of a DAVIS root given either way: the folder
+    holding 2017/ (../DAVIS) or the 2017 folder itself (../DAVIS/2017, the original's
+    --davis_path). Neither: <root>/2017, so that errors name the expected path."""
+    root = str(root)
+    if not os.path.isdir(os.path.join(root, '2017')) and os.path.isdir(
+            os.path.join(root, 'trainval')):
+        return root
+    return os.path.join(root, '2017')
+
+
 def read_list(path, what='video list'):
     """Non-empty stripped lines of a text file (an image-set / video list)."""
     if not os.path.isfile(path):

@@ -191,7 +191,7 @@ class BaselineSTCNModel(STCNModel):
         """True where the original ran a teacher forward whose output is unused."""
         para = self.para
         return (bool(para['semi']) and self.use_teacher and self.teacher is not None
-                and not self.in_phase2(it) and it < para['end_warm'])
+                and not self.in_phase2(it) and it <= para['end_warm'])
 
     def do_pass(self, data, it):
         if self._wasted_teacher_forward(it):
