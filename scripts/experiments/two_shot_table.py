@@ -63,11 +63,11 @@ PRESETS = {
                  height=48, width=64, drift=0.5, crop=32, batch=2, lr=1e-4, iters0=2,
                  iters=3, device='cpu', workers=0, threads=1),
     'cpu': dict(davis_train=8, davis_val=3, yt_train=4, static=40, frames=20, max_frames=40,
-                height=96, width=160, drift=0.5, crop=80, batch=4, lr=1e-4, iters0=150,
-                iters=120, device='cpu', workers=1, threads=2),
-    'gpu': dict(davis_train=30, davis_val=10, yt_train=30, static=200, frames=20, max_frames=40,
-                height=240, width=432, drift=0.5, crop=256, batch=8, lr=1e-4, iters0=1500,
-                iters=1200, device='cuda', workers=8, threads=None),
+                height=96, width=160, drift=0.5, crop=96, batch=4, lr=1e-4, iters0=100,
+                iters=60, device='cpu', workers=1, threads=2),
+    'gpu': dict(davis_train=20, davis_val=6, yt_train=20, static=200, frames=20, max_frames=40,
+                height=192, width=320, drift=0.5, crop=192, batch=8, lr=1e-4, iters0=1000,
+                iters=600, device='cuda', workers=6, threads=None),
 }
 
 
