@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if ROOT not in sys.path:
@@ -300,11 +301,11 @@ def plot(rows, path, title):
     os.replace(tmp, path)
 
 
-def write_results(out, a, p, per_seed, step_seconds, seconds):
+def write_results(out, a, p, per_seed, step_seconds, seconds, seeds):
     """Write the JSON and the PNG of the seeds done so far; returns (table, json, png)."""
     rows = summarise(per_seed)
     table = format_table(rows, len(per_seed))
-    result = {'preset': a.preset, 'params': p, 'seeds': list(range(len(per_seed))),
+    result = {'preset': a.preset, 'params': p, 'seeds': seeds, 'jobs': a.jobs,
               'seeds_requested': a.seeds, 'complete': len(per_seed) == a.seeds,
               'schedule': scaled_schedule(p['iters'], ORIG, ORIG_ITERS),
               'schedule_stage0': scaled_schedule(p['iters0'], ORIG_S0, ORIG_S0['iters']),
@@ -326,12 +327,14 @@ def parse_args(argv):
     ap.add_argument('--preset', required=True, choices=sorted(PRESETS))
     ap.add_argument('--seeds', type=int, default=3, help='seeds 0..N-1 (split + training seed)')
     ap.add_argument('--out', default=None, help='output folder (default two_shot_<preset>)')
+    ap.add_argument('--jobs', type=int, default=1,
+                    help='seeds trained at the same time after the shared stage 0 (default 1)')
     ap.add_argument('--device', default=None, help="override the preset's device")
     ap.add_argument('--quiet', action='store_true', help='do not echo the commands')
     ap.add_argument('--debug', action='store_true', help='full tracebacks on errors')
     a = ap.parse_args(argv)
-    if a.seeds < 1:
-        ap.error('--seeds must be >= 1')
+    if a.seeds < 1 or a.jobs < 1:
+        ap.error('--seeds and --jobs must be >= 1')
     return a
 
 
@@ -353,15 +356,22 @@ def main(argv):
     s0_dir = os.path.join(out, 'cache', 'stage0')
     cached(s0_dir, digest(s0_p), lambda d: make_stage0(run, p, data, d))
     s0 = os.path.join(s0_dir, 's0.pth')
-    per_seed = []
-    for seed in range(a.seeds):
+    def one_seed(seed):
         folder = os.path.join(out, f'seed{seed}')
         shutil.rmtree(folder, ignore_errors=True)
-        per_seed.append(run_seed(run, p, data, s0, folder, seed))
-        seconds = round(time.time() - start)
-        table, js, png = write_results(out, a, p, per_seed, run.seconds, seconds)
-        if seed + 1 < a.seeds:       # partial results after each seed
-            print(f'after seed {seed} ({seconds} s):\n{table}', flush=True)
+        return run_seed(run, p, data, s0, folder, seed)
+
+    done = {}
+    with ThreadPoolExecutor(max_workers=a.jobs) as pool:    # each seed: its own subprocesses
+        futures = {pool.submit(one_seed, seed): seed for seed in range(a.seeds)}
+        for fut in as_completed(futures):
+            done[futures[fut]] = fut.result()
+            seconds = round(time.time() - start)
+            per_seed = [done[k] for k in sorted(done)]
+            table, js, png = write_results(out, a, p, per_seed, run.seconds, seconds,
+                                           sorted(done))
+            if len(done) < a.seeds:        # partial results after each seed
+                print(f'after seed(s) {sorted(done)} ({seconds} s):\n{table}', flush=True)
     print(table)
     print(f'wall time: {seconds // 60} min {seconds % 60} s')
     print(f'wrote {js} and {png}')
