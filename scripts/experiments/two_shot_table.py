@@ -247,7 +247,35 @@ def run_seed(run, p, data, s0, out, seed):
                                    '--pred_path', bank_d, '--out',
                                    os.path.join(out, 'eval', 'bank_davis')])
     results['bank'] = read_global(os.path.join(out, 'eval', 'bank_davis'), 'train')
+    results['curves'] = {arm: log_stats(os.path.join(run.logs, f'{tag}_train_{arm}.log'))
+                         for arm in ARMS}
     return results
+
+
+def log_stats(log):
+    """Training curve summary of one train.py log: {key: mean over the logged second half}.
+
+    Keys are those train.py prints (loss/*, iou/*, pseudo/coverage, pseudo/refresh_*)."""
+    points = []
+    with open(log) as f:
+        for line in f:
+            if line.startswith('it ') and ': ' in line:
+                head, _, rest = line.partition(': ')
+                vals = {}
+                for kv in rest.strip().split(', '):
+                    k, _, v = kv.partition(' ')
+                    try:
+                        vals[k] = float(v)
+                    except ValueError:
+                        pass
+                points.append((int(head.split()[1].split('/')[0]), vals))
+    if not points:
+        return {}
+    last_it = points[-1][0]
+    half = [v for it, v in points if it > last_it / 2] or [points[-1][1]]
+    keys = sorted({k for v in half for k in v if k != 'time/sec_per_it'})
+    return {k: round(sum(v[k] for v in half if k in v) / sum(k in v for v in half), 4)
+            for k in keys}
 
 
 def summarise(per_seed):
