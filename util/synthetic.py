@@ -2,6 +2,7 @@
 
     python -m util.synthetic --out DIR --layout {davis,youtube,static,bl30k} \
         [--videos N --frames T --height H --width W --objects K --seed S --val_videos M]
+        [--max_frames T2 --drift D]
 """
 import argparse
 
@@ -17,6 +18,10 @@ def main(argv):
                    help='videos (davis: trainval incl. val; youtube: train; static: images '
                         'per data set)')
     p.add_argument('--frames', type=int, default=20, help='labeled frames per video')
+    p.add_argument('--max_frames', type=int, default=None,
+                   help='videos get their own length, uniform in --frames..--max_frames')
+    p.add_argument('--drift', type=float, default=0.0,
+                   help='appearance change over time, 0..1 (colours, pattern, scale, z-order)')
     p.add_argument('--height', type=int, default=120)
     p.add_argument('--width', type=int, default=216)
     p.add_argument('--objects', type=int, default=2, help='objects per video')
@@ -26,7 +31,8 @@ def main(argv):
     p.add_argument('--debug', action='store_true', help='full tracebacks on errors')
     a = p.parse_args(argv)
     paths = generate(a.out, a.layout, videos=a.videos, frames=a.frames, height=a.height,
-                     width=a.width, objects=a.objects, seed=a.seed, val_videos=a.val_videos)
+                     width=a.width, objects=a.objects, seed=a.seed, val_videos=a.val_videos,
+                     max_frames=a.max_frames, drift=a.drift)
     for k, v in paths.items():
         print(f'{k}: {v}')
     return 0

@@ -66,7 +66,7 @@ def _make_background(rng, h, w):
 class _Object:
     """One moving object: shape, texture and motion state (pixels, per listed frame)."""
 
-    def __init__(self, rng, height, width, enter, speed):
+    def __init__(self, rng, height, width, enter, speed, drift=0.0):
         self.enter = enter
         short = min(height, width)
         self.radius = rng.uniform(0.12, 0.24) * short            # base size in px
@@ -109,6 +109,15 @@ class _Object:
         self.theta0 = rng.uniform(0, 2 * np.pi)
         self.theta_w = rng.uniform(-0.06, 0.06)
         self.bounds = np.array([[0.05 * width, 0.95 * width], [0.05 * height, 0.95 * height]])
+        self.drift = float(drift)
+        if self.drift > 0:      # appearance drift: colours blend towards a second pair
+            self.d1 = _hsv_to_rgb((hue + rng.uniform(0.25, 0.75)) % 1, rng.uniform(0.6, 1.0),
+                                  rng.uniform(0.6, 1.0))
+            self.d2 = _hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.4, 1.0), rng.uniform(0.3, 0.9))
+            self.drift_w = rng.uniform(0.05, 0.12)                 # rad / listed frame
+            self.drift_phase = rng.uniform(0, 2 * np.pi)
+            self.scale_amp += 0.35 * self.drift                    # larger scale changes
+            self.freq_amp = 0.4 * self.drift                       # pattern frequency change
 
     def step(self, rng):
         """Advance one frame: random acceleration, speed cap, move, bounce off the borders."""
@@ -142,7 +151,12 @@ class _Object:
             cv2.fillPoly(canvas, [np.round(pts * 16).astype(np.int32)], 1,
                          lineType=cv2.LINE_8, shift=4)
             inside = canvas > 0
-        f = 2 * np.pi * self.freq
+        c1, c2, freq = self.c1, self.c2, self.freq
+        if self.drift > 0:
+            w = self.drift * 0.5 * (1 - np.cos(self.drift_w * tt + self.drift_phase))
+            c1, c2 = (1 - w) * c1 + w * self.d1, (1 - w) * c2 + w * self.d2
+            freq = freq * (1 + self.freq_amp * np.sin(self.drift_w * tt + self.drift_phase))
+        f = 2 * np.pi * freq
         if self.pattern == 'stripes':
             p = np.sin(f * (u * np.cos(self.pat_angle) + v * np.sin(self.pat_angle)))
         elif self.pattern == 'checker':
@@ -155,7 +169,7 @@ class _Object:
         n = self.patch.shape[0]
         iv, iu = np.floor(v * n).astype(np.int64) % n, np.floor(u * n).astype(np.int64) % n
         noise = self.patch[iv, iu]                                 # [H, W] texture noise
-        colour = self.c1 * (1 - p[..., None]) + self.c2 * p[..., None] + noise[..., None]
+        colour = c1 * (1 - p[..., None]) + c2 * p[..., None] + noise[..., None]
         return inside, colour
 
 
@@ -169,12 +183,15 @@ def _hsv_to_rgb(h, s, v):
 
 
 def make_video(rng, frames, height, width, n_objects, ids=None, enter=None, speed=1.0,
-               noise=3.0, min_visible=0.004, max_tries=20):
+               noise=3.0, min_visible=0.004, max_tries=20, drift=0.0):
     """Render one synthetic video.
 
     rng: numpy Generator (all randomness comes from it). ids: label of each object
     (default 1..K); enter: frame index at which each object appears (default all 0); speed:
-    motion per frame relative to the default (0.2 = five times finer time steps).
+    motion per frame relative to the default (0.2 = five times finer time steps); drift (0..1):
+    appearance change over time: each object's colours blend towards a second pair, its
+    pattern frequency and scale vary more, and the z-order of the objects flips once in the
+    middle third of the video (0 = none: the video of earlier versions, byte for byte).
     An object must cover at least `min_visible` of the image on its entry frame; the scene is
     redrawn (from the same rng, so still deterministic) up to `max_tries` times until it does.
     Returns (list of uint8 [H, W, 3] frames, list of uint8 [H, W] index masks).
@@ -187,21 +204,22 @@ def make_video(rng, frames, height, width, n_objects, ids=None, enter=None, spee
         raise ValueError(f'object ids must be distinct values in 1..255, got {ids}')
     min_px = max(8, int(min_visible * height * width))
     for _ in range(max_tries):
-        out = _render(rng, frames, height, width, ids, enter, speed, noise)
+        out = _render(rng, frames, height, width, ids, enter, speed, noise, drift)
         if all(enter[k] >= frames or (out[1][enter[k]] == ids[k]).sum() >= min_px
                for k in range(n_objects)):
             break
     return out
 
 
-def _render(rng, frames, height, width, ids, enter, speed, noise):
+def _render(rng, frames, height, width, ids, enter, speed, noise, appear=0.0):
     n = len(ids)
     # background: a larger texture cropped by a slowly drifting window
     drift = rng.uniform(-0.004, 0.004, 2) * np.array([width, height]) * speed
     margin = int(np.ceil(np.abs(drift).max() * frames)) + 2
     bg = _make_background(rng, height + 2 * margin, width + 2 * margin)
-    objs = [_Object(rng, height, width, enter[k], speed) for k in range(n)]
+    objs = [_Object(rng, height, width, enter[k], speed, appear) for k in range(n)]
     order = rng.permutation(n)                                     # z-order, back to front
+    flip_at = int(rng.integers(frames // 3, 2 * frames // 3 + 1)) if appear > 0 else frames
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     brightness = rng.uniform(-6, 6)
     imgs, masks = [], []
@@ -209,7 +227,7 @@ def _render(rng, frames, height, width, ids, enter, speed, noise):
         off = np.round(margin + drift * t).astype(int)
         img = bg[off[1]:off[1] + height, off[0]:off[0] + width].copy()
         mask = np.zeros((height, width), np.uint8)
-        for k in order:
+        for k in (order if t < flip_at else order[::-1]):
             o = objs[k]
             if t < o.enter:
                 continue
@@ -263,6 +281,13 @@ def _video_rng(seed, tag, index):
     return np.random.default_rng([seed, zlib.crc32(tag.encode()), index])
 
 
+def _video_length(seed, tag, index, frames, max_frames):
+    """Frames of one video: `frames`, or uniform in frames..max_frames (its own Generator)."""
+    if not max_frames or max_frames <= frames:
+        return frames
+    return int(_video_rng(seed, tag + '-length', index).integers(frames, max_frames + 1))
+
+
 def _prepare_root(out, layout, params):
     """Create OUT/<layout root>; replace it only if it is a tree this module wrote before."""
     root = os.path.join(out, LAYOUT_ROOTS[layout])
@@ -283,15 +308,18 @@ def _two_shot(annotations, split_path, sparse_dir, seed, videos):
     prepare_sparse_gt(annotations, split, sparse_dir, split_name=split_path)
 
 
-def _gen_davis(root, videos, frames, height, width, objects, seed, val_videos):
+def _gen_davis(root, videos, frames, height, width, objects, seed, val_videos, max_frames=None,
+               drift=0.0):
     tv = os.path.join(root, '2017', 'trainval')
     names = [f'davis_{i:03d}' for i in range(videos)]
     n_val = min(max(val_videos, 0), videos - 1)
     train, val = names[:videos - n_val], names[videos - n_val:]
-    fnames = [f'{t:05d}' for t in range(frames)]
     d16 = os.path.join(root, '2016')
     for i, v in enumerate(names):
-        imgs, masks = make_video(_video_rng(seed, 'davis', i), frames, height, width, objects)
+        n = _video_length(seed, 'davis', i, frames, max_frames)
+        fnames = [f'{t:05d}' for t in range(n)]
+        imgs, masks = make_video(_video_rng(seed, 'davis', i), n, height, width, objects,
+                                 drift=drift)
         _write_video([os.path.join(tv, 'JPEGImages', '480p', v)],
                      [os.path.join(tv, 'Annotations', '480p', v)], fnames, imgs, masks)
         if v in val:   # DAVIS 2016: single object (object 1 as id 1)
@@ -303,9 +331,10 @@ def _gen_davis(root, videos, frames, height, width, objects, seed, val_videos):
     _write_lines(os.path.join(d16, 'ImageSets', '2016', 'val.txt'), val)
     td = os.path.join(root, '2017', 'test-dev')
     td_names = [f'davis_testdev_{i:03d}' for i in range(2)]
+    fnames = [f'{t:05d}' for t in range(frames)]
     for i, v in enumerate(td_names):
         imgs, masks = make_video(_video_rng(seed, 'davis-testdev', i), frames, height, width,
-                                 objects)
+                                 objects, drift=drift)
         _write_video([os.path.join(td, 'JPEGImages', '480p', v)],
                      [os.path.join(td, 'Annotations', '480p', v)], fnames, imgs, masks,
                      mask_frames={0})
@@ -337,27 +366,32 @@ def _yt_objects(rng, objects, frames, step):
     return ids, enter
 
 
-def _gen_youtube(root, videos, frames, height, width, objects, seed, val_videos):
-    names = [f'{YT_STEP * t:05d}' for t in range(frames)]
+def _gen_youtube(root, videos, frames, height, width, objects, seed, val_videos,
+                 max_frames=None, drift=0.0):
     tr480, tr = os.path.join(root, 'train_480p'), os.path.join(root, 'train')
     train = [f'yt_train_{i:03d}' for i in range(videos)]
     for i, v in enumerate(train):
         rng = _video_rng(seed, 'youtube-train', i)
-        ids, enter = _yt_objects(rng, objects, frames, 1)
-        imgs, masks = make_video(rng, frames, height, width, objects, ids=ids, enter=enter)
+        n = _video_length(seed, 'youtube-train', i, frames, max_frames)
+        names = [f'{YT_STEP * t:05d}' for t in range(n)]
+        ids, enter = _yt_objects(rng, objects, n, 1)
+        imgs, masks = make_video(rng, n, height, width, objects, ids=ids, enter=enter,
+                                 drift=drift)
         _write_video([os.path.join(tr480, 'JPEGImages', v), os.path.join(tr, 'JPEGImages', v)],
                      [os.path.join(tr480, 'Annotations', v), os.path.join(tr, 'Annotations', v)],
                      names, imgs, masks)
     valid, full = os.path.join(root, 'valid'), os.path.join(root, 'valid_full')
     allf = os.path.join(root, 'all_frames', 'valid_all_frames')
     meta = {'videos': {}}
-    n_all = (frames - 1) * YT_STEP + 1
     for i in range(max(val_videos, 0)):
         v = f'yt_valid_{i:03d}'
         rng = _video_rng(seed, 'youtube-valid', i)
-        ids, enter = _yt_objects(rng, objects, frames, YT_STEP)
+        n = _video_length(seed, 'youtube-valid', i, frames, max_frames)
+        names = [f'{YT_STEP * t:05d}' for t in range(n)]
+        n_all = (n - 1) * YT_STEP + 1
+        ids, enter = _yt_objects(rng, objects, n, YT_STEP)
         imgs, masks = make_video(rng, n_all, height, width, objects, ids=ids, enter=enter,
-                                 speed=1.0 / YT_STEP)
+                                 speed=1.0 / YT_STEP, drift=drift)
         all_names = [f'{t:05d}' for t in range(n_all)]
         _write_video([os.path.join(allf, 'JPEGImages', v)], [], all_names, imgs, masks,
                      mask_frames=set())
@@ -405,11 +439,13 @@ def _gen_static(root, videos, height, width, seed):
     return out
 
 
-def _gen_bl30k(root, videos, frames, height, width, objects, seed):
-    fnames = [f'{t:05d}' for t in range(frames)]
+def _gen_bl30k(root, videos, frames, height, width, objects, seed, max_frames=None, drift=0.0):
     for i in range(videos):
         v = f'bl30k_{i:03d}'
-        imgs, masks = make_video(_video_rng(seed, 'bl30k', i), frames, height, width, objects)
+        n = _video_length(seed, 'bl30k', i, frames, max_frames)
+        fnames = [f'{t:05d}' for t in range(n)]
+        imgs, masks = make_video(_video_rng(seed, 'bl30k', i), n, height, width, objects,
+                                 drift=drift)
         _write_video([os.path.join(root, 'JPEGImages', v)], [os.path.join(root, 'Annotations', v)],
                      fnames, imgs, masks)
     return {'root': root, 'JPEGImages': os.path.join(root, 'JPEGImages'),
@@ -417,7 +453,7 @@ def _gen_bl30k(root, videos, frames, height, width, objects, seed):
 
 
 def generate(out, layout, videos=10, frames=20, height=120, width=216, objects=2, seed=0,
-             val_videos=2):
+             val_videos=2, max_frames=None, drift=0.0):
     """Write one synthetic data set under `out` and return a dict of the paths it wrote.
 
     davis:   `videos` trainval videos (the last `val_videos` are val), all frames labeled with
@@ -434,6 +470,8 @@ def generate(out, layout, videos=10, frames=20, height=120, width=216, objects=2
     static:  `videos` (at least 2) single-object images per data set (binary masks, ids
              {0, 1}); keys: root and each data set name.
     bl30k:   `videos` videos, all frames labeled; keys: root, JPEGImages, Annotations.
+    max_frames: each video (not static) gets its own length, uniform in frames..max_frames
+    (YouTube: listed frames). drift (0..1): appearance change over time (see make_video).
     The layout root (OUT/DAVIS, OUT/YouTube, OUT/static, OUT/BL30K) is replaced when it was
     written by this function before, and refused when it holds anything else.
     """
@@ -441,15 +479,23 @@ def generate(out, layout, videos=10, frames=20, height=120, width=216, objects=2
         raise UserError(f'unknown layout {layout!r}; choose one of {sorted(LAYOUT_ROOTS)}')
     if min(videos, frames, objects) < 1 or height < 16 or width < 16:
         raise UserError('need videos, frames, objects >= 1 and height, width >= 16')
+    if max_frames is not None and max_frames < frames:
+        raise UserError(f'--max_frames {max_frames} is below --frames {frames}')
+    if not 0.0 <= drift <= 1.0:
+        raise UserError(f'--drift must be in [0, 1], got {drift}')
     if layout == 'davis' and videos < 2:
         raise UserError('the davis layout needs --videos >= 2 (train and val)')
     params = dict(videos=videos, frames=frames, height=height, width=width, objects=objects,
                   seed=seed, val_videos=val_videos)
+    if max_frames or drift:          # recorded only when used: older trees stay byte-identical
+        params.update(max_frames=max_frames, drift=drift)
+    extra = dict(max_frames=max_frames, drift=drift)
     root = _prepare_root(str(out), layout, params)
     if layout == 'davis':
-        return _gen_davis(root, videos, frames, height, width, objects, seed, val_videos)
+        return _gen_davis(root, videos, frames, height, width, objects, seed, val_videos, **extra)
     if layout == 'youtube':
-        return _gen_youtube(root, videos, frames, height, width, objects, seed, val_videos)
+        return _gen_youtube(root, videos, frames, height, width, objects, seed, val_videos,
+                            **extra)
     if layout == 'static':
         return _gen_static(root, videos, height, width, seed)
-    return _gen_bl30k(root, videos, frames, height, width, objects, seed)
+    return _gen_bl30k(root, videos, frames, height, width, objects, seed, **extra)
