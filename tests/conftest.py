@@ -44,3 +44,16 @@ def ckpt(tmp_path_factory, net):
     path = tmp_path_factory.mktemp('ckpt') / 'stcn.pth'
     torch.save(net.state_dict(), path)
     return str(path)
+
+
+@pytest.fixture(scope='module')
+def pristine(tmp_path_factory):
+    """Synthetic DAVIS (davis_000 train, davis_001 val) and YouTube (1 train, 1 valid) at
+    32x48, for tests that copy it and break the copy."""
+    from util.synthetic_data import generate
+    root = tmp_path_factory.mktemp('pristine')
+    generate(root, 'davis', videos=2, frames=4, height=32, width=48, objects=2, seed=1,
+             val_videos=1)
+    generate(root, 'youtube', videos=1, frames=4, height=32, width=48, objects=2, seed=1,
+             val_videos=1)
+    return root

@@ -16,18 +16,6 @@ H, W = 32, 48
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 
-@pytest.fixture(scope='module')
-def pristine(tmp_path_factory):
-    """Synthetic DAVIS (davis_000 train, davis_001 val) and YouTube (1 train, 1 valid)."""
-    from util.synthetic_data import generate
-    root = tmp_path_factory.mktemp('pristine')
-    generate(root, 'davis', videos=2, frames=4, height=H, width=W, objects=2, seed=1,
-             val_videos=1)
-    generate(root, 'youtube', videos=1, frames=4, height=H, width=W, objects=2, seed=1,
-             val_videos=1)
-    return root
-
-
 @pytest.fixture
 def data(pristine, tmp_path):
     root = tmp_path / 'data'
