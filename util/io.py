@@ -325,7 +325,8 @@ def _strict_decoding():
         ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-def _open_image(path):
+def open_image(path):
+    """The decoded PIL image of a file, or a UserError naming it (missing, truncated, corrupt)."""
     _strict_decoding()
     if not os.path.isfile(path):
         raise UserError(f'{path}: file not found')
@@ -365,7 +366,7 @@ def mask_problem(img):
 def read_frame(path):
     """Read an image as RGB uint8 [H, W, 3]. 16-bit grey frames (and mode I holding 16-bit
     values) are scaled to 8 bits; modes without an RGB reading are refused naming the file."""
-    img = _open_image(path)
+    img = open_image(path)
     problem = frame_problem(img)
     if problem:
         raise UserError(f'{path}: {problem}')
@@ -417,7 +418,7 @@ def read_mask(path, palette=None):
     accepted when every colour in it is an entry of `palette` (DAVIS by default) or it is
     black/white only; otherwise the error explains what was expected.
     """
-    img = _open_image(path)
+    img = open_image(path)
     problem = mask_problem(img)
     if problem:
         raise UserError(f'{path}: {problem}')
@@ -450,7 +451,7 @@ def read_mask(path, palette=None):
 
 def get_palette(path):
     """The 768-byte palette of a palette PNG, or the DAVIS palette when it has none."""
-    img = _open_image(path)
+    img = open_image(path)
     pal = img.getpalette() if img.mode == 'P' else None
     if not pal:
         return DAVIS_PALETTE_BYTES

@@ -27,7 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from PIL import Image
 
 from util.errors import UserError, run_main
-from util.io import CurrentStderr, atomic_write, publish_folder, ensure_writable_dir
+from util.io import (CurrentStderr, atomic_write, ensure_writable_dir, open_image,
+                     publish_folder)
 from util.layout import (FRAME_EXTS, MASK_EXT, check_unique, generic_dirs, image_files,
                           list_videos)
 
@@ -51,22 +52,13 @@ def target_size(w, h, size):
     return int(w * size / h), size
 
 
-def _open(path):
-    try:
-        img = Image.open(path)
-        img.load()
-    except Exception as e:  # PIL raises many types for truncated / corrupt files
-        raise UserError(f'{path}: cannot read image ({e})') from e
-    return img
-
-
 def resize_frame(src, dst, size):
     """One frame: RGB, bicubic; JPEG at PIL's default quality (a .png frame stays PNG)."""
     if size <= 0:
-        _open(src)
+        open_image(src)
         shutil.copyfile(src, dst)
         return
-    img = _open(src).convert('RGB')
+    img = open_image(src).convert('RGB')
     new = target_size(img.width, img.height, size)
     if new != img.size:
         img = img.resize(new, Image.BICUBIC)
@@ -76,10 +68,10 @@ def resize_frame(src, dst, size):
 def resize_mask(src, dst, size):
     """One mask: nearest-neighbour, same mode, same palette (ids unchanged)."""
     if size <= 0:
-        _open(src)
+        open_image(src)
         shutil.copyfile(src, dst)
         return
-    img = _open(src)
+    img = open_image(src)
     if img.mode not in ('P', 'L', '1'):
         raise UserError(f'{src}: mask of mode {img.mode}; expected an 8-bit palette PNG')
     new = target_size(img.width, img.height, size)
