@@ -33,223 +33,42 @@ Output: <output>/Annotations/<video>/<frame>.png; --zip also packs it into <outp
 N-th video from the I-th (0-based): N processes, one per GPU, share one data set and output.
 Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted.
 """
-import argparse
-import os
-import zipfile
-
-from dataset.test_datasets import DAVIS_VOID, IntermediateDataset, YouTubeVOSTestDataset
-from eval_common import first_object_frame, run_videos
-from inference_core import (add_exact_readout_flag, amp_note, load_model, print_args,
-                            run_dataset)
-from phase2.bank import run_bank
-from util.device import pick_device
-from util.errors import UserError, run_main
-from util.io import atomic_write, ensure_writable_dir
-from util.layout import (davis_2017_dir, davis_dirs, davis_sparse_labels, davis_trainval,
-                          list_frames, sort_frames, stem, youtube_dirs, youtube_sparse_labels)
-from util.outputs import check_apart
+import eval_driver
+from dataset.test_datasets import YouTubeVOSTestDataset
+from phase2 import intermediate
+from util.errors import run_main
 
 
-def build_parser(phase2=False):
-    """The flags of eval_youtube.py; phase2: those of eval_youtube_phase2.py (always
-    intermediate inference, the original's defaults)."""
-    p = argparse.ArgumentParser(description=(
-        'Intermediate inference for two-shot phase 2, the original\'s command line.' if phase2
-        else 'STCN inference on YouTube-VOS / intermediate inference for two-shot phase 2.'))
-    p.add_argument('--model', default='ckpts/stcn.pth')
+def build_parser():
+    p = eval_driver.parser('STCN inference on YouTube-VOS / intermediate inference for two-shot '
+                           'phase 2.', mem_every=None,
+                           mem_every_help='default 5; 1 for intermediate inference (5 with '
+                                          '--davis)')
     p.add_argument('--yv_path', default='../YouTube')
-    p.add_argument('--output', required=True)
     p.add_argument('--split', default='valid')
     p.add_argument('--output_all', action='store_true',
-                   help=('accepted for the original\'s command lines: intermediate inference '
-                         'writes every frame from the first label on' if phase2 else
-                         'write every frame (all_frames/<split>_all_frames), not only '
-                         'meta.json'))
-    p.add_argument('--top', type=int, default=20)
-    p.add_argument('--amp', action='store_true',
-                   help='mixed precision: autocast on CUDA (bf16 or fp16), bf16 on a CPU '
-                        'with native bf16 (avx512_bf16 / amx_bf16), else fp32')
-    p.add_argument('--mem_every', type=int, default=1 if phase2 else None,
-                   help=('default 1 (the original\'s DAVIS scripts pass 5)' if phase2 else
-                         'default 5; 1 for intermediate inference (5 with --davis)'))
-    p.add_argument('--include_last', action='store_true')
+                   help='write every frame (all_frames/<split>_all_frames), not only meta.json')
     p.add_argument('--res', type=int, default=480,
-                   help=('-1: frames of train_480p, labels of phase2/yv_gt_480p; else frames of '
-                         'train resized to this shorter side, labels of phase2/yv_gt' if phase2
-                         else 'shorter side used for inference (-1: as stored)'))
+                   help='shorter side used for inference (-1: as stored)')
     p.add_argument('--zip', action='store_true', help='pack <output>/Annotations into '
                                                       '<output>.zip')
-    g = p.add_argument_group('intermediate inference (phase 2)')
-    g.add_argument('--reverse', action='store_true', help='process frames backwards in time')
-    g.add_argument('--only_sec_gt', action='store_true',
-                   help='use only the second labeled frame met in processing order')
-    g.add_argument('--davis', action='store_true', help='DAVIS 2017 trainval frames')
-    g.add_argument('--davis_path', default='../DAVIS/2017' if phase2 else '../DAVIS',
-                   help='DAVIS root: the folder holding 2017/ or the 2017 folder itself')
-    g.add_argument('--data_file', default=None,
-                   help='sparse label folder <video>/<pngs>, or a two-frame split .json')
-    g.add_argument('--bank', action='store_true',
-                   help='write the merged pseudo-label bank to --output/<video>/ directly: '
-                        'the four passes, each only as far as the merge uses it')
-    add_exact_readout_flag(p)
-    p.add_argument('--resume', action='store_true',
-                   help='skip videos whose output PNGs are all present and readable')
-    p.add_argument('--shard', type=shard_arg, default=None, metavar='I/N',
-                   help='process only the videos I, I+N, I+2N, ... (0-based, sorted): N '
-                        'processes with I = 0..N-1 (one per GPU) share a data set')
-    p.add_argument('--device', default=None)
-    p.add_argument('--debug', action='store_true')
+    intermediate.add_flags(p, davis_path='../DAVIS')
+    eval_driver.add_shard_flag(p)
     return p
 
 
-def shard_arg(text):
-    """'I/N' -> (I, N) with 0 <= I < N."""
-    i, _, n = text.partition('/')
-    if not (i.isdigit() and n.isdigit()) or not int(i) < int(n):
-        raise argparse.ArgumentTypeError(f'{text!r}: expected I/N with 0 <= I < N, e.g. 0/2')
-    return int(i), int(n)
-
-
-def intermediate_dataset(args, phase2=False):
-    """The passes' dataset. YouTube frames come from train_480p; with phase2 (the original's
-    roots) only at --res -1, from train otherwise, with labels from phase2/yv_gt."""
-    if args.davis:
-        d17 = davis_2017_dir(args.davis_path)
-        image_dir, ann_dir = davis_dirs(davis_trainval(d17))
-        labels = args.data_file or davis_sparse_labels(d17)
-        void = DAVIS_VOID
-    else:
-        stored = args.res == -1 or not phase2
-        image_dir, ann_dir = youtube_dirs(args.yv_path, 'train_480p' if stored else 'train')
-        labels = args.data_file or youtube_sparse_labels(args.yv_path, stored)
-        void = None
-    res = -1 if args.davis else args.res        # DAVIS: 480p as stored (docs/method.md)
-    dataset = IntermediateDataset(image_dir, labels, annotation_dir=ann_dir,
-                                  reverse=args.reverse, only_sec_gt=args.only_sec_gt, res=res,
-                                  void=void)
-    if labels.lower().endswith('.json') and not os.path.isdir(labels):
-        check_split_frames(dataset, labels)
-    return dataset
-
-
-def check_split_frames(dataset, split_path):
-    """Every frame a split JSON names must have an image and a mask (checked before any
-    inference, so a wrong split fails at once and names the JSON)."""
-    for v in dataset.videos:
-        folder = os.path.join(dataset.image_dir, v)
-        stems = {stem(n) for n in list_frames(folder)}
-        for path in dataset.label_files[v]:
-            s = stem(os.path.basename(path))
-            if s not in stems:
-                raise UserError(f'{split_path}: video {v!r}: labeled frame {s!r} has no image '
-                                f'in {folder}')
-            if not os.path.isfile(path):
-                raise UserError(f'{split_path}: video {v!r}: labeled frame {s!r} has no mask '
-                                f'{path}')
-
-
-def intermediate_expected(dataset, name):
-    """Stems written by an intermediate pass: every frame (processing order) from the first
-    used label on."""
-    stems = [stem(n) for n in list_frames(os.path.join(dataset.image_dir, name))]
-    if dataset.reverse:
-        stems = stems[::-1]
-    pos = {s: i for i, s in enumerate(stems)}
-    used = [stem(os.path.basename(p)) for p in dataset.label_files[name]]
-    if any(s not in pos for s in used):
-        return None
-    used = sorted(used, key=pos.get)
-    if dataset.only_sec_gt and len(used) > 1:
-        used = used[1:2]
-    return stems[pos[used[0]]:]
-
-
-def benchmark_expected(dataset, name):
-    """Stems written for a YouTube-VOS valid/test video: the meta.json frames (every frame
-    with --output_all) from the first labeled object on."""
-    stems = [stem(n) for n in list_frames(os.path.join(dataset.image_dir, name))]
-    first = first_object_frame(stems, os.path.join(dataset.mask_dir, name))
-    if first is None:
-        return None
-    if dataset.output_all:
-        return stems[first:]
-    listed = dataset.listed_frames(name)
-    if listed - set(stems):
-        return None
-    return sort_frames(s for i, s in enumerate(stems) if i >= first and s in listed)
-
-
-def zip_annotations(output):
-    """<output>/Annotations/** -> <output>.zip (entries Annotations/<video>/<frame>.png)."""
-    src = os.path.join(output, 'Annotations')
-    target = os.path.normpath(output) + '.zip'
-
-    def write(tmp):
-        with zipfile.ZipFile(tmp, 'w', zipfile.ZIP_DEFLATED) as z:
-            for folder, dirs, files in os.walk(src):
-                dirs.sort()
-                for f in sorted(files):
-                    if f.startswith('.'):
-                        continue
-                    path = os.path.join(folder, f)
-                    z.write(path, os.path.relpath(path, output))
-    atomic_write(target, write)
-    print(f'packed {src} into {target}')
-    return target
-
-
-def main(argv=None, phase2=False):
-    """phase2: eval_youtube_phase2.py (always intermediate inference, --output_all a no-op)."""
-    args = build_parser(phase2).parse_args(argv)
-    intermediate = phase2 or bool(args.data_file or args.reverse or args.only_sec_gt
-                                  or args.davis or args.bank)
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    mode = intermediate.select_mode(args)
     if args.mem_every is None:
-        args.mem_every = 1 if intermediate and not args.davis else 5
-    print_args(args)
-    if args.mem_every < 1 or args.top < 1:
-        raise UserError('--mem_every and --top must be >= 1')
-    if intermediate:
-        if args.output_all and not phase2:
-            raise UserError('--output_all applies to YouTube-VOS valid/test only; intermediate '
-                            'inference writes every frame from the first label on')
-        if args.bank and (args.reverse or args.only_sec_gt or args.zip):
-            raise UserError('--bank runs all four passes: drop --reverse / --only_sec_gt '
-                            '(and --zip, which packs benchmark outputs)')
-        dataset = intermediate_dataset(args, phase2)
-    else:
+        args.mem_every = 1 if mode != intermediate.BENCHMARK and not args.davis else 5
+    eval_driver.check_flags(args)
+    intermediate.check_flags(args, mode)
+    if mode == intermediate.BENCHMARK:
         dataset = YouTubeVOSTestDataset(args.yv_path, args.split, args.output_all, args.res)
-    check_apart([('output folder (--output)', args.output),
-                 ('zip file (--zip)', os.path.normpath(args.output) + '.zip' if args.zip
-                  else None)], dataset.inputs)
-    if args.shard:
-        if args.zip:
-            raise UserError('--zip with --shard would pack a part of the outputs: pack them '
-                            'once every shard is done (rerun without --shard, with --resume '
-                            '--zip)')
-        i, n = args.shard
-        dataset.videos = dataset.videos[i::n]
-        print(f'--shard {i}/{n}: {len(dataset.videos)} videos')
-    device = pick_device(args.device)
-    note = amp_note(device, args.amp)
-    if note:
-        print(note)
-    net = load_model(args.model, device)
-    mem_style = 'youtube'                    # DAVIS intermediate inference too, as the original
-    shared = args.shard is not None          # other shards may probe the folder at once
-    if args.bank:
-        out_dir = ensure_writable_dir(args.output, 'output folder (--output)', keep=shared)
-        return run_videos(net, dataset, out_dir, args, device, mem_style,
-                          lambda v: [stem(n) for n in
-                                     list_frames(os.path.join(dataset.image_dir, v))],
-                          runner=run_bank)
-    out_dir = ensure_writable_dir(os.path.join(args.output, 'Annotations'),
-                                  'output folder (--output)', keep=shared)
-    expected = intermediate_expected if intermediate else benchmark_expected
-    stats = run_videos(net, dataset, out_dir, args, device, mem_style,
-                       lambda v: expected(dataset, v), runner=run_dataset)
-    if args.zip:
-        stats['zip'] = zip_annotations(args.output)
-    return stats
+    else:
+        dataset = intermediate.build_dataset(args, mode)
+    return intermediate.run(args, mode, dataset)
 
 
 if __name__ == '__main__':

@@ -14,12 +14,38 @@ works too). --mem_every defaults to 1, the YouTube-style memory schedule is used
 too. --output_all is accepted as the no-op it is here (every frame from the first label on
 is written). --data_file names another sparse label folder (or a two-frame split JSON).
 """
-import eval_youtube
+import eval_driver
+from phase2 import intermediate
 from util.errors import run_main
 
 
+def build_parser():
+    p = eval_driver.parser('Intermediate inference for two-shot phase 2, the original\'s command '
+                           'line.', mem_every=1,
+                           mem_every_help='default 1 (the original\'s DAVIS scripts pass 5)')
+    p.add_argument('--yv_path', default='../YouTube')
+    p.add_argument('--split', default='valid', help='accepted for eval_youtube.py\'s command '
+                                                    'lines (unused here)')
+    p.add_argument('--output_all', action='store_true',
+                   help='accepted for the original\'s command lines: intermediate inference '
+                        'writes every frame from the first label on')
+    p.add_argument('--res', type=int, default=480,
+                   help='-1: frames of train_480p, labels of phase2/yv_gt_480p; else frames of '
+                        'train resized to this shorter side, labels of phase2/yv_gt')
+    p.add_argument('--zip', action='store_true', help='pack <output>/Annotations into '
+                                                      '<output>.zip')
+    intermediate.add_flags(p, davis_path='../DAVIS/2017')
+    eval_driver.add_shard_flag(p)
+    return p
+
+
 def main(argv=None):
-    return eval_youtube.main(argv, phase2=True)
+    args = build_parser().parse_args(argv)
+    mode = intermediate.select_mode(args, always_intermediate=True)
+    eval_driver.check_flags(args)
+    intermediate.check_flags(args, mode, output_all_ok=True)
+    dataset = intermediate.build_dataset(args, mode, original_roots=True)
+    return intermediate.run(args, mode, dataset)
 
 
 if __name__ == '__main__':

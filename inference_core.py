@@ -13,8 +13,9 @@ Memory (docs/method.md, "Inference"): the labeled frame's key/value always stay 
 The last frame of a pass is never encoded. Frames that are needed neither for memory nor for
 output (`req_frames`) are skipped without encoding their key.
 
-`segment_video` runs a whole `dataset.test_datasets.Video` through a core; `load_model` and
-`amp_context` are the other pieces the scripts share.
+`segment_video` runs a whole `dataset.test_datasets.Video` through a core, `run_dataset` the
+videos of a test dataset; `load_model`, `amp_context` and `amp_note` are the other pieces the
+eval driver (eval_driver.py) uses.
 """
 import contextlib
 import time
@@ -389,9 +390,10 @@ def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_sty
     return masks, core.processed, time.perf_counter() - start, core
 
 
-def run_dataset(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False,
+def run_dataset(net, dataset, out_dir, videos=None, top_k=20, mem_every=5, include_last=False,
                 mem_style='davis', device=None, amp=False, exact_readout=False, progress=True):
-    """Segment every video of a test dataset and write <out_dir>/<video>/<frame>.png.
+    """Segment videos `videos` (names; default all) of a test dataset and write their
+    outputs (dataset.output_frames) as <out_dir>/<video>/<frame>.png.
 
     Videos are loaded one ahead in a background thread (page-locked for a CUDA device);
     PNGs are palette images written atomically. Prints and returns the speed: frames
@@ -404,14 +406,15 @@ def run_dataset(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False
 
     from dataset.test_datasets import prefetch
     from util.io import CurrentStderr, write_mask
+    names = list(dataset.videos if videos is None else videos)
     frames, seconds, written = 0, 0.0, 0
     dev = torch.device(device) if device is not None else next(net.parameters()).device
-    videos = prefetch(dataset, pin_memory=dev.type == 'cuda')
+    loaded = prefetch(dataset, names, pin_memory=dev.type == 'cuda')
     if progress:
-        bar = progressbar.ProgressBar(max_value=len(dataset), prefix='videos ',
+        bar = progressbar.ProgressBar(max_value=len(names), prefix='videos ',
                                       fd=CurrentStderr())
-        videos = bar(videos)
-    for video in videos:
+        loaded = bar(loaded)
+    for video in loaded:
         masks, n, secs, _ = segment_video(net, video, top_k=top_k, mem_every=mem_every,
                                           include_last=include_last, mem_style=mem_style,
                                           device=device, amp=amp, exact_readout=exact_readout)
@@ -421,19 +424,7 @@ def run_dataset(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False
                        video.palette)
         written += len(masks)
     fps = frames / seconds if seconds > 0 else float('nan')
-    print(f'{len(dataset)} videos, {frames} frames segmented in {seconds:.2f} s: '
+    print(f'{len(names)} videos, {frames} frames segmented in {seconds:.2f} s: '
           f'{fps:.2f} FPS (IO excluded); {written} masks written to {out_dir}')
-    return {'videos': len(dataset), 'frames': frames, 'seconds': seconds, 'fps': fps,
+    return {'videos': len(names), 'frames': frames, 'seconds': seconds, 'fps': fps,
             'written': written}
-
-
-def add_exact_readout_flag(parser):
-    parser.add_argument('--exact_readout', action='store_true',
-                        help='the dense top-k readout of the original code (slower): fp32 '
-                             'masks bitwise the original computation\'s, where the default '
-                             'gathered readout may flip a pixel whose two best objects are '
-                             'within ~1e-6')
-
-
-def print_args(args):
-    print('settings: ' + ', '.join(f'{k}={v}' for k, v in sorted(vars(args).items())))

@@ -8,11 +8,14 @@ Every dataset is indexable and yields one `Video` per item:
   object_ids  original id of object k at position k - 1 (ids may skip numbers)
   size        (H, W) of the stored frames: the output size
   palette     768 bytes for the output PNGs (the input annotation's palette)
-  outputs     processing indices to write, or None for every frame from the first label on
-Each dataset lists what it reads in `inputs` ([(what, path)]), for util.outputs.check_apart.
+  outputs     processing indices to write: those of the dataset's `output_frames(name)`
+              (None, for a Video built by hand: every frame from the first label on)
+Each dataset lists what it reads in `inputs` ([(what, path)]), for util.outputs.check_apart,
+and says in `output_frames(name)` which masks it produces for a video: the frame stems of
+<out_dir>/<name>/<stem>.png, what a run writes and what --resume checks.
 Problems with the input (missing folders, frames or masks, a mask whose size differs from its
 frame, a video named in a list but absent) raise UserError naming the file. Folders are
-checked when the dataset is built; `check_videos()` checks every video (frame headers, masks)
+checked when the dataset is built; `check_videos(names)` checks videos (frame headers, masks)
 before a run writes anything, and loading a video decodes its frames.
 """
 import os
@@ -120,6 +123,19 @@ def index_labels(raw, object_ids):
     return [lut[m] for m in raw]
 
 
+def first_object_frame(stems, mask_dir):
+    """Position in `stems` of the first labeled PNG (time order) holding an object, or None
+    (also when a PNG has no frame: loading the video then reports it)."""
+    pos = {s: i for i, s in enumerate(stems)}
+    pngs = list_masks(mask_dir)
+    if any(stem(p) not in pos for p in pngs):
+        return None
+    for p in sorted(pngs, key=lambda p: pos[stem(p)]):
+        if read_mask(os.path.join(mask_dir, p)).any():
+            return pos[stem(p)]
+    return None
+
+
 def present(mask):
     return [int(i) for i in np.unique(mask) if i != 0]
 
@@ -140,19 +156,35 @@ class _Base(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.videos)
 
-    def check_videos(self):
-        """Check every video as loading it would (frames present, of one size and a readable
-        mode; labels present, readable, of their frame's size, holding an object), decoding
-        only the masks: a run then fails before its first output, not at a late video."""
+    def check_videos(self, names=None):
+        """Check videos (default: all) as loading them would (frames present, of one size and
+        a readable mode; labels present, readable, of their frame's size, holding an object),
+        decoding only the masks: a run then fails before its first output, not at a late
+        video."""
         self.headers_only = True
         try:
-            for name in self.videos:
+            for name in self.videos if names is None else names:
                 self.load(name)
         finally:
             self.headers_only = False
 
     def __getitem__(self, i):
         return self.load(self.videos[i])
+
+    def output_frames(self, name):
+        """Frame stems (processing order) of the masks written for video `name`, as
+        <out_dir>/<name>/<stem>.png; None when that cannot be told without loading the video
+        (loading it then reports why). `load` gives the Video these outputs."""
+        raise NotImplementedError
+
+    def output_indices(self, name, stems):
+        """Positions in `stems` (the loaded video's frames) of output_frames(name)."""
+        pos = {s: i for i, s in enumerate(stems)}
+        return [pos[s] for s in self.output_frames(name)]
+
+    def frame_stems(self, name):
+        """Stems of the frames of <image_dir>/<name>, in time order."""
+        return [stem(n) for n in list_frames(os.path.join(self.image_dir, name))]
 
     def load_sparse(self, name):
         """Frames of <image_dir>/<name> and the labels in <mask_dir>/<name> (any subset of
@@ -178,29 +210,31 @@ class _Base(torch.utils.data.Dataset):
         return stems, images, size, pngs, raw
 
 
-def prefetch(dataset, pin_memory=False, load=None):
-    """Iterate over a dataset loading the next video in a background thread.
+def prefetch(dataset, names=None, pin_memory=False, load=None):
+    """Iterate over videos `names` (default: all) of a dataset, loading the next one in a
+    background thread.
 
     pin_memory: also page-lock each video's frames there (CUDA only), so that copying a
     frame to the GPU can overlap with computation (non_blocking copies).
-    load(i, pin_memory): what to yield for item i instead of the dataset's Video.
+    load(name, pin_memory): what to yield for a video instead of the dataset's Video.
     """
-    if len(dataset) == 0:
+    names = list(dataset.videos if names is None else names)
+    if not names:
         return
     pin_memory = pin_memory and torch.cuda.is_available()
 
-    def default_load(i, pin):
-        video = dataset[i]
+    def default_load(name, pin):
+        video = dataset.load(name)
         if pin:
             video.images = video.images.pin_memory()
         return video
     load = load or default_load
     with ThreadPoolExecutor(max_workers=1) as pool:
-        nxt = pool.submit(load, 0, pin_memory)
-        for i in range(len(dataset)):
+        nxt = pool.submit(load, names[0], pin_memory)
+        for i in range(len(names)):
             cur = nxt.result()
-            if i + 1 < len(dataset):
-                nxt = pool.submit(load, i + 1, pin_memory)
+            if i + 1 < len(names):
+                nxt = pool.submit(load, names[i + 1], pin_memory)
             yield cur
 
 
@@ -246,8 +280,21 @@ class DAVISTestDataset(_Base):
                          void=None if self.year == 2016 else DAVIS_VOID)
         if not mask.any():
             raise UserError(f'{path}: the first-frame annotation holds no object')
-        return build_video(name, images, [stem(n) for n in names], size, get_palette(path),
-                           [(0, mask)], complete=True)
+        stems = [stem(n) for n in names]
+        return build_video(name, images, stems, size, get_palette(path), [(0, mask)],
+                           complete=True, outputs=self.output_indices(name, stems))
+
+    def output_frames(self, name):
+        """Every frame."""
+        return self.frame_stems(name)
+
+    def evaluate(self, out_dir):
+        """J&F of the masks in <out_dir> against this split's annotations; the CSVs go into
+        <out_dir>. DAVIS 2016 ground truth is 0/255 (255 would read as void): it is read
+        binarised (every id > 0 is the one object)."""
+        from util.metrics import evaluate
+        return evaluate(self.root, out_dir, imageset=self.imageset, split=self.split,
+                        out_dir=out_dir, binarize=self.year == 2016)
 
 
 # ---------------------------------------------------------------------- YouTube-VOS
@@ -294,19 +341,27 @@ class YouTubeVOSTestDataset(_Base):
         except (KeyError, TypeError, AttributeError) as e:
             raise UserError(f'{self.meta_path}: video {name!r}: malformed entry ({e})') from e
 
+    def output_frames(self, name):
+        """The meta.json frames (every frame with output_all) from the first label on."""
+        stems = self.frame_stems(name)
+        first = first_object_frame(stems, os.path.join(self.mask_dir, name))
+        if first is None or self.output_all:
+            return None if first is None else stems[first:]
+        listed = self.listed_frames(name)
+        if listed - set(stems):
+            return None
+        return [s for s in stems[first:] if s in listed]
+
     def load(self, name):
         stems, images, size, pngs, raw = self.load_sparse(name)
-        outputs = None
         if not self.output_all:
-            listed = self.listed_frames(name)
-            missing = sort_frames(listed - set(stems))
+            missing = sort_frames(self.listed_frames(name) - set(stems))
             if missing:
                 raise UserError(f'{self.meta_path}: video {name!r}: frame {missing[0]} has no '
                                 f'image in {os.path.join(self.image_dir, name)}')
-            outputs = [i for i, s in enumerate(stems) if s in listed]
         return build_video(name, images, stems, size,
                            get_palette(os.path.join(self.mask_dir, name, pngs[0])), raw,
-                           complete=False, outputs=outputs)
+                           complete=False, outputs=self.output_indices(name, stems))
 
 
 # ---------------------------------------------------------------------- intermediate inference
@@ -358,6 +413,25 @@ class IntermediateDataset(_Base):
     def load(self, name):
         return self.load_passes(name, [(self.reverse, self.only_sec_gt)])[0]
 
+    def output_frames(self, name):
+        """The frames of this dataset's pass (reverse, only_sec_gt)."""
+        return self.pass_frames(name, self.reverse, self.only_sec_gt)
+
+    def pass_frames(self, name, reverse, only_sec_gt):
+        """Frames written by one pass: every frame (processing order) from the first used
+        label on."""
+        stems = self.frame_stems(name)
+        if reverse:
+            stems = stems[::-1]
+        pos = {s: i for i, s in enumerate(stems)}
+        used = {stem(os.path.basename(p)) for p in self.label_files[name]}
+        if any(s not in pos for s in used):
+            return None
+        used = sorted(used, key=pos.get)
+        if only_sec_gt and len(used) > 1:
+            used = used[1:2]
+        return stems[pos[used[0]]:]
+
     def load_passes(self, name, passes, pin_memory=False):
         """One Video per (reverse, only_sec_gt) in `passes`, from a single read of the frames
         and labels: the four intermediate passes of a video without reading it four times.
@@ -388,8 +462,9 @@ class IntermediateDataset(_Base):
             raw = [(at[stem(os.path.basename(p))], masks[p]) for p in files]
             if not any(m.any() for _, m in raw):
                 raise UserError(f'{files[0]}: the labels of video {name!r} hold no object')
+            outputs = [at[s] for s in self.pass_frames(name, reverse, only_sec_gt)]
             videos.append(build_video(name, imgs, order, size, get_palette(files[0]), raw,
-                                      complete=True))
+                                      complete=True, outputs=outputs))
         if pin_memory:
             pinned = {}
             for v in videos:
@@ -418,8 +493,14 @@ class GenericTestDataset(_Base):
         for v in self.videos:
             require_dir(os.path.join(self.mask_dir, v), 'annotation folder of this video')
 
+    def output_frames(self, name):
+        """Every frame from the first label holding an object on."""
+        stems = self.frame_stems(name)
+        first = first_object_frame(stems, os.path.join(self.mask_dir, name))
+        return None if first is None else stems[first:]
+
     def load(self, name):
         stems, images, size, pngs, raw = self.load_sparse(name)
         return build_video(name, images, stems, size,
                            get_palette(os.path.join(self.mask_dir, name, pngs[0])), raw,
-                           complete=False)
+                           complete=False, outputs=self.output_indices(name, stems))

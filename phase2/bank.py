@@ -14,7 +14,7 @@ import shutil
 
 import torch
 
-from dataset.test_datasets import prefetch
+from dataset.test_datasets import IntermediateDataset, prefetch
 from inference_core import segment_video
 from phase2.merge import PASS_NAMES, source_plan
 from util.errors import UserError
@@ -24,6 +24,16 @@ from util.layout import stem
 # pass -> (reverse, only_sec_gt), as eval_youtube.py's --reverse / --only_sec_gt
 PASS_FLAGS = {'left': (False, False), 'leftsecgt': (False, True),
               'right': (True, False), 'rightsecgt': (True, True)}
+
+
+class BankDataset(IntermediateDataset):
+    """The videos of an intermediate inference whose output is the bank: every frame (time
+    order), each from its labeled PNG or from the pass the merge takes it from. `load` gives
+    the `left` pass (what check_videos checks); run_bank reads the four at once."""
+
+    def output_frames(self, name):
+        """Every frame."""
+        return self.frame_stems(name)
 
 
 def check_label_count(label_files, video):
@@ -81,38 +91,41 @@ def write_bank_video(out_dir, name, frames):
     publish_folder(os.path.join(out_dir, name), fill)
 
 
-def run_bank(net, dataset, out_dir, top_k=20, mem_every=5, include_last=False,
+def run_bank(net, dataset, out_dir, videos=None, top_k=20, mem_every=5, include_last=False,
              mem_style='davis', device=None, amp=False, exact_readout=False, progress=True):
-    """Write the bank of every video of an IntermediateDataset to <out_dir>/<video>/.
+    """Write the bank of videos `videos` (names; default all) of a BankDataset to
+    <out_dir>/<video>/ (the frames of dataset.output_frames).
 
     Videos are loaded one ahead in a background thread (frames read once for all four
     passes). Prints and returns the speed as run_dataset does, plus the frames the four full
     passes would have segmented. Returns {'videos', 'frames', 'seconds', 'fps', 'written',
     'full_pass_frames'}.
     """
-    for v in dataset.videos:                      # before any work
+    names = list(dataset.videos if videos is None else videos)
+    for v in names:                               # before any work
         check_label_count(dataset.label_files[v], v)
     dev = torch.device(device) if device is not None else next(net.parameters()).device
     flags = [PASS_FLAGS[name] for name in PASS_NAMES]
-    videos = prefetch(dataset, pin_memory=dev.type == 'cuda',
-                      load=lambda i, pin: dict(zip(PASS_NAMES, dataset.load_passes(
-                          dataset.videos[i], flags, pin_memory=pin))))
+    loaded = prefetch(dataset, names, pin_memory=dev.type == 'cuda',
+                      load=lambda name, pin: dict(zip(PASS_NAMES, dataset.load_passes(
+                          name, flags, pin_memory=pin))))
     if progress:
         import progressbar
-        videos = progressbar.ProgressBar(max_value=len(dataset), prefix='videos ',
-                                         fd=CurrentStderr())(videos)
+        loaded = progressbar.ProgressBar(max_value=len(names), prefix='videos ',
+                                         fd=CurrentStderr())(loaded)
     frames, seconds, written, full = 0, 0.0, 0, 0
-    for passes in videos:
+    for passes in loaded:
         name = passes['left'].name
         bank, n, secs, f = bank_video(net, passes, dataset.label_files[name], top_k=top_k,
                                       mem_every=mem_every, include_last=include_last,
                                       mem_style=mem_style, device=device, amp=amp,
                                       exact_readout=exact_readout)
+        bank = {s: bank[s] for s in dataset.output_frames(name)}
         write_bank_video(out_dir, name, bank)
         frames, seconds, written, full = frames + n, seconds + secs, written + len(bank), full + f
     fps = frames / seconds if seconds > 0 else float('nan')
-    print(f'{len(dataset)} videos, {frames} frames segmented in {seconds:.2f} s: {fps:.2f} FPS '
+    print(f'{len(names)} videos, {frames} frames segmented in {seconds:.2f} s: {fps:.2f} FPS '
           f'(IO excluded; the four full passes segment {full}); {written} masks written to '
           f'{out_dir}')
-    return {'videos': len(dataset), 'frames': frames, 'seconds': seconds, 'fps': fps,
+    return {'videos': len(names), 'frames': frames, 'seconds': seconds, 'fps': fps,
             'written': written, 'full_pass_frames': full}

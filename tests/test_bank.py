@@ -11,9 +11,11 @@ import sys
 
 import pytest
 
+import eval_driver
 import eval_youtube
 import inference_core
 import phase2.bank as bank
+from phase2 import intermediate
 from phase2.merge import merge
 from util import synthetic_data
 from util.errors import UserError
@@ -29,7 +31,7 @@ PASSES = {'left': [], 'leftsecgt': ['--only_sec_gt'], 'right': ['--reverse'],
 
 @pytest.fixture(autouse=True)
 def _one_network(monkeypatch, net):
-    monkeypatch.setattr(eval_youtube, 'load_model', lambda path, device: net)
+    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device: net)
 
 
 def sparse_labels(annotations, out, videos):
@@ -167,8 +169,8 @@ def test_bank_bad_input(tmp_path, ckpt, trees):
 def test_segment_video_stop_keeps_the_masks_before_it(net, trees):
     """segment_video(stop=s) gives the masks of the whole run for every frame before s."""
     flags = trees['davis']
-    dataset = eval_youtube.intermediate_dataset(eval_youtube.build_parser().parse_args(
-        ['--output', 'x'] + flags))
+    dataset = intermediate.build_dataset(eval_youtube.build_parser().parse_args(
+        ['--output', 'x'] + flags), intermediate.INTERMEDIATE)
     video = dataset[0]
     whole, n_whole, _, _ = inference_core.segment_video(net, video, mem_every=5)
     for stop in (video.labels[0].index + 1, video.labels[-1].index, FRAMES - 2):

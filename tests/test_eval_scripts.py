@@ -18,6 +18,7 @@ from PIL import Image
 
 import eval_davis
 import eval_davis_2016
+import eval_driver
 import eval_generic
 import eval_youtube
 import inference_core
@@ -49,8 +50,7 @@ def cached_load():
 
 @pytest.fixture(autouse=True)
 def _fast_load(monkeypatch, cached_load):
-    for mod in (eval_davis, eval_youtube, eval_generic):
-        monkeypatch.setattr(mod, 'load_model', cached_load)
+    monkeypatch.setattr(eval_driver, 'load_model', cached_load)
 
 
 def png_files(folder):
@@ -254,8 +254,8 @@ def test_youtube_mode_and_defaults(tmp_path, monkeypatch):
     def fake_run(net, dataset, out_dir, **kw):
         seen.update(kw, dataset=dataset, out_dir=out_dir)
         return {}
-    monkeypatch.setattr(eval_youtube, 'run_dataset', fake_run)
-    monkeypatch.setattr(eval_youtube, 'load_model', lambda path, device: None)
+    monkeypatch.setattr(eval_driver, 'run_dataset', fake_run)
+    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device: None)
     root = str(tmp_path / 'YouTube')
     names, masks, sparse, split = intermediate_tree(root)
     youtube_tree(root)

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+import eval_driver
 import eval_youtube
 import eval_youtube_phase2
 import inference_core
@@ -48,7 +49,7 @@ def memory_log(monkeypatch, net):
         return out
     monkeypatch.setattr(inference_core, 'segment_video', spy)
     monkeypatch.setattr(bank, 'segment_video', spy)
-    monkeypatch.setattr(eval_youtube, 'load_model', lambda path, device: net)
+    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device: net)
     return log
 
 
@@ -152,8 +153,8 @@ def test_eval_youtube_phase2_defaults(tmp_path, monkeypatch):
     def fake_run(net, dataset, out_dir, **kw):
         seen.update(kw, dataset=dataset)
         return {}
-    monkeypatch.setattr(eval_youtube, 'run_dataset', fake_run)
-    monkeypatch.setattr(eval_youtube, 'load_model', lambda path, device: None)
+    monkeypatch.setattr(eval_driver, 'run_dataset', fake_run)
+    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device: None)
     y = synthetic_data.generate(tmp_path, 'youtube', videos=2, frames=3, height=32, width=48,
                            objects=1, seed=8, val_videos=1)
     prepare_sparse_gt(os.path.join(y['train'], 'Annotations'), y['split'],

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 import eval_davis
+import eval_driver
 import eval_generic
 import eval_youtube
 import inference_core
@@ -60,8 +61,7 @@ def cached_net(ckpt):
 @pytest.fixture
 def fast_load(monkeypatch, cached_net):
     """The eval scripts get the one network built for this module (building one costs ~2 s)."""
-    for mod in (eval_davis, eval_youtube, eval_generic):
-        monkeypatch.setattr(mod, 'load_model', lambda path, device: cached_net)
+    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device: cached_net)
 
 
 def expect(fn, argv, *fragments):

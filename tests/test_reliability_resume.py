@@ -23,6 +23,7 @@ import pytest
 import torch
 
 import eval_davis
+import eval_driver
 import eval_generic
 import eval_youtube
 import train
@@ -415,8 +416,7 @@ def test_data_error_mid_run_saves_the_resume_checkpoint_first(tdata, ckpt_dir, m
 
 @pytest.fixture
 def fast_load(monkeypatch, net):
-    for mod in (eval_davis, eval_youtube, eval_generic):
-        monkeypatch.setattr(mod, 'load_model', lambda path, device: net)
+    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device: net)
 
 
 def _generic_tree(root, pristine_videos):

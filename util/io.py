@@ -297,24 +297,6 @@ def write_mask(path, mask, palette=None):
     atomic_write(path, lambda tmp: img.save(tmp, format='PNG'))
 
 
-def skip_complete_videos(dataset, out_dir, expected_stems):
-    """--resume of the eval scripts: drop from dataset.videos each video whose outputs are done.
-
-    expected_stems(name) -> the frame stems the script writes for that video (None when that
-    cannot be told without loading it: the video is then processed). A video is complete
-    when every <out_dir>/<name>/<stem>.png exists and decodes. Returns the skipped names.
-    """
-    keep, skipped = [], []
-    for name in dataset.videos:
-        stems = expected_stems(name)
-        if stems and complete_pngs(os.path.join(str(out_dir), name), stems):
-            skipped.append(name)
-        else:
-            keep.append(name)
-    dataset.videos = keep
-    return skipped
-
-
 def _strict_decoding():
     """Truncated images must fail to load: PIL's LOAD_TRUNCATED_IMAGES (a process-wide flag
     that some libraries switch on) would silently fill the missing rows with grey/zeros."""

@@ -24,6 +24,7 @@ import time
 
 import torch
 
+import eval_driver
 import eval_youtube
 from model.eval_network import STCN
 from phase2.bank import PASS_FLAGS
@@ -128,12 +129,12 @@ def main(argv=None):
     if args.model:
         from model.checkpoint import load_network
         load_network(net, args.model)
-    real_load = eval_youtube.load_model
-    eval_youtube.load_model = lambda path, dev: net          # built once, outside the timing
+    real_load = eval_driver.load_model
+    eval_driver.load_model = lambda path, dev: net           # built once, outside the timing
     try:
         return measure(args, device)
     finally:
-        eval_youtube.load_model = real_load
+        eval_driver.load_model = real_load
 
 
 def measure(args, device):

@@ -1,0 +1,149 @@
+"""The evaluation driver: the flags, set-up and video loop every eval script shares.
+
+An eval script is its own flags, a test dataset (dataset/test_datasets.py) and a call here:
+
+    p = eval_driver.parser('...')            # --model --output --top --amp --mem_every ...
+    p.add_argument('--data_path', ...)       # the script's own flags
+    args = p.parse_args(argv)
+    eval_driver.check_flags(args)            # prints the settings
+    dataset = SomeTestDataset(args.data_path)
+    return eval_driver.run(args, dataset, args.output, mem_style='youtube')
+
+`run` checks the outputs lie apart from the inputs, picks the device, loads the model and
+segments the videos to do: every video of the dataset (with --shard one in N), less, with
+--resume, those whose outputs (`dataset.output_frames`) are all present and readable. The
+videos to do are checked before the first output is written.
+"""
+import argparse
+import os
+import zipfile
+
+from inference_core import amp_note, load_model, run_dataset
+from util.device import pick_device
+from util.errors import UserError
+from util.io import atomic_write, complete_pngs, ensure_writable_dir
+from util.outputs import OutputLock, check_apart, note_removed, remove_temporaries
+
+OUTPUT = 'output folder (--output)'
+
+
+def parser(description, mem_every=5, mem_every_help='a frame enters memory every this many '
+                                                    'frames'):
+    """An ArgumentParser holding the flags every eval script shares; the script adds its own.
+    mem_every: the default of --mem_every (None: the script decides after parsing)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument('--model', default='ckpts/stcn.pth', help='checkpoint (state_dict)')
+    p.add_argument('--output', required=True, help='output folder')
+    p.add_argument('--top', type=int, default=20, help='top-k memory entries per pixel')
+    p.add_argument('--amp', action='store_true',
+                   help='mixed precision: autocast on CUDA (bf16 or fp16), bf16 on a CPU '
+                        'with native bf16 (avx512_bf16 / amx_bf16), else fp32')
+    p.add_argument('--mem_every', type=int, default=mem_every, help=mem_every_help)
+    p.add_argument('--include_last', action='store_true',
+                   help='keep the previous frame as a temporary memory entry')
+    p.add_argument('--exact_readout', action='store_true',
+                   help='the dense top-k readout of the original code (slower): fp32 masks '
+                        'bitwise the original computation\'s, where the default gathered '
+                        'readout may flip a pixel whose two best objects are within ~1e-6')
+    p.add_argument('--resume', action='store_true',
+                   help='skip videos whose output PNGs are all present and readable')
+    p.add_argument('--device', default=None, help="'cuda', 'cuda:1' or 'cpu' (default: auto)")
+    p.add_argument('--debug', action='store_true', help='full tracebacks on errors')
+    return p
+
+
+def add_shard_flag(p):
+    p.add_argument('--shard', type=shard_arg, default=None, metavar='I/N',
+                   help='process only the videos I, I+N, I+2N, ... (0-based, sorted): N '
+                        'processes with I = 0..N-1 (one per GPU) share a data set')
+
+
+def shard_arg(text):
+    """'I/N' -> (I, N) with 0 <= I < N."""
+    i, _, n = text.partition('/')
+    if not (i.isdigit() and n.isdigit()) or not int(i) < int(n):
+        raise argparse.ArgumentTypeError(f'{text!r}: expected I/N with 0 <= I < N, e.g. 0/2')
+    return int(i), int(n)
+
+
+def check_flags(args):
+    """Print the settings; refuse the shared flags' impossible values."""
+    print('settings: ' + ', '.join(f'{k}={v}' for k, v in sorted(vars(args).items())))
+    if args.mem_every < 1 or args.top < 1:
+        raise UserError('--mem_every and --top must be >= 1')
+
+
+def run(args, dataset, out_dir, mem_style, runner=None, shard=None, zip_path=None):
+    """Segment the videos to do of `dataset` into `out_dir` (under --output).
+
+    mem_style: inference_core's memory schedule. runner: what segments and writes the
+    videos (default inference_core.run_dataset; phase2.bank.run_bank for the bank).
+    shard: (I, N) of --shard. zip_path: also pack --output's files into this zip (--zip).
+    Returns the runner's stats plus 'skipped' (videos --resume found complete) and 'zip'.
+    """
+    check_apart([(OUTPUT, args.output), ('zip file (--zip)', zip_path)], dataset.inputs)
+    videos = list(dataset.videos)
+    if shard:
+        if zip_path:
+            raise UserError('--zip with --shard would pack a part of the outputs: pack them '
+                            'once every shard is done (rerun without --shard, with --resume '
+                            '--zip)')
+        i, n = shard
+        videos = videos[i::n]
+        print(f'--shard {i}/{n}: {len(videos)} videos')
+    device = pick_device(args.device)
+    note = amp_note(device, args.amp)
+    if note:
+        print(note)
+    net = load_model(args.model, device)
+    out_dir = ensure_writable_dir(out_dir, OUTPUT, keep=shard is not None)  # shards probe at once
+    stats = run_videos(net, dataset, videos, out_dir, args, device, mem_style,
+                       runner or run_dataset, shard)
+    if zip_path:
+        stats['zip'] = zip_outputs(args.output, out_dir, zip_path)
+    return stats
+
+
+def complete(dataset, out_dir, name):
+    """Whether every output PNG of video `name` is present and decodes (--resume)."""
+    stems = dataset.output_frames(name)
+    return bool(stems) and complete_pngs(os.path.join(str(out_dir), name), stems)
+
+
+def run_videos(net, dataset, videos, out_dir, args, device, mem_style, runner, shard=None):
+    """runner over `videos`, less, with --resume, the complete ones; the runner's stats plus
+    'skipped'."""
+    todo = videos
+    if args.resume:
+        todo = [v for v in videos if not complete(dataset, out_dir, v)]
+        print(f'--resume: {len(videos) - len(todo)} of {len(videos)} videos already complete, '
+              f'{len(todo)} to do')
+    dataset.check_videos(todo)             # every video checked before the first output
+    with OutputLock(out_dir, OUTPUT, shard=shard):
+        if args.resume and shard is None:      # shards may be writing theirs right now
+            note_removed(remove_temporaries(out_dir, depth=1), out_dir)
+        if not todo:
+            return {'videos': 0, 'frames': 0, 'seconds': 0.0, 'fps': float('nan'),
+                    'written': 0, 'skipped': len(videos)}
+        stats = runner(net, dataset, out_dir, videos=todo, top_k=args.top,
+                       mem_every=args.mem_every, include_last=args.include_last,
+                       mem_style=mem_style, device=device, amp=args.amp,
+                       exact_readout=args.exact_readout)
+    stats['skipped'] = len(videos) - len(todo)
+    return stats
+
+
+def zip_outputs(root, folder, target):
+    """<folder>/** -> zip file `target`, entries named relative to `root` (atomic)."""
+    def write(tmp):
+        with zipfile.ZipFile(tmp, 'w', zipfile.ZIP_DEFLATED) as z:
+            for d, dirs, files in os.walk(folder):
+                dirs.sort()
+                for f in sorted(files):
+                    if f.startswith('.'):
+                        continue
+                    path = os.path.join(d, f)
+                    z.write(path, os.path.relpath(path, root))
+    atomic_write(target, write)
+    print(f'packed {folder} into {target}')
+    return target
