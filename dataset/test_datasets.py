@@ -149,7 +149,10 @@ def build_video(name, images, frames, size, palette, raw_labels, complete, outpu
     return Video(name, images, list(frames), labels, object_ids, size, palette, outputs)
 
 
-class _Base(torch.utils.data.Dataset):
+class EvalDataset(torch.utils.data.Dataset):
+    """What every test dataset provides to eval_driver: `videos` (names, in order), `inputs`,
+    `image_dir` (<image_dir>/<video>/ frames), `load(name)` -> Video (outputs:
+    `self.output_indices(name, stems)`) and `output_frames(name)`."""
     videos = ()
     headers_only = False         # load_frames reads sizes only (check_videos)
 
@@ -240,7 +243,7 @@ def prefetch(dataset, names=None, pin_memory=False, load=None):
 
 # ---------------------------------------------------------------------- DAVIS
 
-class DAVISTestDataset(_Base):
+class DAVISTestDataset(EvalDataset):
     """DAVIS 2017 val / test-dev or DAVIS 2016 val, first-frame label, 480p as stored.
 
     2017: <davis_path>/2017/{trainval,test-dev}/{JPEGImages,Annotations}/480p/<video>/,
@@ -299,7 +302,7 @@ class DAVISTestDataset(_Base):
 
 # ---------------------------------------------------------------------- YouTube-VOS
 
-class YouTubeVOSTestDataset(_Base):
+class YouTubeVOSTestDataset(EvalDataset):
     """YouTube-VOS valid/test: labels where objects first appear, outputs for meta.json frames.
 
     <yv_path>/<split>/{JPEGImages,Annotations}/<video>/, <yv_path>/<split>/meta.json;
@@ -366,7 +369,7 @@ class YouTubeVOSTestDataset(_Base):
 
 # ---------------------------------------------------------------------- intermediate inference
 
-class IntermediateDataset(_Base):
+class IntermediateDataset(EvalDataset):
     """Training videos with one or two labeled frames (phase-2 intermediate inference).
 
     image_dir: <root>/<video>/ frames (YouTube train_480p/JPEGImages or DAVIS
@@ -474,7 +477,7 @@ class IntermediateDataset(_Base):
 
 # ---------------------------------------------------------------------- generic folders
 
-class GenericTestDataset(_Base):
+class GenericTestDataset(EvalDataset):
     """<root>/JPEGImages/<video>/*.jpg|png with <root>/Annotations/<video>/ holding only the
     labeled frames (objects labeled where they first appear, YouTube-style). Outputs keep the
     annotation's palette; every frame from the first label on is written."""

@@ -21,6 +21,7 @@ import eval_davis_2016
 import eval_driver
 import eval_generic
 import eval_youtube
+import eval_youtube_phase2
 import inference_core
 from dataset.range_transform import im_normalization
 from helpers import H, TWO, W, davis_tree, make_scene, write_frames
@@ -279,6 +280,26 @@ def test_youtube_mode_and_defaults(tmp_path, monkeypatch):
         assert tuple(video.images.shape[-2:]) == (H, W)      # DAVIS: as stored, not --res 480
 
 
+@pytest.mark.parametrize('flags, mode, mode_phase2', [
+    ([], 'benchmark', 'intermediate'),
+    (['--output_all', '--zip', '--res', '-1'], 'benchmark', 'intermediate'),
+    (['--data_file', 'x'], 'intermediate', 'intermediate'),
+    (['--reverse'], 'intermediate', 'intermediate'),
+    (['--only_sec_gt'], 'intermediate', 'intermediate'),
+    (['--davis'], 'intermediate', 'intermediate'),
+    (['--bank'], 'bank', 'bank'),
+    (['--bank', '--davis', '--data_file', 'x'], 'bank', 'bank'),
+])
+def test_the_youtube_mode_is_decided_once(flags, mode, mode_phase2):
+    """phase2.intermediate.select_mode: the mode of eval_youtube.py and
+    eval_youtube_phase2.py from the parsed flags."""
+    from phase2 import intermediate
+    args = eval_youtube.build_parser().parse_args(['--output', 'o'] + flags)
+    assert intermediate.select_mode(args) == mode
+    args = eval_youtube_phase2.build_parser().parse_args(['--output', 'o'] + flags)
+    assert intermediate.select_mode(args, always_intermediate=True) == mode_phase2
+
+
 # ---------------------------------------------------------------------- generic
 
 def test_eval_generic(tmp_path, ckpt):
@@ -365,3 +386,53 @@ def test_bad_input_names_the_file(tmp_path, ckpt):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('error: ') and frames_b in lines[0]
+
+
+# ---------------------------------------------------------------------- a new dataset
+
+def test_a_new_dataset_is_a_class_and_a_short_script(tmp_path, ckpt):
+    """docs/design.md, "Evaluation": a dataset class (here: <root>/<video>/*.jpg, the label of
+    frame 0 in <root>/<video>.png, every other frame written) and the driver make a command;
+    its output_frames is what is written and what --resume checks."""
+    from dataset.test_datasets import EvalDataset, build_video, load_frames, load_mask
+    from util.io import get_palette
+    from util.layout import list_frames, stem
+
+    class EveryOther(EvalDataset):
+        def __init__(self, root):
+            self.image_dir = root
+            self.videos = sorted(d for d in os.listdir(root) if os.path.isdir(root / d))
+            self.inputs = [('frame folder', root)]
+
+        def output_frames(self, name):
+            return self.frame_stems(name)[::2]
+
+        def load(self, name):
+            folder = self.image_dir / name
+            names = list_frames(folder)
+            images, size = load_frames(folder, names, headers_only=self.headers_only)
+            label = str(self.image_dir / f'{name}.png')
+            stems = [stem(n) for n in names]
+            return build_video(name, images, stems, size, get_palette(label),
+                               [(0, load_mask(label, size, images.shape[-2:]))], complete=True,
+                               outputs=self.output_indices(name, stems))
+
+    root = tmp_path / 'mine'
+    for v, seed in (('p', 1), ('q', 2)):
+        frames, masks = make_scene(5, TWO, seed=seed)
+        write_frames(str(root / v), [f'{i:03d}' for i in range(5)], frames)
+        write_mask(str(root / f'{v}.png'), masks[0])
+    out = tmp_path / 'out'
+
+    def command(*flags):
+        args = eval_driver.parser('mine').parse_args(['--model', ckpt, '--output', str(out),
+                                                      *flags])
+        eval_driver.check_flags(args)
+        return eval_driver.run(args, EveryOther(root), args.output, mem_style='davis')
+    stats = command()
+    assert stats['written'] == 6 and stats['skipped'] == 0
+    assert png_files(out / 'p') == png_files(out / 'q') == ['000', '002', '004']
+    os.remove(out / 'q' / '002.png')
+    stats = command('--resume')
+    assert (stats['skipped'], stats['videos'], stats['written']) == (1, 1, 3)
+    assert png_files(out / 'q') == ['000', '002', '004']
