@@ -44,7 +44,7 @@ def build_parser():
                            'phase 2.', mem_every=None,
                            mem_every_help='default 5; 1 for intermediate inference (5 with '
                                           '--davis)')
-    p.add_argument('--yv_path', default='../YouTube')
+    p.add_argument('--yv_path', default='../YouTube', help='YouTube-VOS root')
     p.add_argument('--split', default='valid')
     p.add_argument('--output_all', action='store_true',
                    help='write every frame (all_frames/<split>_all_frames), not only meta.json')

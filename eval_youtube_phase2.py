@@ -23,7 +23,7 @@ def build_parser():
     p = eval_driver.parser('Intermediate inference for two-shot phase 2, the original\'s command '
                            'line.', mem_every=1,
                            mem_every_help='default 1 (the original\'s DAVIS scripts pass 5)')
-    p.add_argument('--yv_path', default='../YouTube')
+    p.add_argument('--yv_path', default='../YouTube', help='YouTube-VOS root')
     p.add_argument('--split', default='valid', help='accepted for eval_youtube.py\'s command '
                                                     'lines (unused here)')
     p.add_argument('--output_all', action='store_true',
