@@ -21,7 +21,6 @@ ALLOWED = {
     ('eval_youtube_phase2', 'eval_youtube'): "the original's phase-2 command line is "
                                              'eval_youtube.py in intermediate mode',
     ('scripts.bench.bank', 'eval_youtube'): 'the benchmark times the command itself',
-    ('scripts.bench.data', 'train'): "the benchmark builds the data as train.py's own code does",
 }
 
 

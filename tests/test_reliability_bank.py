@@ -2,7 +2,7 @@
 read them, for a bounded time; no reader may ever meet an unreadable or partial PNG.
 
 Writers use util.io.write_mask, the write path of the trainer's bank update
-(model.model.STCNModel.rewrite_bank_frames), one process per video as the trainer assigns
+(phase2.bank_writer.BankWriter.rewrite_frames), one process per video as the trainer assigns
 them (crc32(video) % writers). Readers list each video folder as the training dataset does
 (PNG names not starting with '.') and read every mask with util.io.read_mask.
 A control run with a naive in-place writer shows that the readers do catch partial files.

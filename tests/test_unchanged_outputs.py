@@ -31,9 +31,9 @@ import torch
 from PIL import Image
 
 try:
-    from helpers import make_batch, make_model
+    from helpers import make_batch, make_model, step
 except ImportError:                               # run as python -m tests.test_unchanged_outputs
-    from tests.helpers import make_batch, make_model
+    from tests.helpers import make_batch, make_model, step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(ROOT, 'tests', 'data', 'unchanged_outputs.json')
@@ -240,7 +240,7 @@ def step_outputs(root):
                 batch['selector'][0, 1] = 1.0          # sample 0 claims a second object
             stats = []
             for it in its:
-                s = model.do_pass(batch, it)
+                s = step(model, batch, it)
                 stats.append({k: float(v) for k, v in sorted(s.items())
                               if not k.startswith('time/')})
             out[name] = {'stats': stats, 'student': state_digest(model.net),
