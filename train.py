@@ -51,8 +51,6 @@ from util.speed import SpeedMeter
 SPEED_REPORT_ITERS = 5            # the data / step speed line after this many iterations
 
 
-# ----------------------------------------------------------------------------- main
-
 def weights_digest(net):
     """sha256 over the state_dict (names, shapes and bytes) — equal weights, equal digest."""
     h = hashlib.sha256()
