@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from dataset.data_mode import BASE, PHASE2, SEMI
 from dataset.range_transform import inv_im_trans
+from dataset.sampling import LOAD_KEY
 from model.checkpoint import load_network, read_checkpoint
 from model.losses import LossComputer, labeled_targets, refresh_targets, semi_targets
 from model.network import STCN
@@ -141,8 +142,8 @@ def load_stats(data, data_wait):
     stats = {}
     if data_wait is not None:
         stats['time/data_wait'] = data_wait
-    if 'load_seconds' in data:
-        stats['time/sample_load'] = float(torch.as_tensor(data['load_seconds']).mean())
+    if LOAD_KEY in data:
+        stats['time/sample_load'] = float(torch.as_tensor(data[LOAD_KEY]).mean())
     return stats
 
 
@@ -270,7 +271,7 @@ class STCNModel:
         forward -> targets -> loss -> step, then the phase-2 bank write-back and logging.
 
         data_wait: seconds the loop waited for this batch (logged with the samples' own load
-        seconds, data['load_seconds'] [B], where present). Returns the step's statistics."""
+        seconds, data[LOAD_KEY] [B], where present). Returns the step's statistics."""
         x = self._inputs(data)
         stats = load_stats(data, data_wait)
         with self.autocast():
