@@ -160,7 +160,12 @@ def test_each_video_has_one_writer():
 def test_control_naive_writer_is_caught(tmp_path):
     """The same readers against a writer that rewrites files in place (half, pause, rest):
     they do report unreadable PNGs, so the stress test can fail."""
-    _, _, readers = stress(tmp_path, seconds=2.0, writers=1, readers=2, naive=True)
+    for attempt in range(3):              # a loaded machine can let a 2 s window pass clean
+        (tmp_path / str(attempt)).mkdir()
+        _, _, readers = stress(tmp_path / str(attempt), seconds=2.0, writers=1, readers=2,
+                               naive=True)
+        if sum(r['n_bad'] for r in readers) > 0:
+            break
     assert sum(r['n_bad'] for r in readers) > 0, readers
     assert any('cannot read image' in b for r in readers for b in r['bad'])
 
