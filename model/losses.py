@@ -1,6 +1,13 @@
-"""Training losses and label helpers (docs/method.md, "Training").
+"""The training loss and its targets (docs/method.md, "Training" and "Pseudo labels").
 
-Class maps: long [B, H, W] with 0 background, 1 target object, 2 second object, -1 ignored.
+A change to the loss, or to the class maps it is computed against, is made here: the
+bootstrapped cross-entropy over frames 1 and 2 of each triplet (LossComputer), the warm-up /
+phase-1 / phase-2 targets (labeled_targets, semi_targets, refresh_targets) and the pseudo-label
+rule. The networks' forwards that give the pseudo labels' logits stay in model/model.py.
+
+Class maps: long [B, H, W] (one frame) or [B, 3, H, W] (a triplet) with 0 background,
+1 target object, 2 second object, -1 ignored. Triplet logits: [B, K+1, H, W] per frame,
+K = 2 objects (1 in stage 0).
 """
 import torch
 import torch.nn.functional as F
@@ -80,3 +87,131 @@ def pseudo_labels(prob_bg, prob_t, prob_s, thres, has_second):
     out[prob_t >= thres] = 1
     out[prob_bg >= thres] = 0
     return out
+
+
+def class_probs(logits):
+    """[B, K+1, H, W] logits -> (bg, target, second or None) probabilities, each [B, H, W]."""
+    prob = torch.softmax(logits.float(), dim=1)
+    return prob[:, 0], prob[:, 1], (prob[:, 2] if prob.shape[1] > 2 else None)
+
+
+def bank_trigger(old, new, p_target, p_second, thres, has_second):
+    """[B] bool: does the refresh of one frame ask for a bank rewrite of its sample?
+
+    old / new [B, H, W] class maps before / after the refresh; p_target, p_second [B, H, W]
+    class probabilities (p_second None for one object); has_second [B] bool. The old target
+    region is taken after the second object's confident pixels are set (the order the labels
+    are refreshed in); the request is: its size changed and some confident target pixel lies
+    outside it.
+    """
+    if p_second is not None:
+        old = torch.where((p_second >= thres) & has_second[:, None, None], 2, old)
+    old_t = old == 1
+    grew = ((p_target >= thres) & ~old_t).flatten(1).any(1)
+    changed = old_t.flatten(1).sum(1) != (new == 1).flatten(1).sum(1)
+    return changed & grew
+
+
+# ----------------------------------------------------------------------------- targets
+
+def labeled_targets(cls_gt, labeled):
+    """Labeled-only training (base mode): frames 1-2 without a true label are ignored.
+
+    cls_gt [B, 3, H, W]; labeled bool [B, 3]. Returns a new [B, 3, H, W]."""
+    cls_gt = cls_gt.clone()
+    cls_gt[:, 1:] = cls_gt[:, 1:].masked_fill(~labeled[:, 1:, None, None], IGNORE)
+    return cls_gt
+
+
+def semi_targets(cls_gt, labeled, ref_logits, thres, has_second):
+    """Phase 1 (semi mode): unlabeled frames 1-2 get the pseudo labels of `ref_logits`.
+
+    cls_gt [B, 3, H, W]; labeled bool [B, 3]; ref_logits (frame 1, frame 2) [B, K+1, H, W];
+    has_second bool [B]. Returns (new [B, 3, H, W], {'pseudo/coverage': share of the
+    unlabeled pixels that got a label})."""
+    cls_gt = cls_gt.clone()
+    for f in (1, 2):
+        pl = pseudo_labels(*class_probs(ref_logits[f - 1]), thres, has_second)
+        cls_gt[:, f] = torch.where(labeled[:, f, None, None], cls_gt[:, f], pl)
+    sel = (~labeled[:, 1:])[:, :, None, None].expand_as(cls_gt[:, 1:])
+    return cls_gt, {'pseudo/coverage': float((cls_gt[:, 1:][sel] != IGNORE).float().mean())}
+
+
+def refresh_targets(cls_gt, frozen, ref_logits, thres, has_second):
+    """Phase 2 (phase2 mode, from --phase2_start_update): the bank labels of frames 1-2 are
+    overwritten where `ref_logits` is confident (>= thres) and kept elsewhere; `frozen` frames
+    (--phase2_keep_true_labels) stay untouched.
+
+    cls_gt [B, 3, H, W]; frozen bool [B, 2] (frames 1, 2); ref_logits (frame 1, frame 2)
+    [B, K+1, H, W]; has_second bool [B]. Returns (new [B, 3, H, W], wanted bool [B, 2]: the
+    frames asking for a bank rewrite (bank_trigger), {'pseudo/refresh_confident',
+    'pseudo/refresh_changed'})."""
+    old = cls_gt
+    cls_gt = cls_gt.clone()
+    wanted = torch.zeros_like(frozen)
+    for f in (1, 2):
+        bg, p_t, p_s = class_probs(ref_logits[f - 1])
+        pl = pseudo_labels(bg, p_t, p_s, thres, has_second)
+        keep = frozen[:, f - 1, None, None] | (pl == IGNORE)
+        cls_gt[:, f] = torch.where(keep, cls_gt[:, f], pl)
+        wanted[:, f - 1] = bank_trigger(old[:, f], cls_gt[:, f], p_t, p_s, thres,
+                                        has_second) & ~frozen[:, f - 1]
+    sel = (~frozen)[:, :, None, None].expand_as(cls_gt[:, 1:])
+    stats = {'pseudo/refresh_confident': float((cls_gt[:, 1:][sel] != IGNORE).float().mean()),
+             'pseudo/refresh_changed': float(
+                 (cls_gt[:, 1:][sel] != old[:, 1:][sel]).float().mean())}
+    return cls_gt, wanted, stats
+
+
+# ----------------------------------------------------------------------------- the loss
+
+class LossComputer:
+    """The loss of one triplet batch: bootstrapped CE over frames 1 and 2 (`ce`), 3 classes,
+    or 2 for a sample without a second object; each frame's loss is the mean over samples.
+    Also the IoU of the predictions on the labeled pixels."""
+
+    def __init__(self, para):
+        self.ce = BootstrappedCE(para['bce_start_warm'], para['bce_end_warm'])
+
+    def compute(self, out, cls_gt, has_second, it):
+        """out: triplet_forward's {'logits_1', 'logits_2' [B, K+1, H, W], 'prob_1', 'prob_2'
+        [B, K, H, W]}; cls_gt [B, 3, H, W]; has_second bool [B].
+        Returns (total loss, {'loss/ce_1', 'loss/ce_2', 'loss/total', 'loss/bootstrap_p',
+        'iou/target', 'iou/second'})."""
+        b = cls_gt.shape[0]
+        stats = {}
+        total = 0.0
+        for f in (1, 2):
+            logits = out[f'logits_{f}'].float()
+            loss_f = 0.0
+            for j in range(b):
+                n_cls = 3 if bool(has_second[j]) else 2
+                loss_j, p = self.ce(logits[j:j + 1, :n_cls], cls_gt[j:j + 1, f], it)
+                loss_f = loss_f + loss_j / b
+            stats[f'loss/ce_{f}'] = float(loss_f.detach())
+            total = total + loss_f
+        stats['loss/total'] = float(total.detach())
+        stats['loss/bootstrap_p'] = p
+        stats.update(iou_stats(out, cls_gt, has_second))
+        return total, stats
+
+
+@torch.no_grad()
+def iou_stats(out, cls_gt, has_second):
+    """IoU of the target (and second) object over frames 1, 2, on labeled pixels only."""
+    res = {}
+    for name, k, rows in (('iou/target', 0, slice(None)), ('iou/second', 1, has_second)):
+        if out['prob_1'].shape[1] <= k:          # one object (stage 0)
+            continue
+        inter = union = 0.0
+        for f in (1, 2):
+            prob = out[f'prob_{f}'][:, k][rows]
+            gt = cls_gt[:, f][rows]
+            if prob.numel() == 0:
+                continue
+            valid = gt != IGNORE
+            i, u = compute_tensor_iu((prob > 0.5) & valid, (gt == k + 1) & valid)
+            inter, union = inter + float(i), union + float(u)
+        if k == 0 or bool(has_second.any()):
+            res[name] = (inter + 1e-6) / (union + 1e-6)
+    return res

@@ -1,4 +1,4 @@
-"""The trainer: student STCN (+ EMA teacher), triplet forward, pseudo labels, losses, saving.
+"""The trainer: student STCN (+ EMA teacher), the triplet forward, one training step, saving.
 
 Shapes: B batch, 3 frames per sample, H = W = crop size, K objects (2, or 1 in stage 0).
 A batch (from dataset/vos_dataset.py or dataset/static_dataset.py, default-collated):
@@ -6,45 +6,38 @@ A batch (from dataset/vos_dataset.py or dataset/static_dataset.py, default-colla
   (0 bg, 1 target, 2 second, -1 ignored); selector [B, 2]; labeled bool [B, 3];
   info {'name': [B], 'frames': 3 x [B], 'target_id': [B], 'second_id': [B]}.
 
-The networks are always in eval() mode (frozen batch norm); only the student is trained. The
-student is wrapped (TripletModule) so that DDP sees one forward per iteration.
+One step (STCNModel.do_pass) is forward -> targets -> loss -> step in the iteration's data
+mode (dataset/data_mode.py, decided by train.py): the targets and the loss are computed in
+model/losses.py, the phase-2 bank write-back in phase2/bank_writer.py (given to the trainer).
 
-Pseudo labels (docs/method.md, "Pseudo labels"):
-  phase 1 (--semi, it > end_warm, frames not labeled): the teacher's prediction of the same
-    triplet, thresholded with --semi_thres_upper, -1 elsewhere. Without a teacher (no
-    --use_teacher, or before the first step) the student's own prediction is used, detached
-    from its training forward: the same numbers a separate no_grad forward would give, one
-    forward cheaper. The teacher forward runs only when pseudo labels are needed.
-  phase 2 (it >= phase2_start_update, frames 1-2 of every sample, truly labeled ones too;
-    with --phase2_keep_true_labels those stay untouched): the bank labels are overwritten where
-    the teacher's (else student's) prediction is >= --phase2_thres and kept elsewhere. With
-    --update_pseudo_bank IT (it >= IT), a sample whose refresh of frame 1 or 2 changed the size
-    of the target region while the confident target is not contained in the old region
-    (bank_trigger) has frames 1-2 re-predicted at stored resolution and written back into the
-    bank (by the one rank that owns the video: zlib.crc32(video) % world_size).
+The networks are always in eval() mode (frozen batch norm); only the student is trained. The
+student is wrapped (TripletModule) so that DDP sees one forward per iteration. Pseudo labels
+(docs/method.md, "Pseudo labels") come from the teacher's forward of the same triplet
+(--use_teacher, once it exists); else from the student's own prediction, detached from its
+training forward: the same numbers a separate no_grad forward would give, one forward
+cheaper. The teacher forward runs only when pseudo labels are needed.
 """
 import copy
 import os
 import time
-import zlib
+from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
-from dataset.range_transform import im_normalization, inv_im_trans
+from dataset.data_mode import BASE, PHASE2, SEMI
+from dataset.range_transform import inv_im_trans
+from dataset.sampling import LOAD_KEY
 from model.checkpoint import load_network, read_checkpoint
-from model.losses import IGNORE, BootstrappedCE, compute_tensor_iu, pseudo_labels
+from model.losses import LossComputer, labeled_targets, refresh_targets, semi_targets
 from model.network import STCN
 from model.training_grid import training_grid
 import util.device
-from util.distributed import all_gather_objects, average_over_ranks
+from util.distributed import average_over_ranks
 from util.errors import UserError
-from util.io import get_palette, read_frame, read_mask, save_checkpoint, write_mask
-from util.layout import FRAME_EXTS, JPEG_EXTS
+from util.io import save_checkpoint
 from util.logger import ScalarAverager
-from util.tensor_util import pad_divide_by, unpad
 
 
 # ----------------------------------------------------------------------------- EMA teacher
@@ -119,49 +112,6 @@ class TripletModule(nn.Module):
         return triplet_forward(self.net, rgb, first_gt, first_sec_gt, selector)
 
 
-def class_probs(logits):
-    """[B, K+1, H, W] logits -> (bg, target, second or None) probabilities, each [B, H, W]."""
-    prob = torch.softmax(logits.float(), dim=1)
-    return prob[:, 0], prob[:, 1], (prob[:, 2] if prob.shape[1] > 2 else None)
-
-
-def sample_info(info, j):
-    """(video, [3 frame names], target_id, second_id) of sample j of a collated 'info'."""
-    if isinstance(info, (list, tuple)):          # not collated: a list of per-sample dicts
-        d = info[j]
-        return d['name'], list(d['frames']), int(d['target_id']), int(d.get('second_id', 0))
-    frames = info['frames']
-    if frames and isinstance(frames[0], (list, tuple)):
-        names = [frames[t][j] for t in range(len(frames))]          # collated: 3 x [B]
-    else:
-        names = list(frames)
-    sid = info.get('second_id')
-    return (info['name'][j], names, int(info['target_id'][j]),
-            int(sid[j]) if sid is not None else 0)
-
-
-def bank_trigger(old, new, p_target, p_second, thres, has_second):
-    """[B] bool: does the refresh of one frame ask for a bank rewrite of its sample?
-
-    old / new [B, H, W] class maps before / after the refresh; p_target, p_second [B, H, W]
-    class probabilities (p_second None for one object); has_second [B] bool. The old target
-    region is taken after the second object's confident pixels are set (the order the labels
-    are refreshed in); the request is: its size changed and some confident target pixel lies
-    outside it.
-    """
-    if p_second is not None:
-        old = torch.where((p_second >= thres) & has_second[:, None, None], 2, old)
-    old_t = old == 1
-    grew = ((p_target >= thres) & ~old_t).flatten(1).any(1)
-    changed = old_t.flatten(1).sum(1) != (new == 1).flatten(1).sum(1)
-    return changed & grew
-
-
-def _stem(name):
-    base, ext = os.path.splitext(name)
-    return base if ext.lower() in FRAME_EXTS else name
-
-
 # ----------------------------------------------------------------------------- the trainer
 
 def training_amp(device, cpu_bf16=False):
@@ -176,22 +126,43 @@ def training_amp(device, cpu_bf16=False):
     return None, False
 
 
+class Inputs(NamedTuple):
+    """One batch on the device."""
+    rgb: torch.Tensor              # [B, 3, 3, H, W]
+    gt: torch.Tensor               # [B, 3, 1, H, W] target object
+    sec_gt: torch.Tensor           # [B, 3, 1, H, W] second object
+    cls_gt: torch.Tensor           # long [B, 3, H, W]
+    selector: torch.Tensor         # [B, 2]
+    labeled: torch.Tensor          # bool [B, 3]
+    has_second: torch.Tensor       # bool [B]
+
+
+def load_stats(data, data_wait):
+    """Seconds waited for the batch and the samples' mean load seconds (where known)."""
+    stats = {}
+    if data_wait is not None:
+        stats['time/data_wait'] = data_wait
+    if LOAD_KEY in data:
+        stats['time/sample_load'] = float(torch.as_tensor(data[LOAD_KEY]).mean())
+    return stats
+
+
 class STCNModel:
     """Student (+ teacher), optimiser, scheduler, AMP scaler, logging and checkpoints.
 
     para: util.hyper_para.HyperParameters (or a dict with the same keys); dist: DistInfo.
     logger: util.logger.TensorboardLogger or None; save_path: '<run_dir>/<date>_<id>' prefix
-    (None: no saving); bank: {video: {'im_root', 'gt_root', 'bank_root', 'labeled': set of
-    frame stems}} for the phase-2 pseudo-label bank update.
+    (None: no saving); bank_writer: phase2.bank_writer.BankWriter of the phase-2 bank (None:
+    no write-back).
     """
 
-    def __init__(self, para, dist, logger=None, save_path=None, bank=None):
+    def __init__(self, para, dist, logger=None, save_path=None, bank_writer=None):
         self.para = para
         self.dist = dist
         self.device = dist.device
         self.logger = logger
         self.save_path = save_path
-        self.bank = bank or {}
+        self.bank_writer = bank_writer
         self.single_object = para['stage'] == 0
         self.net = STCN(single_object=self.single_object).to(self.device).eval()
         self.module = TripletModule(self.net)
@@ -211,12 +182,11 @@ class STCNModel:
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, para['steps'],
                                                               para['gamma'])
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=scaled)
-        self.loss_fn = BootstrappedCE(para['bce_start_warm'], para['bce_end_warm'])
+        self.losses = LossComputer(para)
         self.averager = ScalarAverager()
         self.resume_extra = {}
         self.saves = 0                         # checkpoints written by this run (train.py)
         self.teacher_forward_calls = 0
-        self.bank_writes = 0
         self._last_log = (None, None)          # (time, it) of the previous log point
 
     # -- setup
@@ -269,9 +239,6 @@ class STCNModel:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype,
                               enabled=self.amp)
 
-    def in_phase2(self, it):
-        return self.para['phase2_train'] >= 0 and it >= self.para['phase2_train']
-
     def current_lr(self):
         return self.optimizer.param_groups[0]['lr']
 
@@ -290,81 +257,87 @@ class STCNModel:
             t_out = triplet_forward(teacher, rgb, gt0, sec0, selector)
         return t_out['logits_1'], t_out['logits_2']
 
+    @torch.no_grad()
+    def label_forward(self, rgb, first_gt, first_sec_gt, selector):
+        """triplet_forward of the network that makes pseudo labels (teacher, else student),
+        without gradients: the bank write-back re-predicts with it."""
+        net = self._predictor() or self.net
+        with self.autocast():
+            return triplet_forward(net, rgb, first_gt, first_sec_gt, selector)
+
     # -- one iteration
-    def do_pass(self, data, it, data_wait=None):
-        """Forward, pseudo labels, loss, backward, step, EMA, bank update, logging.
+    def do_pass(self, data, it, mode, data_wait=None):
+        """One training iteration in data mode `mode` (dataset.data_mode: BASE, SEMI, PHASE2):
+        forward -> targets -> loss -> step, then the phase-2 bank write-back and logging.
 
         data_wait: seconds the loop waited for this batch (logged with the samples' own load
-        seconds, data['load_seconds'] [B], where present)."""
-        para, dev = self.para, self.device
+        seconds, data[LOAD_KEY] [B], where present). Returns the step's statistics."""
+        x = self._inputs(data)
+        stats = load_stats(data, data_wait)
+        with self.autocast():
+            out = self.forward_module(x.rgb, x.gt[:, 0], x.sec_gt[:, 0], x.selector)
+        cls_gt, wanted, frozen = self._targets(x, out, it, mode, stats)    # [B, 3, H, W]
+        total, loss_stats = self.losses.compute(out, cls_gt, x.has_second, it)
+        stats.update(loss_stats)
+        self._step(total, it)
+        if self._writes_bank(it, mode):
+            # collective (gathers requests): every rank calls it, with or without requests
+            stats['bank/writes'] = self.bank_writer.update(data, wanted, frozen,
+                                                           self.label_forward)
+        self._record(stats, it, x, out, cls_gt, data)
+        return stats
+
+    def _inputs(self, data):
+        """The batch's tensors on the device; the optional keys filled in."""
+        dev = self.device
         rgb = data['rgb'].to(dev, non_blocking=True)                    # [B, 3, 3, H, W]
         b = rgb.shape[0]
         gt = data['gt'].to(dev, non_blocking=True)                      # [B, 3, 1, H, W]
         sec_gt = data['sec_gt'].to(dev) if 'sec_gt' in data else torch.zeros_like(gt)
-        cls_gt = data['cls_gt'].to(dev).long().clone()                  # [B, 3, H, W]
         selector = (data['selector'].to(dev).float() if 'selector' in data
-                    else torch.ones(b, 2, device=dev))
+                    else torch.ones(b, 2, device=dev))                  # [B, 2]
         labeled = (data['labeled'].to(dev).bool() if 'labeled' in data
                    else torch.ones(b, 3, dtype=torch.bool, device=dev))  # [B, 3]
-        has_second = (selector[:, 1] > 0.5) & (not self.single_object)  # [B]
-        phase2 = self.in_phase2(it)
-        semi = bool(para['semi']) and not phase2 and it > para['end_warm']
-        unl = ~labeled[:, 1:]                                           # [B, 2] frames 1, 2
-        stats = {}
-        if data_wait is not None:
-            stats['time/data_wait'] = data_wait
-        if 'load_seconds' in data:
-            stats['time/sample_load'] = float(torch.as_tensor(data['load_seconds']).mean())
-        if not (semi or phase2):
-            # labeled-only training: a frame without a true label must not teach anything
-            cls_gt[:, 1:] = cls_gt[:, 1:].masked_fill(unl[:, :, None, None], IGNORE)
+        return Inputs(rgb=rgb, gt=gt, sec_gt=sec_gt,
+                      cls_gt=data['cls_gt'].to(dev).long(),             # [B, 3, H, W]
+                      selector=selector, labeled=labeled,
+                      has_second=(selector[:, 1] > 0.5) & (not self.single_object))   # [B]
 
-        with self.autocast():
-            out = self.forward_module(rgb, gt[:, 0], sec_gt[:, 0], selector)
+    def _targets(self, x, out, it, mode, stats):
+        """The class maps the loss is computed against, [B, 3, H, W], and for the bank
+        write-back: wanted [B, 2] (frames 1, 2 asking for a rewrite) and frozen [B, 2] (frames
+        the refresh leaves alone, --phase2_keep_true_labels). Pseudo-label shares go to stats.
+        """
+        para = self.para
+        frozen = (x.labeled[:, 1:] if para.get('phase2_keep_true_labels')
+                  else torch.zeros_like(x.labeled[:, 1:]))
+        wanted = torch.zeros_like(frozen)
+        cls_gt = x.cls_gt
+        if mode == BASE:
+            cls_gt = labeled_targets(cls_gt, x.labeled)
+        elif mode == SEMI and not bool(x.labeled[:, 1:].all()):
+            ref = self._reference_logits(out, x.rgb, x.gt[:, 0], x.sec_gt[:, 0], x.selector)
+            cls_gt, s = semi_targets(cls_gt, x.labeled, ref, para['semi_thres_upper'],
+                                     x.has_second)
+            stats.update(s)
+        elif self._refreshes(it, mode) and not bool(frozen.all()):
+            ref = self._reference_logits(out, x.rgb, x.gt[:, 0], x.sec_gt[:, 0], x.selector)
+            cls_gt, wanted, s = refresh_targets(cls_gt, frozen, ref, para['phase2_thres'],
+                                                x.has_second)
+            stats.update(s)
+        return cls_gt, wanted, frozen
 
-        refresh = phase2 and it >= para['phase2_start_update']
-        # [B, 2] frames 1-2 the refresh leaves alone, and those asking for a bank rewrite
-        frozen = labeled[:, 1:] if para.get('phase2_keep_true_labels') else torch.zeros_like(unl)
-        wanted = torch.zeros_like(unl)
-        if semi and bool(unl.any()):
-            ref = self._reference_logits(out, rgb, gt[:, 0], sec_gt[:, 0], selector)
-            for f in (1, 2):
-                pl = pseudo_labels(*class_probs(ref[f - 1]), para['semi_thres_upper'], has_second)
-                cls_gt[:, f] = torch.where(labeled[:, f, None, None], cls_gt[:, f], pl)
-            sel = unl[:, :, None, None].expand_as(cls_gt[:, 1:])
-            stats['pseudo/coverage'] = float((cls_gt[:, 1:][sel] != IGNORE).float().mean())
-        elif refresh and not bool(frozen.all()):
-            old_cls = cls_gt.clone()
-            ref = self._reference_logits(out, rgb, gt[:, 0], sec_gt[:, 0], selector)
-            thres = para['phase2_thres']
-            for f in (1, 2):
-                bg, p_t, p_s = class_probs(ref[f - 1])
-                pl = pseudo_labels(bg, p_t, p_s, thres, has_second)
-                keep = frozen[:, f - 1, None, None] | (pl == IGNORE)
-                cls_gt[:, f] = torch.where(keep, cls_gt[:, f], pl)
-                wanted[:, f - 1] = bank_trigger(old_cls[:, f], cls_gt[:, f], p_t, p_s, thres,
-                                                has_second) & ~frozen[:, f - 1]
-            sel = (~frozen)[:, :, None, None].expand_as(cls_gt[:, 1:])
-            stats['pseudo/refresh_confident'] = float(
-                (cls_gt[:, 1:][sel] != IGNORE).float().mean())
-            stats['pseudo/refresh_changed'] = float(
-                (cls_gt[:, 1:][sel] != old_cls[:, 1:][sel]).float().mean())
+    def _refreshes(self, it, mode):
+        """Phase 2 refreshes the bank labels from --phase2_start_update on."""
+        return mode == PHASE2 and it >= self.para['phase2_start_update']
 
-        # loss over frames 1 and 2: 3 classes, or 2 for a sample without a second object
-        total = 0.0
-        for f in (1, 2):
-            logits = out[f'logits_{f}'].float()
-            loss_f = 0.0
-            for j in range(b):
-                n_cls = 3 if bool(has_second[j]) else 2
-                loss_j, p = self.loss_fn(logits[j:j + 1, :n_cls], cls_gt[j:j + 1, f], it)
-                loss_f = loss_f + loss_j / b
-            stats[f'loss/ce_{f}'] = float(loss_f.detach())
-            total = total + loss_f
-        stats['loss/total'] = float(total.detach())
-        stats['loss/bootstrap_p'] = p
-        stats.update(self._iou_stats(out, cls_gt, has_second))
+    def _writes_bank(self, it, mode):
+        """Phase 2 writes the refreshed labels back into the bank from --update_pseudo_bank on."""
+        return (self._refreshes(it, mode) and 0 <= self.para['update_pseudo_bank'] <= it
+                and self.bank_writer is not None)
 
+    def _step(self, total, it):
+        """Backward (scaled under fp16), optimiser and scheduler step, teacher EMA."""
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
@@ -372,39 +345,18 @@ class STCNModel:
         self.scheduler.step()
         self._update_teacher(it)
 
-        if refresh and 0 <= para['update_pseudo_bank'] <= it:
-            # collective (gathers requests): every rank calls it, with or without requests
-            stats['bank/writes'] = self.update_bank(data, wanted, frozen)
-
+    def _record(self, stats, it, x, out, cls_gt, data):
+        """Statistics into the averager (logged every log_every), the image grid."""
         self.averager.add(stats)
         done = it + 1
-        if done % para['log_every'] == 0:
+        if done % self.para['log_every'] == 0:
             self._log(done)
-        if self.logger is not None and self.dist.is_main and done % para['image_every'] == 0:
+        if self.logger is not None and self.dist.is_main and \
+                done % self.para['image_every'] == 0:
             pred = torch.stack([out['logits_1'].argmax(1), out['logits_2'].argmax(1)], 1)
-            grid = training_grid(inv_im_trans(rgb.detach().float()), data['cls_gt'], cls_gt, pred)
+            grid = training_grid(inv_im_trans(x.rgb.detach().float()), data['cls_gt'], cls_gt,
+                                 pred)
             self.logger.log_image('train/triplets', grid, done)
-        return stats
-
-    def _iou_stats(self, out, cls_gt, has_second):
-        """IoU of the target (and second) object over frames 1, 2, on labeled pixels only."""
-        res = {}
-        with torch.no_grad():
-            for name, k, rows in (('iou/target', 0, slice(None)), ('iou/second', 1, has_second)):
-                if self.single_object and k == 1:
-                    continue
-                inter = union = 0.0
-                for f in (1, 2):
-                    prob = out[f'prob_{f}'][:, k][rows]
-                    gt = cls_gt[:, f][rows]
-                    if prob.numel() == 0:
-                        continue
-                    valid = gt != IGNORE
-                    i, u = compute_tensor_iu((prob > 0.5) & valid, (gt == k + 1) & valid)
-                    inter, union = inter + float(i), union + float(u)
-                if k == 0 or bool(has_second.any()):
-                    res[name] = (inter + 1e-6) / (union + 1e-6)
-        return res
 
     def _update_teacher(self, it):
         if not self.use_teacher:
@@ -435,104 +387,6 @@ class STCNModel:
 
     def start_timer(self, it):
         self._last_log = (time.time(), it)
-
-    # -- phase-2 bank update
-    def update_bank(self, data, wanted, frozen):
-        """Write refreshed labels back into the bank; returns the PNGs this rank wrote.
-
-        wanted [B, 2] bool: frame 1 / 2 of a sample asks for a rewrite (bank_trigger); frozen
-        [B, 2] bool: frames the refresh left alone (--phase2_keep_true_labels), never written.
-        A sample with a request has its frames 1-2 rewritten (but for frozen or, with the flag,
-        truly labeled ones). Requests of all ranks are gathered; the rank owning a video
-        (crc32 % world) re-predicts and writes it.
-        """
-        requests = []
-        info = data.get('info')
-        keep_true = bool(self.para.get('phase2_keep_true_labels'))
-        if info is not None:
-            for j in range(wanted.shape[0]):
-                if not bool(wanted[j].any()):
-                    continue
-                video, frames, tid, sid = sample_info(info, j)
-                if video not in self.bank or tid == 0:       # no target object: nothing to fix
-                    continue
-                pos = tuple(f for f in (1, 2) if not bool(frozen[j, f - 1]) and not (
-                    keep_true and _stem(frames[f]) in self.bank[video]['labeled']))
-                if pos:
-                    requests.append((video, tuple(frames), tid, sid, pos))
-        gathered = [r for rank_reqs in all_gather_objects(requests, self.dist) for r in rank_reqs]
-        written = 0
-        seen = set()
-        for video, frames, tid, sid, pos in gathered:
-            if zlib.crc32(video.encode()) % self.dist.world_size != self.dist.rank:
-                continue
-            key = (video, frames, tid, sid, pos)
-            if key in seen or video not in self.bank:
-                continue
-            seen.add(key)
-            written += self.rewrite_bank_frames(video, list(frames), tid, sid, pos)
-        self.bank_writes += written
-        return written
-
-    def _bank_paths(self, video, name):
-        entry = self.bank[video]
-        stem = _stem(name)
-        ext = os.path.splitext(name)[1] if os.path.splitext(name)[1].lower() in JPEG_EXTS \
-            else '.jpg'
-        image = os.path.join(entry['im_root'], video, stem + ext)
-        mask = os.path.join(entry['bank_root'], video, stem + '.png')
-        if not os.path.isfile(mask) and entry.get('gt_root'):
-            gt_mask = os.path.join(entry['gt_root'], video, stem + '.png')
-            if os.path.isfile(gt_mask):
-                return image, mask, gt_mask
-        return image, mask, mask
-
-    @torch.no_grad()
-    def rewrite_bank_frames(self, video, frames, tid, sid, positions):
-        """Re-predict frames `positions` of the triplet at stored resolution; write changes.
-
-        Frame 0's bank (or true) mask gives the reference masks of object ids tid / sid.
-        Pixels owned by other objects are never changed; where the prediction is not
-        confident (< phase2_thres) the old label stays. Returns the number of PNGs written.
-        """
-        paths = [self._bank_paths(video, f) for f in frames]
-        imgs = [read_frame(p[0]) for p in paths]
-        masks = [read_mask(p[2]) for p in paths]
-        shape = imgs[0].shape[:2]
-        if any(i.shape[:2] != shape for i in imgs) or any(m.shape != shape for m in masks):
-            print(f'warning: {video}: frames/bank masks of different sizes, bank not updated',
-                  flush=True)
-            return 0
-        dev = self.device
-        rgb = torch.stack([im_normalization(torch.from_numpy(np.array(i))
-                                            .permute(2, 0, 1).float() / 255) for i in imgs])
-        rgb, pad = pad_divide_by(rgb[None].to(dev), 16)                    # [1, 3, 3, H', W']
-        m0 = torch.from_numpy(masks[0].astype(np.int64)).to(dev)
-        gt0, _ = pad_divide_by((m0 == tid).float()[None, None], 16)         # [1, 1, H', W']
-        sec0, _ = pad_divide_by(((m0 == sid) & (sid > 0)).float()[None, None], 16)
-        selector = torch.tensor([[1.0, 1.0 if sid > 0 else 0.0]], device=dev)
-        net = self.teacher if (self.use_teacher and self.teacher is not None) else self.net
-        with self.autocast():
-            out = triplet_forward(net, rgb, gt0, sec0, selector)
-        written = 0
-        for f in positions:
-            logits = unpad(out[f'logits_{f}'].float(), pad)                 # [1, K+1, H, W]
-            bg, pt, ps = class_probs(logits)
-            pl = pseudo_labels(bg, pt, ps, self.para['phase2_thres'], sid > 0)[0].cpu().numpy()
-            old = masks[f]
-            editable = (old == 0) | (old == tid) | ((old == sid) & (sid > 0))
-            new = old.copy()
-            new[editable & (pl == 0)] = 0
-            new[editable & (pl == 1)] = tid
-            if sid > 0:
-                new[editable & (pl == 2)] = sid
-            if np.array_equal(new, old):
-                continue
-            target = paths[f][1]
-            palette = get_palette(paths[f][2]) if os.path.isfile(paths[f][2]) else None
-            write_mask(target, new, palette=palette)                        # atomic
-            written += 1
-        return written
 
     # -- saving
     def save(self, it, extra=None, weights=True):

@@ -5,10 +5,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dataset.data_mode import data_mode
 from model.losses import IGNORE
 from model.memory import get_affinity, readout, softmax_topk
 from model.model import STCNModel
 from model.network import VALUE_DIM
+from phase2.bank_writer import BankWriter
 from util.distributed import DistInfo
 from util.hyper_para import HyperParameters
 from util.io import write_mask
@@ -66,7 +68,15 @@ def make_model(*flags, bank=None):
     para = HyperParameters().parse(['--stage', '3', '--crop_size', str(C), '--log_every', '1000',
                                     '--image_every', '1000', *flags])
     torch.manual_seed(0)
-    return STCNModel(para, DistInfo(device=torch.device('cpu')), bank=bank)
+    dist = DistInfo(device=torch.device('cpu'))
+    writer = None if bank is None else BankWriter(bank, para['phase2_thres'],
+                                                  para['phase2_keep_true_labels'], dist)
+    return STCNModel(para, dist, bank_writer=writer)
+
+
+def step(model, batch, it):
+    """model.do_pass in the data mode train.py would give iteration `it`."""
+    return model.do_pass(batch, it, data_mode(model.para, it))
 
 
 def make_batch(labeled=(True, False, True), b=2, second=True):
@@ -91,7 +101,8 @@ def make_batch(labeled=(True, False, True), b=2, second=True):
 
 
 class TargetRecorder:
-    """Wraps the loss to record the class map it is given for each (sample, frame)."""
+    """Wraps the loss (model.losses.ce) to record the class map it is given for each
+    (sample, frame)."""
 
     def __init__(self, loss_fn):
         self.loss_fn = loss_fn

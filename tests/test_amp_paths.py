@@ -13,7 +13,7 @@ import torch
 import eval_davis
 import inference_core
 import model.model as trainer
-from helpers import davis_tree, make_batch, make_model
+from helpers import davis_tree, make_batch, make_model, step
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -72,7 +72,7 @@ def test_training_amp_path_and_scaler_checkpoint(cpu_amp, tmp_path):
     seen, handle = record_dtypes(model.net.decoder.pred)
     try:
         for it in range(4):        # warm-up, semi with the teacher, phase 2 with refresh
-            model.do_pass(make_batch(b=2), it)
+            step(model, make_batch(b=2), it)
     finally:
         handle.remove()
     assert torch.bfloat16 in seen and model.teacher_forward_calls >= 1

@@ -15,7 +15,7 @@ import eval_davis
 import inference_core
 import model.model as trainer
 import util.device
-from helpers import davis_tree, make_batch, make_model
+from helpers import davis_tree, make_batch, make_model, step
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -118,7 +118,7 @@ def test_training_cpu_bf16_flag(native, monkeypatch, tmp_path, capsys):
     assert ('no native bf16' in capsys.readouterr().out) != native
     seen, handles = conv_dtypes(model.net)
     try:
-        stats = model.do_pass(make_batch(b=1), 0)
+        stats = step(model, make_batch(b=1), 0)
     finally:
         for h in handles:
             h.remove()

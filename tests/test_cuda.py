@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 import inference_core
-from helpers import davis_tree, make_batch
+from helpers import davis_tree, make_batch, step
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')]
@@ -88,7 +88,7 @@ def test_amp_training_step_scaler_and_checkpoint(tmp_path):
     h = model.net.decoder.pred.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     try:
         for it in range(4):        # warm-up, semi with the teacher, phase 2 with refresh
-            stats = model.do_pass(make_batch(b=2), it)
+            stats = step(model, make_batch(b=2), it)
             assert np.isfinite(stats['loss/total'])
     finally:
         h.remove()
@@ -102,7 +102,7 @@ def test_amp_training_step_scaler_and_checkpoint(tmp_path):
     again = cuda_model('--semi', '--use_teacher')
     assert again.load_model(str(tmp_path / 'run_checkpoint.pth')) == 4
     assert again.scaler.get_scale() == 2048.0
-    again.do_pass(make_batch(b=2), 4)
+    step(again, make_batch(b=2), 4)
 
 
 def _free_port():
@@ -151,8 +151,9 @@ def test_pinned_prefetch_of_test_videos(tmp_path):
 
 
 def test_training_batches_are_pinned(tmp_path):
-    import train
+    from dataset.training_data import ModeData
     from util.distributed import DistInfo
+    from util.resume import close_batches
     from util.hyper_para import HyperParameters
     from util.synthetic_data import generate
     d = generate(tmp_path, 'davis', videos=3, frames=5, height=48, width=64, objects=2,
@@ -162,10 +163,10 @@ def test_training_batches_are_pinned(tmp_path):
     para = HyperParameters().parse(['--stage', '3', '--crop_size', '32', '-b', '2',
                                     '--num_workers', '1', '--davis_root', d['root'],
                                     '--yv_root', y['root']])
-    data = train.ModeData(para, 'base', DistInfo(device=torch.device('cuda')))
+    data = ModeData(para, 'base', DistInfo(device=torch.device('cuda')))
     it = iter(data.loader)
     try:
         batch = next(it)
     finally:
-        train.close_batches(it)
+        close_batches(it)
     assert batch['rgb'].is_pinned() and batch['cls_gt'].is_pinned()

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import train
+from dataset.sampling import LOAD_KEY, SeededSamples
 from util.speed import SpeedMeter, workers_needed
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -42,8 +43,8 @@ def test_seeded_samples_carry_their_load_time():
 
         def __getitem__(self, i):
             return {'x': torch.zeros(1)}
-    s = train.SeededSamples(Two())[(1, 5)]
-    assert set(s) == {'x', train.LOAD_KEY} and s[train.LOAD_KEY] >= 0
+    s = SeededSamples(Two())[(1, 5)]
+    assert set(s) == {'x', LOAD_KEY} and s[LOAD_KEY] >= 0
 
 
 @pytest.fixture(scope='module')

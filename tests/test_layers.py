@@ -18,7 +18,6 @@ LAYERS = {'util': 0, 'dataset': 1, 'model': 2, 'inference_core': 3, 'eval_driver
 # (importer, command it imports): why it is allowed; no command imports another command
 ALLOWED = {
     ('scripts.bench.bank', 'eval_youtube'): 'the benchmark times the command itself',
-    ('scripts.bench.data', 'train'): "the benchmark builds the data as train.py's own code does",
 }
 
 

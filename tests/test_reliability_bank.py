@@ -2,7 +2,7 @@
 read them, for a bounded time; no reader may ever meet an unreadable or partial PNG.
 
 Writers use util.io.write_mask, the write path of the trainer's bank update
-(model.model.STCNModel.rewrite_bank_frames), one process per video as the trainer assigns
+(phase2.bank_writer.BankWriter.rewrite_frames), one process per video as the trainer assigns
 them (crc32(video) % writers). Readers list each video folder as the training dataset does
 (PNG names not starting with '.') and read every mask with util.io.read_mask.
 A control run with a naive in-place writer shows that the readers do catch partial files.
@@ -160,7 +160,12 @@ def test_each_video_has_one_writer():
 def test_control_naive_writer_is_caught(tmp_path):
     """The same readers against a writer that rewrites files in place (half, pause, rest):
     they do report unreadable PNGs, so the stress test can fail."""
-    _, _, readers = stress(tmp_path, seconds=2.0, writers=1, readers=2, naive=True)
+    for attempt in range(3):              # a loaded machine can let a 2 s window pass clean
+        (tmp_path / str(attempt)).mkdir()
+        _, _, readers = stress(tmp_path / str(attempt), seconds=2.0, writers=1, readers=2,
+                               naive=True)
+        if sum(r['n_bad'] for r in readers) > 0:
+            break
     assert sum(r['n_bad'] for r in readers) > 0, readers
     assert any('cannot read image' in b for r in readers for b in r['bad'])
 

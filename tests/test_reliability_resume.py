@@ -27,6 +27,7 @@ import eval_driver
 import eval_generic
 import eval_youtube
 import train
+from dataset.sampling import EpochSampler, SeededSamples
 from util.errors import UserError, run_main
 from util.io import atomic_write, complete_pngs, save_checkpoint, write_mask
 
@@ -118,7 +119,7 @@ def test_epoch_sampler_order_is_distributed_samplers(n, world):
             ref = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True,
                                      seed=14159265, drop_last=False)
             ref.set_epoch(epoch)
-            s = train.EpochSampler(n, world, rank, 14159265, 'semi')
+            s = EpochSampler(n, world, rank, 14159265, 'semi')
             s.set_epoch(epoch)
             items = list(s)
             assert [i for i, _ in items] == list(ref) and len(s) == len(ref)
@@ -137,7 +138,7 @@ def test_seeded_samples_are_independent_of_history():
 
         def __getitem__(self, i):
             return torch.rand(2), float(np.random.rand()), random.random()
-    ds = train.SeededSamples(Draw())
+    ds = SeededSamples(Draw())
     torch.manual_seed(1)
     a = ds[(2, 99)]
     torch.rand(7)
@@ -358,8 +359,9 @@ def test_torchrun_stop_saves_every_ranks_state(tdata, ckpt_dir):
 def test_sigterm_after_a_saved_stop_ends_with_the_stop_status():
     """The race of the torchrun test made certain: a rank that is SIGTERMed while shutting
     down after its stop was saved exits with the stop's status (130), not killed (-15)."""
-    code = ('import os, signal, sys, time, train\n'
-            'train.end_on_sigterm(130)\n'
+    code = ('import os, signal, sys, time\n'
+            'from util.resume import end_on_sigterm\n'
+            'end_on_sigterm(130)\n'
             'print("shutting down", flush=True)\n'
             'os.kill(os.getpid(), signal.SIGTERM)\n'
             'time.sleep(10)\n'
@@ -373,10 +375,11 @@ def test_sigterm_while_exiting_after_a_saved_stop_ends_with_the_stop_status():
     """The same race later on: run_main has returned the stop's status and the interpreter is
     exiting (here: inside an atexit hook) when torchrun's SIGTERM arrives. run_main keeps the
     ending train.py installed instead of restoring the default handler, which would die -15."""
-    code = ('import atexit, os, signal, time, train\n'
+    code = ('import atexit, os, signal, time\n'
             'from util.errors import run_main\n'
+            'from util.resume import end_on_sigterm\n'
             'def main(argv):\n'
-            '    train.end_on_sigterm(130)\n'
+            '    end_on_sigterm(130)\n'
             '    atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(10)))\n'
             '    return 130\n'
             'run_main(main, [])\n')
@@ -395,14 +398,14 @@ def test_data_error_mid_run_saves_the_resume_checkpoint_first(tdata, ckpt_dir, m
     ends the run with its UserError, but only after the resume checkpoint of the last
     finished iteration is saved: fix the file, --load_model, nothing lost."""
     calls = {'n': 0}
-    real = train.SeededSamples.__getitem__
+    real = SeededSamples.__getitem__
 
     def flaky(self, item):
         calls['n'] += 1
         if calls['n'] == 3:
             raise UserError('/data/x/00003.jpg: cannot read image (image file is truncated)')
         return real(self, item)
-    monkeypatch.setattr(train.SeededSamples, '__getitem__', flaky)
+    monkeypatch.setattr(SeededSamples, '__getitem__', flaky)
     flags = [str(f) for f in tdata['flags']] + ['--num_workers', '0', '--id', 'E',
                                                 '--save_root', str(ckpt_dir / 'e')]
     flags[flags.index('-b') + 1] = '1'

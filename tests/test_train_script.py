@@ -70,14 +70,14 @@ def test_bad_values_rejected():
 
 
 def test_skip_curriculum():
-    from train import max_skip_at
+    from dataset.training_data import max_skip_at
     assert [max_skip_at(e, 100) for e in (0, 9, 10, 20, 30, 40, 89, 90, 99)] == \
         [5, 5, 10, 15, 20, 25, 25, 5, 5]
     assert max_skip_at(80, 100, bl=True) == 5 and max_skip_at(80, 100) == 25
 
 
 def test_the_step_at_end_warm_is_still_warm_up():
-    from train import data_mode, modes_reached
+    from dataset.data_mode import data_mode, modes_reached
     para = {'phase2_train': -1, 'semi': True, 'end_warm': 3, 'iterations': 10}
     assert [data_mode(para, it) for it in (0, 3, 4)] == ['base', 'base', 'semi']
     assert modes_reached(para, 0) == ['base', 'semi'] and modes_reached(para, 3) == ['base', 'semi']
@@ -89,7 +89,7 @@ def test_the_step_at_end_warm_is_still_warm_up():
 
 def test_davis_root_either_spelling(tmp_path):
     """--davis_root: the folder holding 2017/ or the 2017 folder itself."""
-    from train import DataMix
+    from dataset.training_data import DataMix
     from util.synthetic_data import generate
     d = generate(tmp_path, 'davis', videos=2, frames=3, height=16, width=16, objects=1,
                  val_videos=1)

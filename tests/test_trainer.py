@@ -1,4 +1,5 @@
-"""STCNModel on hand-made batches (CPU, 32x32 crops): teacher, pseudo labels, bank update."""
+"""STCNModel on hand-made batches (CPU, 32x32 crops): teacher, pseudo labels, the loss's
+targets, and the phase-2 bank write-back (phase2.bank_writer)."""
 import os
 
 import numpy as np
@@ -6,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import C, TargetRecorder, make_batch, make_model
-from model.losses import IGNORE, pseudo_labels
-from model.model import bank_trigger, sample_info
+from helpers import C, TargetRecorder, make_batch, make_model, step
+from model.losses import IGNORE, bank_trigger, pseudo_labels
+from phase2.bank_writer import sample_info
 from util.io import read_mask, write_mask
 
 
@@ -16,25 +17,25 @@ def test_teacher_not_run_in_warmup_and_ema():
     model = make_model('--semi', '--use_teacher', '--end_warm', '2', '--ema_alpha', '0.995')
     batch = make_batch(b=1)
     assert model.teacher is None
-    model.do_pass(batch, 0)
+    step(model, batch, 0)
     # teacher = copy of the student after the first optimiser step
     assert model.teacher is not None
     name = 'decoder.pred.weight'
     s0 = dict(model.net.named_parameters())[name].detach().clone()
     assert torch.equal(dict(model.teacher.named_parameters())[name], s0)
     assert model.teacher_forward_calls == 0
-    model.do_pass(batch, 1)                       # still warm-up: unlabeled frame 1 ignored
+    step(model, batch, 1)                       # still warm-up: unlabeled frame 1 ignored
     assert model.teacher_forward_calls == 0
     s1 = dict(model.net.named_parameters())[name].detach()
     assert not torch.equal(s1, s0)
     # EMA after it 1: a = min(1 - 1/2, 0.995) = 0.5
     assert torch.allclose(dict(model.teacher.named_parameters())[name], 0.5 * s0 + 0.5 * s1,
                           atol=1e-7)
-    model.do_pass(batch, 2)                       # it == end_warm: still warm-up
+    step(model, batch, 2)                       # it == end_warm: still warm-up
     assert model.teacher_forward_calls == 0
-    model.do_pass(make_batch(labeled=(True, True, True), b=1), 3)   # after warm-up, labeled
+    step(model, make_batch(labeled=(True, True, True), b=1), 3)   # after warm-up, labeled
     assert model.teacher_forward_calls == 0
-    stats = model.do_pass(batch, 4)                             # after warm-up, unlabeled
+    stats = step(model, batch, 4)                             # after warm-up, unlabeled
     assert model.teacher_forward_calls == 1
     assert 0.0 <= stats['pseudo/coverage'] <= 1.0
     assert model.teacher.training is False and model.net.training is False
@@ -51,15 +52,15 @@ def _fixed_reference(model, b):
 def test_semi_targets_before_and_after_warmup():
     b = 2
     model = make_model('--semi', '--end_warm', '1', '--semi_thres_upper', '0.7')
-    rec = model.loss_fn = TargetRecorder(model.loss_fn)
+    rec = model.losses.ce = TargetRecorder(model.losses.ce)
     ref = _fixed_reference(model, b)
     batch = make_batch(labeled=(True, False, True), b=b)
     for it in (0, 1):                                       # it <= end_warm: warm-up
-        model.do_pass(batch, it)
+        step(model, batch, it)
         t1, t2 = rec.frame_targets(b)
         assert torch.all(t1 == IGNORE)                      # unlabeled, warm-up: ignored
         assert torch.equal(t2, batch['cls_gt'][:, 2])       # labeled frame unchanged
-    model.do_pass(batch, 2)
+    step(model, batch, 2)
     t1, t2 = rec.frame_targets(b)
     prob = torch.softmax(ref[0], 1)
     want = pseudo_labels(prob[:, 0], prob[:, 1], prob[:, 2], 0.7, torch.tensor([True] * b))
@@ -76,17 +77,17 @@ def test_phase2_refresh_touches_true_labels_unless_kept(keep_true):
     model = make_model('--phase2_train', '0', '--phase2_start_update', '1',
                        '--phase2_thres', '0.8',
                        *(['--phase2_keep_true_labels'] if keep_true else []))
-    rec = model.loss_fn = TargetRecorder(model.loss_fn)
+    rec = model.losses.ce = TargetRecorder(model.losses.ce)
     ref = _fixed_reference(model, b)
     batch = make_batch(labeled=(True, False, True), b=b)
     bank_cls = batch['cls_gt'].clone()
     bank_cls[:, 1] = torch.where(bank_cls[:, 1] == IGNORE, 0, bank_cls[:, 1])
     bank_cls[:, 1, 4:14, 4:14] = 1                 # the bank's label of frame 1
     batch['cls_gt'] = bank_cls
-    model.do_pass(batch, 0)                        # before phase2_start_update: bank labels
+    step(model, batch, 0)                        # before phase2_start_update: bank labels
     t1, _ = rec.frame_targets(b)
     assert torch.equal(t1, bank_cls[:, 1])
-    model.do_pass(batch, 1)
+    step(model, batch, 1)
     t1, t2 = rec.frame_targets(b)
     refreshed = []
     for f in (1, 2):
@@ -100,7 +101,7 @@ def test_phase2_refresh_touches_true_labels_unless_kept(keep_true):
 
 def test_two_class_loss_for_samples_without_second_object():
     model = make_model()
-    rec = model.loss_fn = TargetRecorder(model.loss_fn)
+    rec = model.losses.ce = TargetRecorder(model.losses.ce)
     shapes = []
     orig = rec.loss_fn
 
@@ -110,7 +111,7 @@ def test_two_class_loss_for_samples_without_second_object():
     rec.loss_fn = spy
     batch = make_batch(labeled=(True, True, True), second=False)
     batch['selector'][0, 1] = 1.0                  # sample 0 claims a second object
-    model.do_pass(batch, 0)
+    step(model, batch, 0)
     assert shapes == [3, 2, 3, 2]
 
 
@@ -142,7 +143,7 @@ def test_bank_rewrite_forced_change(tmp_path):
     folder = os.path.join(root, 'vid')
     before = {f: read_mask(os.path.join(folder, f)) for f in os.listdir(folder)}
     # threshold 0: every editable pixel is confidently background (bg is assigned last)
-    n = model.rewrite_bank_frames('vid', ['00000.jpg', '00001.jpg', '00002.jpg'], 1, 2, (1,))
+    n = model.bank_writer.rewrite_frames(model.label_forward, 'vid', ['00000.jpg', '00001.jpg', '00002.jpg'], 1, 2, (1,))
     assert n == 1
     img = Image.open(os.path.join(root, 'vid', '00001.png'))
     assert img.mode == 'P'
@@ -160,7 +161,8 @@ def test_bank_rewrite_confident_prediction_valid_png(tmp_path):
     model = make_model('--phase2_train', '0', '--phase2_thres', '0.5', bank=bank)
     root = os.path.join(bank['vid']['bank_root'], 'vid')
     old = read_mask(os.path.join(root, '00002.png'))
-    model.rewrite_bank_frames('vid', ['00000.jpg', '00001.jpg', '00002.jpg'], 1, 2, (2,))
+    model.bank_writer.rewrite_frames(model.label_forward, 'vid',
+                                     ['00000.jpg', '00001.jpg', '00002.jpg'], 1, 2, (2,))
     img = Image.open(os.path.join(root, '00002.png'))
     assert img.mode == 'P' and img.size == (56, 40)
     new = np.asarray(img)
@@ -209,19 +211,20 @@ def test_update_bank_rewrites_frames_1_2_of_a_requesting_sample(tmp_path, keep_t
     model = make_model('--phase2_train', '0', bank=bank,
                        *(['--phase2_keep_true_labels'] if keep_true else []))
     calls = []
-    model.rewrite_bank_frames = lambda *a: calls.append(a) or len(a[-1])
+    model.bank_writer.rewrite_frames = lambda forward, *a: calls.append(a) or len(a[-1])
     batch = make_batch(labeled=(True, False, True), b=2)
     batch['info']['name'] = ['vid', 'other_video']
     frozen = batch['labeled'][:, 1:] & keep_true
     wanted = torch.tensor([[True, False], [True, True]])
-    n = model.update_bank(batch, wanted, frozen)
+    n = model.bank_writer.update(batch, wanted, frozen, model.label_forward)
     frames = ['00000.jpg', '00001.jpg', '00002.jpg']
     assert calls == [('vid', frames, 1, 2, (1,) if keep_true else (1, 2))]   # not in bank: no
     assert n == len(calls[0][-1])
     calls.clear()
-    assert model.update_bank(batch, torch.zeros(2, 2, dtype=torch.bool), frozen) == 0
+    assert model.bank_writer.update(batch, torch.zeros(2, 2, dtype=torch.bool), frozen,
+                                    model.label_forward) == 0
     batch['info']['target_id'][0] = 0                    # frame 0 showed no object
-    assert model.update_bank(batch, wanted, frozen) == 0
+    assert model.bank_writer.update(batch, wanted, frozen, model.label_forward) == 0
     assert not calls
 
 
@@ -231,7 +234,7 @@ def test_do_pass_asks_for_a_rewrite_only_when_the_target_grew(tmp_path):
     model = make_model('--phase2_train', '0', '--phase2_start_update', '0',
                        '--update_pseudo_bank', '0', '--phase2_thres', '0.9', bank=_bank(tmp_path))
     calls = []
-    model.rewrite_bank_frames = lambda *a: calls.append((a[1][0], a[-1])) or 1
+    model.bank_writer.rewrite_frames = lambda forward, *a: calls.append((a[1][0], a[-1])) or 1
     batch = make_batch(labeled=(True, True, True), b=2)
     batch['info']['name'] = ['vid', 'vid']
     batch['info']['frames'][0] = ['00000.jpg', '00001.jpg']     # frame 0 tells them apart
@@ -241,7 +244,7 @@ def test_do_pass_asks_for_a_rewrite_only_when_the_target_grew(tmp_path):
     logits[:, 0, :2] = 10                                       # confident background
     logits[1, 0, 4:6] = 10                                      # ... over sample 1's region
     model._reference_logits = lambda *args: (logits, logits)
-    stats = model.do_pass(batch, 0)
+    stats = step(model, batch, 0)
     assert calls == [('00000.jpg', (1, 2))] and stats['bank/writes'] == 1
 
 

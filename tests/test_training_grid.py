@@ -3,7 +3,7 @@ one legend-named row each; do_pass logs what the data set gave and what the loss
 import numpy as np
 import torch
 
-from helpers import C, TargetRecorder, make_batch, make_model
+from helpers import C, TargetRecorder, make_batch, make_model, step
 from model.losses import IGNORE
 from model.training_grid import GRID_ROWS, colour_classes, training_grid
 from util.io import DAVIS_PALETTE
@@ -62,13 +62,13 @@ def test_do_pass_logs_labels_and_loss_targets():
     model = make_model('--semi', '--end_warm', '0', '--semi_thres_upper', '0.3',
                        '--image_every', '1')
     model.logger = ImageRecorder()
-    model.loss_fn = TargetRecorder(model.loss_fn)
+    model.losses.ce = TargetRecorder(model.losses.ce)
     batch = make_batch(labeled=(True, False, True), b=2)
-    model.do_pass(batch, 1)                             # semi from it > end_warm
+    step(model, batch, 1)                               # semi from it > end_warm
     (tag, grid, it), = model.logger.images
     assert tag == 'train/triplets' and it == 2
     cells, _ = _cells(grid, 2, C, C)
-    seen = model.loss_fn.frame_targets(2)               # [frame 1 [B, H, W], frame 2]
+    seen = model.losses.ce.frame_targets(2)               # [frame 1 [B, H, W], frame 2]
     for s in range(2):
         assert (cells[s, 'labels', 1] == 1).all()       # frame 1 unlabeled in the data
         assert torch.equal(cells[s, 'targets', 1], colour_classes(seen[0][s]))

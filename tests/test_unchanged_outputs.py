@@ -6,6 +6,12 @@ the bank refresh and write-back) run on one small synthetic data set with one se
 their masks (decoded pixels and palette), the training losses (TensorBoard scalars), image
 grids and final weights are hashed and compared with tests/data/unchanged_outputs.json.
 
+A few trainer steps on hand-made 32x32 batches cover each data mode's targets (stage 0's
+single object, two-class samples, phase 1 with the student's and the teacher's pseudo
+labels, phase 2 with kept true labels and with the bank write-back): every step's statistics
+(losses, IoU, pseudo-label shares, bank writes) and the final student / teacher weights and
+bank masks are compared with tests/data/unchanged_steps.json (test_steps_unchanged, fast).
+
 Float rounding depends on the CPU's kernels, so the reference holds on the machine kind it was
 recorded on (torch version, CPU capability, CPU model; one thread): elsewhere the test is
 skipped. To record a new reference, at a commit whose behaviour is the one to keep:
@@ -24,8 +30,14 @@ import pytest
 import torch
 from PIL import Image
 
+try:
+    from helpers import make_batch, make_model, step
+except ImportError:                               # run as python -m tests.test_unchanged_outputs
+    from tests.helpers import make_batch, make_model, step
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(ROOT, 'tests', 'data', 'unchanged_outputs.json')
+STEPS_REFERENCE = os.path.join(ROOT, 'tests', 'data', 'unchanged_steps.json')
 
 
 def machine():
@@ -169,10 +181,88 @@ def compute(root):
         torch.set_num_threads(before)
 
 
-def load_reference():
-    if not os.path.isfile(REFERENCE):
-        pytest.skip(f'no reference recorded ({REFERENCE})')
-    with open(REFERENCE) as f:
+# name: (trainer flags, make_batch arguments, iterations, with a bank)
+STEP_CASES = {
+    'stage0': (['--stage', '0'], dict(labeled=(True, True, True), second=False), (0, 1), False),
+    'two_class': (['--bce_start_warm', '0', '--bce_end_warm', '2'], dict(labeled=(True, True, True), second=False), (0, 1), False),
+    'warmup': (['--semi', '--end_warm', '5'], dict(), (0, 1), False),
+    'semi_student': (['--semi', '--end_warm', '0', '--semi_thres_upper', '0.4'], dict(),
+                     (1, 2), False),
+    'semi_teacher': (['--semi', '--use_teacher', '--end_warm', '0', '--semi_thres_upper', '0.4',
+                      '--bce_start_warm', '1', '--bce_end_warm', '3'], dict(), (0, 1, 2), False),
+    'phase2_keep': (['--phase2_train', '0', '--phase2_start_update', '1', '--phase2_thres', '0.4',
+                     '--phase2_keep_true_labels', '--use_teacher'],
+                    dict(labeled=(True, False, True)), (0, 1, 2), False),
+    'phase2_bank': (['--phase2_train', '0', '--phase2_start_update', '0', '--update_pseudo_bank',
+                     '0', '--phase2_thres', '0.4'], dict(labeled=(True, True, False)), (0, 1),
+                    True),
+}
+
+
+def step_bank(root):
+    """{video: bank entry} of a 3-frame 40x56 video (frames, true labels, bank; ids 1-3)."""
+    from util.io import write_mask
+    rng = np.random.default_rng(0)
+    dirs = {k: os.path.join(root, k) for k in ('im', 'gt', 'bank')}
+    for t in range(3):
+        os.makedirs(os.path.join(dirs['im'], 'vid'), exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(
+            os.path.join(dirs['im'], 'vid', f'{t:05d}.jpg'))
+        m = np.zeros((40, 56), np.uint8)
+        m[5:20, 5 + t:25 + t] = 1
+        m[25:35, 30:50] = 2
+        m[0:4, 40:56] = 3
+        for k in ('gt', 'bank'):
+            write_mask(os.path.join(dirs[k], 'vid', f'{t:05d}.png'), m)
+    return {'vid': {'im_root': dirs['im'], 'gt_root': dirs['gt'], 'bank_root': dirs['bank'],
+                    'labeled': {'00000', '00001'}}}
+
+
+def state_digest(net):
+    h = hashlib.sha256()
+    for k, v in net.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def step_outputs(root):
+    """{case: {'stats': [per step], 'student', 'teacher', 'bank'}} of STEP_CASES."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = {}
+    try:
+        for name, (flags, batch_kw, its, with_bank) in STEP_CASES.items():
+            bank = step_bank(os.path.join(root, name)) if with_bank else None
+            model = make_model('--no_amp', *flags, bank=bank)
+            batch = make_batch(**batch_kw)
+            if name == 'two_class':
+                batch['selector'][0, 1] = 1.0          # sample 0 claims a second object
+            stats = []
+            for it in its:
+                s = step(model, batch, it)
+                stats.append({k: float(v) for k, v in sorted(s.items())
+                              if not k.startswith('time/')})
+            out[name] = {'stats': stats, 'student': state_digest(model.net),
+                         'teacher': state_digest(model.teacher) if model.teacher else None,
+                         'bank': tree_digest(bank['vid']['bank_root']) if bank else None}
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+def test_steps_unchanged(tmp_path):
+    ref = load_reference(STEPS_REFERENCE)
+    got = step_outputs(str(tmp_path))
+    for name in STEP_CASES:
+        assert got[name]['stats'] == ref['steps'][name]['stats'], name
+        assert got[name] == ref['steps'][name], name
+
+
+def load_reference(path=REFERENCE):
+    if not os.path.isfile(path):
+        pytest.skip(f'no reference recorded ({path})')
+    with open(path) as f:
         ref = json.load(f)
     if ref['machine'] != machine():
         pytest.skip(f'reference recorded on {ref["machine"]}, this is {machine()}')
@@ -191,11 +281,14 @@ def test_outputs_unchanged(tmp_path):
 
 if __name__ == '__main__':
     import tempfile
-    if sys.argv[1:] != ['--record']:
-        sys.exit('usage: python -m tests.test_unchanged_outputs --record')
+    if sys.argv[1:] not in (['--record'], ['--record', 'steps']):
+        sys.exit('usage: python -m tests.test_unchanged_outputs --record [steps]')
     with tempfile.TemporaryDirectory() as tmp:
-        values = dict(machine=machine(), **compute(tmp))
-    with open(REFERENCE, 'w') as f:
-        json.dump(values, f, indent=1, sort_keys=True)
-        f.write('\n')
-    print(f'{REFERENCE}: written')
+        records = {STEPS_REFERENCE: {'steps': step_outputs(tmp)}}
+        if sys.argv[2:] != ['steps']:
+            records[REFERENCE] = compute(tmp)
+    for path, values in records.items():
+        with open(path, 'w') as f:
+            json.dump(dict(machine=machine(), **values), f, indent=1, sort_keys=True)
+            f.write('\n')
+        print(f'{path}: written')

@@ -51,6 +51,12 @@ def init_distributed(local_rank=None, device=None):
     return DistInfo(rank=rank, world_size=world, local_rank=local, device=dev)
 
 
+def print_main(info, text):
+    """Print on the main process only."""
+    if info.is_main:
+        print(text, flush=True)
+
+
 def barrier(info):
     if info.distributed:
         dist.barrier()

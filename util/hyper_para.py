@@ -10,6 +10,8 @@ STAGE_DEFAULTS (docs/method.md, "Training") after parsing, so an explicit value 
 import argparse
 import json
 
+from util.errors import UserError
+
 # stage: (lr, batch size per process, iterations, lr-drop steps)
 STAGE_DEFAULTS = {
     0: (1e-5, 8, 300000, [150000]),     # static images, single object
@@ -156,3 +158,23 @@ class HyperParameters:
 
     def __str__(self):
         return '\n'.join(f'{k}: {self.args[k]}' for k in sorted(self.args))
+
+
+def check_flags(para):
+    """Mutually inconsistent flags: one UserError saying which flags and why."""
+    two_shot = para['davis_data'] or para['yv_data']
+    if para['stage'] < 2 and (two_shot or para['semi'] or para['phase2_train'] >= 0):
+        raise UserError(f'--stage {para["stage"]}: two-shot / --semi / --phase2_* flags need '
+                        'the video stages 2 or 3')
+    if para['semi'] and not two_shot:
+        raise UserError('--semi needs the labeled-frame splits: give --davis_data and/or '
+                        '--yv_data')
+    if para['phase2_train'] >= 0 and not (para['phase2_yv'] or para['phase2_davis']):
+        raise UserError('--phase2_train is set but neither --phase2_yv nor --phase2_davis names '
+                        'a pseudo-label bank')
+    if para['phase2_train'] < 0 and (para['phase2_yv'] or para['phase2_davis']):
+        raise UserError('--phase2_yv / --phase2_davis name a pseudo-label bank but phase 2 is off '
+                        '(give --phase2_train IT, e.g. 0)')
+    if para['update_pseudo_bank'] >= 0 and para['phase2_train'] < 0:
+        raise UserError('--update_pseudo_bank needs phase 2 (--phase2_train and a bank: '
+                        '--phase2_yv / --phase2_davis)')

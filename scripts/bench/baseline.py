@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from model.aggregate import aggregate
 from model.memory import get_affinity
+from dataset.data_mode import BASE
 from model.model import STCNModel, triplet_forward
 from scripts.bench.common import NoTimer
 from util.tensor_util import pad_divide_by, unpad
@@ -188,14 +189,14 @@ class BaselineSTCNModel(STCNModel):
 
     baseline_extra_forwards = 0
 
-    def _wasted_teacher_forward(self, it):
-        """True where the original ran a teacher forward whose output is unused."""
-        para = self.para
-        return (bool(para['semi']) and self.use_teacher and self.teacher is not None
-                and not self.in_phase2(it) and it <= para['end_warm'])
+    def _wasted_teacher_forward(self, mode):
+        """True where the original ran a teacher forward whose output is unused: --semi runs
+        in their warm-up."""
+        return (bool(self.para['semi']) and self.use_teacher and self.teacher is not None
+                and mode == BASE)
 
-    def do_pass(self, data, it):
-        if self._wasted_teacher_forward(it):
+    def do_pass(self, data, it, mode, data_wait=None):
+        if self._wasted_teacher_forward(mode):
             dev = self.device
             rgb = data['rgb'].to(dev)
             gt = data['gt'].to(dev)
@@ -205,7 +206,7 @@ class BaselineSTCNModel(STCNModel):
             with torch.no_grad(), self.autocast():
                 triplet_forward(self.teacher, rgb, gt[:, 0], sec[:, 0], sel)
             self.baseline_extra_forwards += 1
-        return super().do_pass(data, it)
+        return super().do_pass(data, it, mode, data_wait)
 
     @torch.no_grad()
     def _reference_logits(self, out, rgb, gt0, sec0, selector):

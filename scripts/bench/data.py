@@ -4,8 +4,8 @@ many workers a given training step needs.
     python -m scripts.bench.data [--modes full warmup semi phase2 static bl30k] [--samples 8]
         [--step_time 0.5 --batch 4] [--workers 1 4 8] [--json OUT] [-- TRAIN.PY FLAGS]
 
-Each mode's data is built exactly as train.py builds it (train.DataMix, the curriculum's
-starting frame skip, train.SeededSamples seeding), and --samples samples are loaded one after
+Each mode's data is built exactly as train.py builds it (dataset.training_data.DataMix, the
+curriculum's starting frame skip, dataset.sampling.SeededSamples seeding), and --samples samples are loaded one after
 another in this process with one torch thread, as a DataLoader worker loads them: samples/s
 per worker = 1 / (seconds per sample). Modes:
   full     stage 3, DAVIS + YouTube, every frame labeled
@@ -32,10 +32,14 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
-import train
+from dataset.data_mode import BASE, PHASE2, SEMI
+from dataset.reseed import WorkerInit
+from dataset.sampling import EpochSampler, SeededSamples
+from dataset.training_data import START_SKIP, DataMix
 from scripts.bench.common import describe_device, load_note, median, write_json
 from util.errors import UserError, run_main
 from util.hyper_para import HyperParameters
+from util.resume import QuietWorkerInit, close_batches
 from util.speed import workers_needed
 
 MODES = ('full', 'warmup', 'semi', 'phase2', 'static', 'bl30k')
@@ -107,15 +111,15 @@ def mode_para(mode, base_flags, args):
         raise UserError('phase2: give --phase2_davis and/or --phase2_yv after --')
     if mode in ('warmup', 'semi') and not (para['davis_data'] or para['yv_data']):
         raise UserError(f'{mode}: give --davis_data and/or --yv_data after --')
-    return para, {'phase2': 'phase2', 'semi': 'semi'}.get(mode, 'base')
+    return para, {'phase2': PHASE2, 'semi': SEMI}.get(mode, BASE)
 
 
 def per_worker(para, mode, n, seed):
     """Seconds of each of n samples loaded in turn in this process (one torch thread)."""
-    mix = train.DataMix(para, mode)
-    mix.set_max_skip(train.START_SKIP)
-    samples = train.SeededSamples(mix.dataset)
-    sampler = train.EpochSampler(len(mix.dataset), 1, 0, seed, mode)
+    mix = DataMix(para, mode)
+    mix.set_max_skip(START_SKIP)
+    samples = SeededSamples(mix.dataset)
+    sampler = EpochSampler(len(mix.dataset), 1, 0, seed, mode)
     order = [item for _, item in zip(range(n + 1), _cycle(sampler))]
     samples[order[0]]                                        # untimed: caches, first decode
     times = []
@@ -135,19 +139,18 @@ def _cycle(sampler):
 
 
 def loader_rate(para, mode, workers, batches, seed):
-    """Batches per second of the trainer's DataLoader set-up (train.SeededSamples, the worker
+    """Batches per second of the trainer's DataLoader set-up (SeededSamples, the worker
     init, drop_last) with `workers` workers over (batches + 1) batches of the epoch order,
     continued into the next epochs without restarting the workers; the first batch, which
     waits for the workers to start, is untimed."""
-    from dataset.reseed import WorkerInit
-    mix = train.DataMix(para, mode)
-    mix.set_max_skip(train.START_SKIP)
-    sampler = train.EpochSampler(len(mix.dataset), 1, 0, seed, mode)
+    mix = DataMix(para, mode)
+    mix.set_max_skip(START_SKIP)
+    sampler = EpochSampler(len(mix.dataset), 1, 0, seed, mode)
     items = [item for _, item in zip(range((batches + 1) * para['batch_size']),
                                      _cycle(sampler))]
-    loader = DataLoader(train.SeededSamples(mix.dataset), batch_size=para['batch_size'],
+    loader = DataLoader(SeededSamples(mix.dataset), batch_size=para['batch_size'],
                         sampler=items, num_workers=workers, drop_last=True,
-                        worker_init_fn=train.QuietWorkerInit(WorkerInit(seed, 0)))
+                        worker_init_fn=QuietWorkerInit(WorkerInit(seed, 0)))
     it = iter(loader)
     try:
         next(it)
@@ -155,7 +158,7 @@ def loader_rate(para, mode, workers, batches, seed):
         for _ in it:
             pass
     finally:
-        train.close_batches(it)
+        close_batches(it)
     return batches / (time.perf_counter() - start)
 
 

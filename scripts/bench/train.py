@@ -26,6 +26,7 @@ import time
 
 import torch
 
+from dataset.data_mode import data_mode
 from inference_core import sync
 from model.model import STCNModel, training_amp
 from scripts.bench.baseline import BaselineSTCNModel
@@ -117,7 +118,7 @@ def bench_config(name, args, dist, peak):
             ([] if args.no_baseline else [('base', BaselineSTCNModel, args.amp)])
     models = {which: make_model(cls, flags, args, dist, amp) for which, cls, amp in impls}
     for m in models.values():                   # untimed: kernels, and the teacher is made
-        m.do_pass(batch, it0)
+        m.do_pass(batch, it0, data_mode(m.para, it0))
     times = {which: [] for which in models}
     peaks = {which: [] for which in models}
     rises = {which: [] for which in models}
@@ -128,7 +129,8 @@ def bench_config(name, args, dist, peak):
             peak.reset()
             sync(dist.device)
             start = time.perf_counter()
-            m.do_pass(batch, it0 + 1 + i)
+            it = it0 + 1 + i
+            m.do_pass(batch, it, data_mode(m.para, it))
             sync(dist.device)
             times[which].append(time.perf_counter() - start)
             peaks[which].append(peak.peak_mb())
