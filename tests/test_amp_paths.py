@@ -52,7 +52,7 @@ def test_inference_amp_path(cpu_amp, net, settings):
         head_handle.remove()
     assert core.amp and core.mem.keys.dtype == core.mem.rows.dtype == torch.bfloat16
     assert seen and set(seen) == {torch.bfloat16}            # the decoder ran in bf16
-    assert head and set(head) == {torch.float32}             # but for its logits
+    assert head and set(head) == {torch.float32}             # its logits: fp32 on a CPU
     for ti in range(6):
         p = core.get_prob(ti)
         assert p.dtype == torch.float32 and torch.isfinite(p).all()
