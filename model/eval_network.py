@@ -70,12 +70,16 @@ class STCN(nn.Module):
         """mem [K, 512, h, w] + query features of one frame -> object probabilities [K, 1, H, W].
 
         sigmoid(decoder(cat(mem, qv16), qf8, qf4)) for each object; the skip convolutions of
-        qf8 / qf4 run once for all objects.
+        qf8 / qf4 run once for all objects. Under CPU autocast (bf16) the decoder's last
+        convolution, the upsampling and the sigmoid run in fp32 (probabilities float32); CUDA
+        autocast runs them in fp16, as the original.
         """
         skips = self.decoder.skips(qf8[:1], qf4[:1])
         groups = mem.split(1) if _per_object(mem.device, per_object) else [mem]
         out = []
+        head_fp32 = mem.device.type == 'cpu'
         for m in groups:
             x = torch.cat([m, qv16.expand(m.shape[0], -1, -1, -1)], 1)
-            out.append(torch.sigmoid_(self.decoder(x, None, None, skips=skips)))
+            out.append(torch.sigmoid_(self.decoder(x, None, None, skips=skips,
+                                                   head_fp32=head_fp32)))
         return torch.cat(out, 0) if len(out) > 1 else out[0]

@@ -2,6 +2,8 @@
 
 Parameter names match the published checkpoints (tests/data/stcn_checkpoint_keys.tsv).
 """
+import contextlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -134,12 +136,14 @@ class Decoder(nn.Module):
         f4 [B, 256, H/4, W/4] -> [B, 256, H/4, W/4]."""
         return self.up_16_8.skip_conv(f8), self.up_8_4.skip_conv(f4)
 
-    def forward(self, f16, f8, f4, skips=None):
+    def forward(self, f16, f8, f4, skips=None, head_fp32=False):
         """f16 [B, 1024, h, w], f8, f4 -> logits [B, 1, H, W].
 
         skips: (s8, s4) from `skips`, batch 1 or B, in place of f8 and f4 (inference, no
         autograd: one frame's skip convolutions shared by all its objects, and the
         intermediate results updated in place; the same arithmetic).
+        head_fp32: the last convolution and the x4 upsampling in fp32 under autocast (logits
+        float32; without autocast the same arithmetic).
         """
         in_place = skips is not None
         s8, s4 = self.skips(f8, f4) if skips is None else skips
@@ -148,5 +152,8 @@ class Decoder(nn.Module):
         x = self.up_16_8.out_conv(x, in_place)    # [B, 256, H/8, W/8]
         x = add_into(s4, up2(x)) if in_place else s4 + up2(x)
         x = self.up_8_4.out_conv(x, in_place)     # [B, 256, H/4, W/4]
-        x = self.pred(x.relu_() if in_place else F.relu(x))   # [B, 1, H/4, W/4]
-        return F.interpolate(x, scale_factor=4, mode='bilinear', align_corners=False)
+        x = x.relu_() if in_place else F.relu(x)
+        with torch.autocast(x.device.type, enabled=False) if head_fp32 \
+                else contextlib.nullcontext():
+            x = self.pred(x.float() if head_fp32 else x)                      # [B, 1, H/4, W/4]
+            return F.interpolate(x, scale_factor=4, mode='bilinear', align_corners=False)

@@ -42,14 +42,17 @@ def test_inference_amp_path(cpu_amp, net, settings):
     labels = torch.zeros(2, 1, 40, 56)
     labels[0, :, 5:20, 5:25] = 1
     labels[1, :, 22:35, 30:50] = 1
-    seen, handle = record_dtypes(net.decoder.pred)
+    seen, handle = record_dtypes(net.decoder.up_8_4.out_conv.conv2)
+    head, head_handle = record_dtypes(net.decoder.pred)
     try:
         core = inference_core.InferenceCore(net, images, 2, amp=True, **settings)
         core.interact(labels, 0, 6)
     finally:
         handle.remove()
+        head_handle.remove()
     assert core.amp and core.mem.keys.dtype == core.mem.rows.dtype == torch.bfloat16
     assert seen and set(seen) == {torch.bfloat16}            # the decoder ran in bf16
+    assert head and set(head) == {torch.float32}             # its logits: fp32 on a CPU
     for ti in range(6):
         p = core.get_prob(ti)
         assert p.dtype == torch.float32 and torch.isfinite(p).all()

@@ -197,6 +197,28 @@ def test_bank_bench_runs_tiny(tmp_path, capsys):
     assert 'byte-identical' in capsys.readouterr().out
 
 
+def test_amp_bench_where_masks_differ():
+    from scripts.bench.amp import near_edge, where_differ
+    a = np.zeros((30, 30), np.uint8)
+    a[5:15, 5:15] = 1                             # object 1: a 10x10 square
+    a[0:3, 17:20] = 2                             # object 2: a 3x3 block
+    b = a.copy()
+    b[5, 5:15] = 0                                # object 1 loses its top row: on an edge
+    b[0:3, 17:20] = 0                             # object 2 lost as a whole (on edges)
+    b[22:29, 0:7] = 3                             # object 3 only in b: 7x7 at the left border
+    edge1, edge2 = near_edge(a, 1), near_edge(a, 2)
+    assert edge1[4, 10] and edge1[5, 10] and not edge1[6, 10] and not edge1[10, 10]
+    assert edge2[3, 10] and edge2[6, 10] and not edge2[7, 10] and not edge2[2, 10]
+    res = where_differ(a, b)
+    assert res['differ'] == 10 + 9 + 49
+    # object 3's pixels more than 2 px from its edges (the image border is none): rows 24-26,
+    # columns 0-4
+    assert res['at_edge'] == 10 + 9 + 49 - 15
+    assert res['objects'] == 3 and res['objects_whole'] == 2 and res['whole_pixels'] == 9 + 49
+    assert where_differ(a, a) == {'differ': 0, 'at_edge': 0, 'objects': 2, 'objects_whole': 0,
+                                  'whole_pixels': 0}
+
+
 def test_amp_bench_runs_tiny(tmp_path, ckpt, capsys, monkeypatch):
     import util.device
     from scripts.bench import amp
@@ -214,6 +236,10 @@ def test_amp_bench_runs_tiny(tmp_path, ckpt, capsys, monkeypatch):
     assert res['ways']['fp32']['frames'] == res['ways']['amp']['frames'] == 2 * 5
     assert all(0 <= res['ways'][w]['J&F-Mean'] <= 1 for w in ('fp32', 'amp'))
     assert 0 <= res['pixels_differ'] <= 1 and res['speedup'] > 0
-    assert 'amp/fp32 speed' in capsys.readouterr().out
+    ag = res['agreement']
+    assert ag['differ'] == round(res['pixels_differ'] * ag['pixels'])
+    assert 0 <= ag['at_edge'] <= ag['differ'] and 0 <= ag['whole_pixels'] <= ag['differ']
+    out = capsys.readouterr().out
+    assert 'amp/fp32 speed' in out and 'of the differing pixels' in out
     import inference_core
     assert inference_core.amp_dtype('cpu') is None            # restored

@@ -20,29 +20,32 @@ from helpers import davis_tree, make_batch, make_model, step
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 
-def conv_dtypes(net):
-    """Hooks on every Conv2d of net: the dtypes of their outputs, and the hook handles."""
+def conv_dtypes(net, exclude=()):
+    """Hooks on every Conv2d of net but those in exclude: the dtypes of their outputs, and the
+    hook handles."""
     seen = []
     handles = [m.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
-               for m in net.modules() if isinstance(m, nn.Conv2d)]
+               for m in net.modules() if isinstance(m, nn.Conv2d) and m not in exclude]
     return seen, handles
 
 
 def propagate(net, amp):
-    """6 frames of 40x56 with two labeled objects -> (core, conv output dtypes)."""
+    """6 frames of 40x56 with two labeled objects -> (core, conv output dtypes but the
+    decoder's last convolution's, that one's output dtypes)."""
     g = torch.Generator().manual_seed(0)
     images = torch.randn(6, 3, 40, 56, generator=g)
     labels = torch.zeros(2, 1, 40, 56)
     labels[0, :, 5:20, 5:25] = 1
     labels[1, :, 22:35, 30:50] = 1
-    seen, handles = conv_dtypes(net)
+    seen, handles = conv_dtypes(net, exclude=(net.decoder.pred,))
+    head, head_handles = conv_dtypes(net.decoder.pred)
     try:
         core = inference_core.InferenceCore(net, images, 2, mem_every=2, amp=amp)
         core.interact(labels, 0, 6)
     finally:
-        for h in handles:
+        for h in handles + head_handles:
             h.remove()
-    return core, seen
+    return core, seen, head
 
 
 def set_native_bf16(monkeypatch, value):
@@ -61,11 +64,13 @@ def test_detection_reads_the_cpu_flags(tmp_path):
 @pytest.mark.skipif(not util.device.cpu_native_bf16(), reason='this CPU has no native bf16')
 def test_amp_on_a_native_bf16_cpu_runs_the_convolutions_in_bf16(net):
     assert inference_core.amp_dtype('cpu') == torch.bfloat16
-    core, seen = propagate(net, amp=True)
+    core, seen, head = propagate(net, amp=True)
     assert core.amp and len(seen) > 100 and set(seen) == {torch.bfloat16}
-    # kept in fp32: the memory bank (readout), the aggregated probabilities
+    # kept in fp32: the memory bank (readout), the decoder's last convolution (the logits),
+    # the aggregated probabilities
+    assert head and set(head) == {torch.float32}
     assert core.mem.keys.dtype == core.mem.rows.dtype == torch.float32
-    fp32, _ = propagate(net, amp=False)
+    fp32, _, _ = propagate(net, amp=False)
     for ti in range(6):
         p = core.get_prob(ti)
         assert core.prob[ti].dtype == torch.float32 and torch.isfinite(p).all()
@@ -77,9 +82,9 @@ def test_amp_without_native_bf16_changes_nothing(net, monkeypatch):
     set_native_bf16(monkeypatch, False)
     assert inference_core.amp_dtype('cpu') is None
     assert 'running in fp32' in inference_core.amp_note('cpu', True)
-    amp, seen = propagate(net, amp=True)
-    fp32, _ = propagate(net, amp=False)
-    assert not amp.amp and seen and set(seen) == {torch.float32}
+    amp, seen, head = propagate(net, amp=True)
+    fp32, _, _ = propagate(net, amp=False)
+    assert not amp.amp and seen and set(seen + head) == {torch.float32}
     for ti in range(6):
         assert torch.equal(amp.prob[ti], fp32.prob[ti])             # bitwise the fp32 run
 
@@ -87,8 +92,8 @@ def test_amp_without_native_bf16_changes_nothing(net, monkeypatch):
 def test_forced_detection_gives_bf16(net, monkeypatch):
     """The bf16 path, whatever this machine's CPU (autocast runs bf16 slowly without it)."""
     set_native_bf16(monkeypatch, True)
-    core, seen = propagate(net, amp=True)
-    assert core.amp and set(seen) == {torch.bfloat16}
+    core, seen, head = propagate(net, amp=True)
+    assert core.amp and set(seen) == {torch.bfloat16} and set(head) == {torch.float32}
     assert 'bf16 autocast on this CPU' in inference_core.amp_note('cpu', True)
 
 
@@ -132,3 +137,18 @@ def test_training_cpu_bf16_flag(native, monkeypatch, tmp_path, capsys):
 def test_training_amp_on_cuda_is_fp16_with_a_scaler():
     assert trainer.training_amp(torch.device('cuda')) == (torch.float16, True)
     assert trainer.training_amp(torch.device('cpu'), cpu_bf16=False) == (None, False)
+
+
+def test_decoder_logits_in_fp32_under_autocast():
+    from model.modules import Decoder
+    torch.manual_seed(0)
+    dec = Decoder().eval()
+    f16, f8, f4 = torch.randn(1, 1024, 2, 3), torch.randn(1, 512, 4, 6), torch.randn(1, 256, 8, 12)
+    with torch.no_grad():
+        plain, head = dec(f16, f8, f4), dec(f16, f8, f4, head_fp32=True)
+        assert plain.shape == (1, 1, 32, 48) and torch.equal(plain, head)   # no autocast: same
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            low, head = dec(f16, f8, f4), dec(f16, f8, f4, head_fp32=True)
+    assert low.dtype == torch.bfloat16 and head.dtype == torch.float32
+    # fp32 weights for the last convolution: closer to the fp32 logits than bf16 ones
+    assert (head - plain).abs().mean() < (low.float() - plain).abs().mean()

@@ -9,7 +9,9 @@ with InferenceCore twice per video in one process, in fp32 and with AMP (the eva
 bf16 natively), the order alternating from video to video, and reports per way: FPS (frames /
 processing seconds, IO excluded, as the eval scripts print it), J&F-Mean against the
 annotations (util.evaluate, on the written PNGs), and the share of pixels whose mask differs
-between the two ways.
+between the two ways, with where they lie: within EDGE_PX pixels of an object edge (in either
+way's mask), and in object-frames the two ways disagree on as a whole (an object's masks of the
+two ways overlapping by IoU < 0.5 in a frame where either way has it).
 
 --processes N also times the whole process: `eval_davis.py` run N times per way (with and
 without --amp, alternating), wall seconds from start to exit (imports, model loading, IO and
@@ -39,6 +41,40 @@ from util.metrics import evaluate
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 WAYS = ('fp32', 'amp')
+EDGE_PX = 2
+
+
+def near_edge(m, r=EDGE_PX):
+    """bool [H, W]: pixels of the index mask m [H, W] with another label within r pixels
+    (Chebyshev distance)."""
+    h, w = m.shape
+    pad = np.pad(m, r, mode='edge')
+    out = np.zeros((h, w), bool)
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            out |= pad[dy:dy + h, dx:dx + w] != m
+    return out
+
+
+def where_differ(a, b):
+    """Two index masks [H, W] of one frame -> counts {'differ', 'at_edge', 'objects',
+    'objects_whole', 'whole_pixels'}: differing pixels, those near an edge of a or b, the
+    objects present in a or b, those the two masks disagree on as a whole (IoU < 0.5), and
+    the differing pixels of those objects."""
+    diff = a != b
+    res = {'differ': int(diff.sum()), 'objects': 0, 'objects_whole': 0, 'whole_pixels': 0,
+           'at_edge': int((diff & (near_edge(a) | near_edge(b))).sum()) if diff.any() else 0}
+    whole = np.zeros_like(diff)
+    for obj in np.union1d(np.unique(a), np.unique(b)):
+        if obj == 0:
+            continue
+        ia, ib = a == obj, b == obj
+        res['objects'] += 1
+        if (ia & ib).sum() < 0.5 * (ia | ib).sum():
+            res['objects_whole'] += 1
+            whole |= diff & (ia | ib)
+    res['whole_pixels'] = int(whole.sum())
+    return res
 
 
 def parse_args(argv):
@@ -63,7 +99,8 @@ def parse_args(argv):
 def segment_all(net, dataset, out, device, top_k, mem_every):
     """Both ways over every video -> {way: {'frames', 'seconds'}}, {'pixels', 'differ'}."""
     stats = {w: {'frames': 0, 'seconds': 0.0} for w in WAYS}
-    agree = {'pixels': 0, 'differ': 0}
+    agree = {'pixels': 0, 'differ': 0, 'at_edge': 0, 'objects': 0, 'objects_whole': 0,
+             'whole_pixels': 0}
     for j, video in enumerate(prefetch(dataset, pin_memory=device.type == 'cuda')):
         masks = {}
         for way in (WAYS if j % 2 == 0 else WAYS[::-1]):
@@ -79,7 +116,8 @@ def segment_all(net, dataset, out, device, top_k, mem_every):
         for i in masks['fp32']:
             a, b = masks['fp32'][i], masks['amp'][i]
             agree['pixels'] += a.size
-            agree['differ'] += int(np.count_nonzero(a != b))
+            for k, v in where_differ(a, b).items():
+                agree[k] += v
     return stats, agree
 
 
@@ -125,7 +163,8 @@ def measure(args, device):
     results = {'device': describe_device(device), 'amp_dtype': str(dtype), 'args': vars(args),
                'ways': stats, 'speedup': a['fps'] / f['fps'],
                'jf_diff': a['J&F-Mean'] - f['J&F-Mean'],
-               'pixels_differ': agree['differ'] / max(agree['pixels'], 1), 'load': load_note()}
+               'pixels_differ': agree['differ'] / max(agree['pixels'], 1), 'agreement': agree,
+               'load': load_note()}
     if args.processes:
         results['processes'] = time_processes(args, device)
     print(f'\n{"way":<6}{"frames":>8}{"proc s":>10}{"FPS":>9}{"J&F":>8}{"J":>8}{"F":>8}')
@@ -136,6 +175,11 @@ def measure(args, device):
     print(f'amp/fp32 speed x{results["speedup"]:.2f}; J&F difference {results["jf_diff"]:+.4f}; '
           f'masks differ on {100 * results["pixels_differ"]:.3f} % of the pixels '
           f'({load_note()})')
+    n = max(agree['differ'], 1)
+    print(f'of the differing pixels: {100 * agree["at_edge"] / n:.1f} % within {EDGE_PX} px of '
+          f'an object edge, {100 * agree["whole_pixels"] / n:.1f} % in the '
+          f'{agree["objects_whole"]} of {agree["objects"]} object-frames the ways disagree on '
+          f'as a whole (IoU < 0.5)')
     if args.processes:
         p = results['processes']
         for way in WAYS:
