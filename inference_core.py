@@ -271,6 +271,8 @@ class InferenceCore:
             objects = [k + 1 for k in range(self.k) if mask[k].max() > 0.5]
         objects = sorted(set(int(o) for o in objects))
         with amp_context(self.device, self.amp):
+            if self.prob[frame_idx] is None:       # not reached by a propagation
+                self.processed += 1
             feats = self._encode_key(frame_idx)
             others = self.enabled - set(objects)
             if self.prob[frame_idx] is None and others and self.mem is not None:
@@ -285,7 +287,6 @@ class InferenceCore:
             self.enabled |= set(objects)
             prob = self._mask_disabled(aggregate(cur, dim=0, return_logits=False))
             self.prob[frame_idx] = prob.to(self.prob_dtype)
-            self.processed += 1
             self._add_memory(frame_idx, feats, prob)
             self._propagate(frame_idx, end_idx)
 
@@ -354,7 +355,8 @@ def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_sty
                   device=None, amp=False, exact_readout=False, stop=None):
     """Run one dataset Video through an InferenceCore.
 
-    Each label propagates up to the next label (exclusive) or the end. A label marked
+    Each label propagates up to the next label (inclusive, as STCN's YouTube-VOS loop: the
+    objects labeled before keep their propagated masks there) or the end. A label marked
     `complete` also resets every already labeled object it does not hold (that object is
     absent there). stop: process only the frames before this processing index (labels from
     it on are ignored); the masks before it are those of the whole run, since propagation
@@ -375,7 +377,7 @@ def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_sty
                          req_frames=None if video.outputs is None else outputs,
                          device=device, amp=amp, exact_readout=exact_readout)
     for j, lab in enumerate(labels):
-        end = labels[j + 1].index if j + 1 < len(labels) else n
+        end = labels[j + 1].index + 1 if j + 1 < len(labels) else n
         objects = set(lab.objects)
         if lab.complete:
             objects |= core.enabled

@@ -145,3 +145,27 @@ def test_segment_video_maps_ids_back(net, video):
     assert sorted(masks) == list(range(2, T)) and n == T - 2 and secs > 0
     assert np.array_equal(masks[2], raw)
     assert all(set(np.unique(m)) <= {0, 3, 7} for m in masks.values())
+
+
+def test_a_label_propagates_up_to_the_next_label_inclusive(net, video):
+    """STCN's YouTube-VOS loop: object 1 (labeled at 0) propagates through frame 4, where object
+    2 is labeled; frame 3 is a memory frame of that first pass (mem_every 1), object 1 keeps
+    its propagated mask outside object 2 at frame 4, and every frame counts once."""
+    from dataset.test_datasets import build_video
+    images, mask = video
+    only1 = np.where(mask == 1, 1, 0).astype(np.uint8)
+    only2 = np.where(mask == 2, 2, 0).astype(np.uint8)
+    v = build_video('v', images[0], [f'{i:05d}' for i in range(T)], (H, W), b'\0' * 768,
+                    [(0, only1), (4, only2)], complete=False, outputs=None)
+    masks, n, _, core = segment_video(net, v, mem_every=1, mem_style='youtube')
+    ref = InferenceCore(net, images, 2, mem_every=1, mem_style='youtube')
+    ref.interact(label_tensor(only1, 2), 0, 5)
+    first_pass = ref.get_mask(4)
+    ref.interact(label_tensor(only2, 2), 4, T, objects=[2])
+    assert 3 in core.mem_frames and core.mem_frames == ref.mem_frames
+    assert n == T
+    for i in range(T):
+        assert np.array_equal(masks[i], ref.get_mask(i))
+    outside = mask != 2
+    assert np.array_equal(masks[4] == 2, mask == 2)
+    assert np.array_equal(masks[4][outside], first_pass[outside])
