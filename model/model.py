@@ -335,18 +335,21 @@ class STCNModel:
             stats['pseudo/coverage'] = float((cls_gt[:, 1:][sel] != IGNORE).float().mean())
         elif refresh and not bool(frozen.all()):
             old_cls = cls_gt.clone()
+            confident = torch.zeros_like(cls_gt[:, 1:], dtype=torch.bool)     # [B, 2, H, W]
             ref = self._reference_logits(out, rgb, gt[:, 0], sec_gt[:, 0], selector)
             thres = para['phase2_thres']
             for f in (1, 2):
                 bg, p_t, p_s = class_probs(ref[f - 1])
                 pl = pseudo_labels(bg, p_t, p_s, thres, has_second)
+                confident[:, f - 1] = pl != IGNORE
                 keep = frozen[:, f - 1, None, None] | (pl == IGNORE)
                 cls_gt[:, f] = torch.where(keep, cls_gt[:, f], pl)
                 wanted[:, f - 1] = bank_trigger(old_cls[:, f], cls_gt[:, f], p_t, p_s, thres,
                                                 has_second) & ~frozen[:, f - 1]
             sel = (~frozen)[:, :, None, None].expand_as(cls_gt[:, 1:])
-            stats['pseudo/refresh_confident'] = float(
-                (cls_gt[:, 1:][sel] != IGNORE).float().mean())
+            # share of the refreshed frames' pixels the reference is confident about (the
+            # bank labels every pixel, so the refreshed map itself has no ignored pixels)
+            stats['pseudo/refresh_confident'] = float(confident[sel].float().mean())
             stats['pseudo/refresh_changed'] = float(
                 (cls_gt[:, 1:][sel] != old_cls[:, 1:][sel]).float().mean())
 
