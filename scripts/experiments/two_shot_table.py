@@ -66,8 +66,8 @@ PRESETS = {
                  height=48, width=64, drift=0.5, crop=32, batch=2, lr=1e-4, iters0=2,
                  iters=3, device='cpu', workers=0, threads=1),
     'cpu': dict(davis_train=8, davis_val=3, yt_train=4, static=40, frames=20, max_frames=40,
-                height=96, width=160, drift=0.5, crop=96, batch=4, lr=1e-4, iters0=100,
-                iters=60, device='cpu', workers=1, threads=2),
+                height=80, width=144, drift=0.5, crop=64, batch=4, lr=1e-4, iters0=250,
+                iters=200, device='cpu', workers=1, threads=2),
     'gpu': dict(davis_train=20, davis_val=6, yt_train=20, static=200, frames=20, max_frames=40,
                 height=192, width=320, drift=0.5, crop=192, batch=8, lr=1e-4, iters0=1000,
                 iters=600, device='cuda', workers=6, threads=None),
@@ -219,8 +219,7 @@ def run_seed(run, p, data, s0, out, seed):
                               '--use_teacher', '--ema_alpha', s['ema_alpha']],
         'phase2': two_shot + ['--phase2_davis', bank_d, '--phase2_yv', bank_y,
                               '--phase2_train', 0, '--phase2_thres', 0.99,
-                              '--phase2_start_update', s['phase2_start_update'],
-                              '--use_teacher', '--ema_alpha', s['ema_alpha']],
+                              '--phase2_start_update', s['phase2_start_update']],
     }
     dev = ['--device', p['device']] if p['device'] else []
     ckpt = {}
