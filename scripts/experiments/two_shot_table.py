@@ -66,8 +66,8 @@ PRESETS = {
                  height=48, width=64, drift=0.5, crop=32, batch=2, lr=1e-4, iters0=2,
                  iters=3, device='cpu', workers=0, threads=1),
     'cpu': dict(davis_train=8, davis_val=3, yt_train=4, static=40, frames=20, max_frames=40,
-                height=80, width=144, drift=0.5, crop=64, batch=4, lr=1e-4, iters0=250,
-                iters=200, device='cpu', workers=1, threads=2),
+                height=80, width=144, drift=0.5, crop=64, batch=4, lr=1e-4, iters0=150,
+                iters=120, device='cpu', workers=1, threads=2),
     'gpu': dict(davis_train=20, davis_val=6, yt_train=20, static=200, frames=20, max_frames=40,
                 height=192, width=320, drift=0.5, crop=192, batch=8, lr=1e-4, iters0=1000,
                 iters=600, device='cuda', workers=6, threads=None),
@@ -359,6 +359,9 @@ def parse_args(argv):
     ap.add_argument('--jobs', type=int, default=1,
                     help='seeds trained at the same time after the shared stage 0 (default 1)')
     ap.add_argument('--device', default=None, help="override the preset's device")
+    ap.add_argument('--threads', type=int, default=None,
+                    help="override the preset's OMP_NUM_THREADS per command (e.g. 1 on a CPU "
+                         "shared with another job: two threads contending for two cores spin)")
     ap.add_argument('--quiet', action='store_true', help='do not echo the commands')
     ap.add_argument('--debug', action='store_true', help='full tracebacks on errors')
     a = ap.parse_args(argv)
@@ -372,6 +375,8 @@ def main(argv):
     p = dict(PRESETS[a.preset])
     if a.device:
         p['device'] = a.device
+    if a.threads:
+        p['threads'] = a.threads
     out = os.path.abspath(a.out or f'two_shot_{a.preset}')
     os.makedirs(out, exist_ok=True)
     run = Runner(out, p['threads'], a.quiet)
