@@ -1,6 +1,7 @@
 """The paper's comparison at toy scale: all labels vs naive two-shot vs phase 1 vs phase 2.
 
     python scripts/experiments/two_shot_table.py --preset {cpu,gpu,tiny} [--seeds 3] [--out DIR]
+        [--jobs N] [--threads N]
 
 On synthetic two-shot data (util.synthetic; no downloads) every arm starts from the same
 stage-0 weights (trained once and cached under OUT/cache), trains on the same videos for the
@@ -11,7 +12,8 @@ DAVIS-layout validation videos (eval_davis.py --evaluate):
   naive   the two labeled frames per video only (--davis_data / --yv_data, no --semi)
   phase1  --semi --use_teacher: warm-up on the labeled frames, then semi triplets
   phase2  from the stage-0 weights again, on the merged bank of the phase-1 model
-          (eval_youtube.py --bank) with the in-batch refresh (--phase2_start_update)
+          (eval_youtube.py --bank) with the original's phase-2 flags (run_phase2.sh: in-batch
+          refresh from --phase2_start_update, no teacher)
   bank    the phase-1 bank itself against the hidden full labels of the training videos
 
 Each seed s draws its own labeled frames (util.make_two_shot_split --seed s) and trains with
