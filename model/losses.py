@@ -149,15 +149,18 @@ def refresh_targets(cls_gt, frozen, ref_logits, thres, has_second):
     old = cls_gt
     cls_gt = cls_gt.clone()
     wanted = torch.zeros_like(frozen)
+    confident = torch.zeros_like(cls_gt[:, 1:], dtype=torch.bool)           # [B, 2, H, W]
     for f in (1, 2):
         bg, p_t, p_s = class_probs(ref_logits[f - 1])
         pl = pseudo_labels(bg, p_t, p_s, thres, has_second)
+        confident[:, f - 1] = pl != IGNORE
         keep = frozen[:, f - 1, None, None] | (pl == IGNORE)
         cls_gt[:, f] = torch.where(keep, cls_gt[:, f], pl)
         wanted[:, f - 1] = bank_trigger(old[:, f], cls_gt[:, f], p_t, p_s, thres,
                                         has_second) & ~frozen[:, f - 1]
     sel = (~frozen)[:, :, None, None].expand_as(cls_gt[:, 1:])
-    stats = {'pseudo/refresh_confident': float((cls_gt[:, 1:][sel] != IGNORE).float().mean()),
+    # the share of the refreshed frames' pixels that pass thres (a bank labels every pixel)
+    stats = {'pseudo/refresh_confident': float(confident[sel].float().mean()),
              'pseudo/refresh_changed': float(
                  (cls_gt[:, 1:][sel] != old[:, 1:][sel]).float().mean())}
     return cls_gt, wanted, stats

@@ -254,3 +254,27 @@ def test_sample_info_collated_and_list():
     listed = [{'name': 'a', 'frames': ['1.jpg', '2.jpg', '3.jpg'], 'target_id': 4,
                'second_id': 0}]
     assert sample_info(listed, 0) == ('a', ['1.jpg', '2.jpg', '3.jpg'], 4, 0)
+
+
+def test_phase2_refresh_stats_count_confident_pixels():
+    """pseudo/refresh_confident is the share of frames 1-2 where the reference prediction
+    passes --phase2_thres, not the share of labeled pixels (every bank pixel is labeled)."""
+    b = 2
+    model = make_model('--phase2_train', '0', '--phase2_start_update', '0',
+                       '--phase2_thres', '0.8')
+    ref = _fixed_reference(model, b)
+    batch = make_batch(labeled=(True, False, True), b=b)
+    bank_cls = batch['cls_gt'].clone()
+    batch['cls_gt'] = torch.where(bank_cls == IGNORE, 0, bank_cls)      # a bank: no -1
+    stats = step(model, batch, 0)
+    conf, changed = [], []
+    for f in (1, 2):
+        prob = torch.softmax(ref[f - 1], 1)
+        pl = pseudo_labels(prob[:, 0], prob[:, 1], prob[:, 2], 0.8, torch.tensor([True] * b))
+        conf.append(pl != IGNORE)
+        changed.append(torch.where(pl == IGNORE, batch['cls_gt'][:, f], pl)
+                       != batch['cls_gt'][:, f])
+    want = float(torch.stack(conf).float().mean())
+    assert 0.0 < want < 1.0
+    assert stats['pseudo/refresh_confident'] == pytest.approx(want)
+    assert stats['pseudo/refresh_changed'] == pytest.approx(float(torch.stack(changed).float().mean()))

@@ -1,6 +1,7 @@
 """The paper's comparison at toy scale: all labels vs naive two-shot vs phase 1 vs phase 2.
 
     python scripts/experiments/two_shot_table.py --preset {cpu,gpu,tiny} [--seeds 3] [--out DIR]
+        [--jobs N] [--threads N]
 
 On synthetic two-shot data (util.synthetic; no downloads) every arm starts from the same
 stage-0 weights (trained once and cached under OUT/cache), trains on the same videos for the
@@ -11,7 +12,8 @@ DAVIS-layout validation videos (eval_davis.py --evaluate):
   naive   the two labeled frames per video only (--davis_data / --yv_data, no --semi)
   phase1  --semi --use_teacher: warm-up on the labeled frames, then semi triplets
   phase2  from the stage-0 weights again, on the merged bank of the phase-1 model
-          (eval_youtube.py --bank) with the in-batch refresh (--phase2_start_update)
+          (eval_youtube.py --bank) with the original's phase-2 flags (run_phase2.sh: in-batch
+          refresh from --phase2_start_update, no teacher)
   bank    the phase-1 bank itself against the hidden full labels of the training videos
 
 Each seed s draws its own labeled frames (util.make_two_shot_split --seed s) and trains with
@@ -66,8 +68,8 @@ PRESETS = {
                  height=48, width=64, drift=0.5, crop=32, batch=2, lr=1e-4, iters0=2,
                  iters=3, device='cpu', workers=0, threads=1),
     'cpu': dict(davis_train=8, davis_val=3, yt_train=4, static=40, frames=20, max_frames=40,
-                height=96, width=160, drift=0.5, crop=96, batch=4, lr=1e-4, iters0=100,
-                iters=60, device='cpu', workers=1, threads=2),
+                height=80, width=144, drift=0.5, crop=64, batch=4, lr=1e-4, iters0=150,
+                iters=120, device='cpu', workers=1, threads=2),
     'gpu': dict(davis_train=20, davis_val=6, yt_train=20, static=200, frames=20, max_frames=40,
                 height=192, width=320, drift=0.5, crop=192, batch=8, lr=1e-4, iters0=1000,
                 iters=600, device='cuda', workers=6, threads=None),
@@ -219,8 +221,7 @@ def run_seed(run, p, data, s0, out, seed):
                               '--use_teacher', '--ema_alpha', s['ema_alpha']],
         'phase2': two_shot + ['--phase2_davis', bank_d, '--phase2_yv', bank_y,
                               '--phase2_train', 0, '--phase2_thres', 0.99,
-                              '--phase2_start_update', s['phase2_start_update'],
-                              '--use_teacher', '--ema_alpha', s['ema_alpha']],
+                              '--phase2_start_update', s['phase2_start_update']],
     }
     dev = ['--device', p['device']] if p['device'] else []
     ckpt = {}
@@ -360,6 +361,9 @@ def parse_args(argv):
     ap.add_argument('--jobs', type=int, default=1,
                     help='seeds trained at the same time after the shared stage 0 (default 1)')
     ap.add_argument('--device', default=None, help="override the preset's device")
+    ap.add_argument('--threads', type=int, default=None,
+                    help="override the preset's OMP_NUM_THREADS per command (e.g. 1 on a CPU "
+                         "shared with another job: two threads contending for two cores spin)")
     ap.add_argument('--quiet', action='store_true', help='do not echo the commands')
     ap.add_argument('--debug', action='store_true', help='full tracebacks on errors')
     a = ap.parse_args(argv)
@@ -373,6 +377,8 @@ def main(argv):
     p = dict(PRESETS[a.preset])
     if a.device:
         p['device'] = a.device
+    if a.threads:
+        p['threads'] = a.threads
     out = os.path.abspath(a.out or f'two_shot_{a.preset}')
     os.makedirs(out, exist_ok=True)
     run = Runner(out, p['threads'], a.quiet)
