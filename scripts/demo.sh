@@ -83,7 +83,7 @@ echo "== 5. phase 2: retrain from the same stage-0 weights on labeled + pseudo-l
 schedule "$ITERS2"
 run python train.py --id phase2 "${COMMON[@]}" "${SCHEDULE[@]}" \
     --phase2_yv "$OUT/vos_phase2/phase1_merge_480p" --phase2_davis "$OUT/vos_phase2/phase1_merge_davis" \
-    --phase2_train 0 --phase2_thres 0.99 --phase2_start_update "$((ITERS2 / 2))" --use_teacher
+    --phase2_train 0 --phase2_thres 0.99 --phase2_start_update "$((ITERS2 / 2))"
 P2=$(latest phase2 "$ITERS2")
 
 echo "== 6. evaluation on the held-out DAVIS-layout validation videos, and of the bank"

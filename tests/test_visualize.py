@@ -119,3 +119,36 @@ def test_bad_inputs_are_one_line(tmp_path, davis, repo_root):
                         '--out', str(tmp_path / 'x.mp4')], cwd=repo_root, capture_output=True,
                        text=True)
     assert r.returncode == 2 and '2 videos selected for one video file' in r.stderr
+
+
+def test_pick_columns_keeps_the_labeled_frames():
+    from util.visualize import pick_columns
+    names = [f'{i:05d}.jpg' for i in range(12)]
+    even = pick_columns(names, 6, set())
+    assert even == [names[i] for i in (0, 2, 4, 7, 9, 11)]
+    cols = pick_columns(names, 6, {names[3], names[8]})
+    assert len(cols) == 6 and names[3] in cols and names[8] in cols
+    assert cols == sorted(cols)
+    assert pick_columns(names, 2, {names[1], names[5], names[10]}) == [names[1], names[10]]
+    assert pick_columns(names[:3], 6, {names[1]}) == names[:3]
+
+
+def test_contact_sheet_shows_the_frames_of_a_sparse_folder(tmp_path, davis):
+    """A folder labeling only frame 1 (not on the even 3-column grid 0, 2, 4) puts it on the
+    sheet: its column shows that label's colour in the sparse row."""
+    frames, gt = davis
+    sparse = tmp_path / 'sparse' / 'davis_000'
+    sparse.mkdir(parents=True)
+    one = np.zeros((H, W), np.uint8)
+    one[5:15, 5:15] = 3
+    write_mask(str(sparse / '00001.png'), one, DAVIS_PALETTE)
+    out = tmp_path / 'sheet.png'
+    assert main(['--frames', frames, '--masks', gt, '--masks', str(tmp_path / 'sparse'),
+                 '--videos', 'davis_000', '--columns', '3', '--height', str(H), '--alpha', '1',
+                 '--contour', '0', '--out', str(out)]) == 0
+    sheet = np.asarray(Image.open(out).convert('RGB'))
+    th = min(32, max(12, H // 4))
+    row2 = sheet[th + 6 + 2 + H + 2:th + 6 + 2 + 2 * H + 2, -(3 * W + 4):]
+    cells = [row2[:, c * (W + 2):c * (W + 2) + W] for c in range(3)]
+    hits = [bool((cell[5:15, 5:15] == DAVIS_PALETTE[3]).all()) for cell in cells]
+    assert hits.count(True) == 1

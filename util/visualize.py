@@ -10,7 +10,9 @@ a method's output, a pseudo-label bank), one row or panel per --masks, named by 
 (default: the folder names). Videos: --videos, or every video that all --masks folders hold.
 
 --out FILE.png   a contact sheet: for each video one row per --masks, --columns frames evenly
-                 spread over the video; row labels on the left, frame names on top.
+                 spread over the video, always including every frame of a sparse --masks
+                 folder (one with fewer masks than --columns, e.g. the two labeled frames);
+                 row labels on the left, frame names on top.
 --out FILE.mp4 / FILE.gif   one video (exactly one selected): every --every-th frame, the
                  --masks side by side, each under its label.
 --out DIR --format mp4|gif   one file per video, DIR/<video>.mp4.
@@ -100,6 +102,29 @@ def _panel(frame_dir, mask_dirs, name, args, height):
     return out
 
 
+def pick_columns(names, n, keep):
+    """n of the time-sorted frame names: every name in `keep` (evenly thinned if there are more
+    than n), the other columns evenly spread over the remaining frames; in time order."""
+    def spread(seq, k):
+        return [seq[i] for i in np.linspace(0, len(seq) - 1, k).round().astype(int)] if k else []
+    keep = [nm for nm in names if nm in set(keep)]
+    if len(keep) >= n:
+        return spread(keep, n)
+    rest = [nm for nm in names if nm not in set(keep)]
+    chosen = set(keep) | set(spread(rest, min(n - len(keep), len(rest))))
+    return [nm for nm in names if nm in chosen]
+
+
+def _sparse_frames(names, mask_dirs, n):
+    """The frames of the mask folders that hold masks for fewer than n of `names`."""
+    out = set()
+    for d in mask_dirs:
+        held = [nm for nm in names if os.path.isfile(os.path.join(d, stem(nm) + MASK_EXT))]
+        if 0 < len(held) < n:
+            out.update(held)
+    return out
+
+
 def contact_sheet(items, labels, args):
     """uint8 image: per video one row per mask folder, --columns frames."""
     height = SHEET_HEIGHT if args.height is None else args.height
@@ -107,7 +132,7 @@ def contact_sheet(items, labels, args):
     for video, frame_dir, mask_dirs in items:
         names = _frame_names(video, frame_dir)
         n = min(args.columns, len(names))
-        picks = [names[i] for i in np.linspace(0, len(names) - 1, n).round().astype(int)]
+        picks = pick_columns(names, n, _sparse_frames(names, mask_dirs, n))
         panels = [_panel(frame_dir, mask_dirs, nm, args, height) for nm in picks]  # [col][row]
         if col_labels is None:
             col_labels = [stem(nm) for nm in picks]
