@@ -42,9 +42,12 @@ def test_demo_pipeline_end_to_end(tmp_path, repo_root):
         cmd = next(line for line in log.splitlines()
                    if line.startswith(f'+ python train.py --id {phase} '))
         assert f'--load_network {s0} ' in cmd, cmd
-    for phase in ('phase1', 'phase2'):
-        for suffix in ('_2.pth', '_2_tea.pth', '_checkpoint.pth'):
+    # phase 1 with its EMA teacher; phase 2 with the original's phase-2 flags (no teacher)
+    for phase, suffixes in (('phase1', ('_2.pth', '_2_tea.pth', '_checkpoint.pth')),
+                            ('phase2', ('_2.pth', '_checkpoint.pth'))):
+        for suffix in suffixes:
             assert glob.glob(str(out / 'saves' / f'*_{phase}' / f'*_{phase}{suffix}')), suffix
+    assert not glob.glob(str(out / 'saves' / '*_phase2' / '*_tea.pth'))
 
     davis = out / 'data' / 'DAVIS' / '2017' / 'trainval'
     frames = davis / 'JPEGImages' / '480p'
