@@ -64,6 +64,15 @@ def davis_tree(root, videos=('vid_a',), t=6, palette=None):
 C = 32
 
 
+def training_layouts(root, davis_videos, yt_videos, frames, height, width):
+    """A DAVIS-layout (one val video) and a YouTube-layout (no val) training set under root,
+    2 objects, seed 1: (davis paths, youtube paths) as util.synthetic_data.generate gives them."""
+    from util.synthetic_data import generate
+    kw = dict(frames=frames, height=height, width=width, objects=2, seed=1)
+    return (generate(root, 'davis', videos=davis_videos, val_videos=1, **kw),
+            generate(root, 'youtube', videos=yt_videos, val_videos=0, **kw))
+
+
 def make_model(*flags, bank=None):
     para = HyperParameters().parse(['--stage', '3', '--crop_size', str(C), '--log_every', '1000',
                                     '--image_every', '1000', *flags])

@@ -14,6 +14,7 @@ import torch
 import train
 from dataset.sampling import LOAD_KEY, SeededSamples
 from util.speed import SpeedMeter, workers_needed
+from helpers import training_layouts
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,12 +50,8 @@ def test_seeded_samples_carry_their_load_time():
 
 @pytest.fixture(scope='module')
 def tiny_data(tmp_path_factory):
-    from util.synthetic_data import generate
     root = tmp_path_factory.mktemp('speed')
-    d = generate(root, 'davis', videos=2, frames=5, height=40, width=48, objects=2, seed=1,
-                 val_videos=1)
-    y = generate(root, 'youtube', videos=1, frames=5, height=40, width=48, objects=2, seed=1,
-                 val_videos=0)
+    d, y = training_layouts(root, 2, 1, frames=5, height=40, width=48)
     return root, d, y
 
 

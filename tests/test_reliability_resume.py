@@ -30,6 +30,7 @@ import train
 from dataset.sampling import EpochSampler, SeededSamples
 from util.errors import UserError, run_main
 from util.io import atomic_write, complete_pngs, save_checkpoint, write_mask
+from helpers import training_layouts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 H, W = 32, 48
@@ -159,12 +160,8 @@ def test_seeded_samples_are_independent_of_history():
 
 @pytest.fixture(scope='module')
 def tdata(tmp_path_factory):
-    from util.synthetic_data import generate
     root = tmp_path_factory.mktemp('tdata')
-    d = generate(root, 'davis', videos=2, frames=5, height=H, width=W + 8, objects=2, seed=1,
-                 val_videos=1)
-    y = generate(root, 'youtube', videos=1, frames=5, height=H, width=W + 8, objects=2, seed=1,
-                 val_videos=0)
+    d, y = training_layouts(root, 2, 1, frames=5, height=H, width=W + 8)
     flags = ['--stage', '3', '--crop_size', '32', '-b', '2', '-i', str(ITS), '--steps', '3',
              '--davis_root', d['root'], '--yv_root', y['root'], '--davis_data', d['split'],
              '--yv_data', y['split'], '--semi', '--use_teacher', '--end_warm', '0',

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from util.hyper_para import STAGE_DEFAULTS, HyperParameters
+from helpers import training_layouts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
@@ -121,12 +122,8 @@ def test_phase2_without_bank_is_a_clear_error(tmp_path):
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-    from util.synthetic_data import generate
     root = tmp_path_factory.mktemp('data')
-    d = generate(root, 'davis', videos=4, frames=6, height=48, width=64, objects=2, seed=1,
-                 val_videos=1)
-    y = generate(root, 'youtube', videos=2, frames=6, height=48, width=64, objects=2, seed=1,
-                 val_videos=0)
+    d, y = training_layouts(root, 4, 2, frames=6, height=48, width=64)
     return {'root': root, 'davis': d, 'youtube': y,
             'flags': ['--stage', '3', '--crop_size', '64', '-b', '2', '--num_workers', '0',
                       '--davis_root', d['root'], '--yv_root', y['root'],
