@@ -107,11 +107,12 @@ def pick_columns(names, n, keep):
     than n), the other columns evenly spread over the remaining frames; in time order."""
     def spread(seq, k):
         return [seq[i] for i in np.linspace(0, len(seq) - 1, k).round().astype(int)] if k else []
-    keep = [nm for nm in names if nm in set(keep)]
-    if len(keep) >= n:
-        return spread(keep, n)
-    rest = [nm for nm in names if nm not in set(keep)]
-    chosen = set(keep) | set(spread(rest, min(n - len(keep), len(rest))))
+    keep = set(keep)
+    kept = [nm for nm in names if nm in keep]
+    if len(kept) >= n:
+        return spread(kept, n)
+    rest = [nm for nm in names if nm not in keep]
+    chosen = keep | set(spread(rest, min(n - len(kept), len(rest))))
     return [nm for nm in names if nm in chosen]
 
 
