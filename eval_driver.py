@@ -95,7 +95,7 @@ def run(args, dataset, out_dir, mem_style, runner=None, shard=None, zip_path=Non
     note = amp_note(device, args.amp)
     if note:
         print(note)
-    net = load_model(args.model, device)
+    net = load_model(args.model, device, args.amp)
     out_dir = ensure_writable_dir(out_dir, OUTPUT, keep=shard is not None)  # shards probe at once
     stats = run_videos(net, dataset, videos, out_dir, args, device, mem_style,
                        runner or run_dataset, shard)

@@ -7,10 +7,9 @@ import contextlib
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 from model.cbam import CBAM
-from model.mod_resnet import ResNet18Trunk
+from model.mod_resnet import ResNet18Trunk, ResNet50
 
 
 def up2(x):
@@ -82,7 +81,7 @@ class KeyEncoder(nn.Module):
 
     def __init__(self):
         super().__init__()
-        resnet = torchvision.models.resnet50(weights=None)
+        resnet = ResNet50()
         self.conv1 = resnet.conv1
         self.bn1 = resnet.bn1
         self.relu = resnet.relu

@@ -97,6 +97,32 @@ def test_forced_detection_gives_bf16(net, monkeypatch):
     assert 'bf16 autocast on this CPU' in inference_core.amp_note('cpu', True)
 
 
+def channels_last(t):
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
+@pytest.mark.parametrize('native', [True, False])
+def test_cpu_bf16_runs_in_channels_last_and_fp32_keeps_the_layout(native, net, ckpt,
+                                                                   monkeypatch):
+    """Under CPU bf16 autocast the frames and the loaded weights are channels-last (oneDNN's
+    bf16 convolutions are faster so); fp32, and --amp without native bf16, keep NCHW."""
+    set_native_bf16(monkeypatch, native)
+    layouts = []
+    hook = net.key_encoder.conv1.register_forward_hook(
+        lambda m, i, o: layouts.append(channels_last(i[0])))
+    try:
+        propagate(net, amp=True)
+        amp_layouts, layouts[:] = list(layouts), []
+        propagate(net, amp=False)
+    finally:
+        hook.remove()
+    assert amp_layouts and set(amp_layouts) == {native} and set(layouts) == {False}
+    for amp in (True, False):
+        loaded = inference_core.load_model(ckpt, 'cpu', amp=amp)
+        weights = [m.weight for m in loaded.modules() if isinstance(m, nn.Conv2d)]
+        assert {channels_last(w) for w in weights if w.shape[-1] > 1} == {native and amp}
+
+
 @pytest.mark.parametrize('native', [True, False])
 def test_eval_script_says_once_what_amp_does(native, tmp_path, ckpt, monkeypatch):
     set_native_bf16(monkeypatch, native)

@@ -168,3 +168,44 @@ def test_key_projection_orthogonal_init(nets):
     w = nets['eval'].key_proj.key_proj.weight.detach().reshape(64, -1)  # [64, 9216]
     assert torch.allclose(w @ w.T, torch.eye(64), atol=1e-4)
     assert torch.count_nonzero(nets['eval'].key_proj.key_proj.bias) == 0
+
+
+def test_resnet50_trunk_is_torchvisions_draw_for_draw():
+    """The key encoder's own ResNet-50 (no torchvision import at inference) has torchvision's
+    parameter names, order and seeded random init, and leaves the generator where
+    torchvision's does (so every seeded init after it is unchanged too)."""
+    import torchvision
+    from model.mod_resnet import ResNet50
+    for seed in (0, 7):
+        torch.manual_seed(seed)
+        theirs = torchvision.models.resnet50(weights=None).state_dict()
+        after_theirs = torch.rand(4)
+        torch.manual_seed(seed)
+        ours = ResNet50().state_dict()
+        assert list(ours) == list(theirs)
+        assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+        assert torch.equal(torch.rand(4), after_theirs)
+
+
+def test_imagenet_normalisation_is_torchvisions():
+    import torchvision.transforms as T
+    from dataset.range_transform import IMAGENET_MEAN, IMAGENET_STD, im_normalization
+    x = torch.rand(2, 3, 9, 11)
+    theirs = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    for t in (x, x[0]):
+        before = t.clone()
+        assert torch.equal(im_normalization(t), theirs(t))
+        assert torch.equal(t, before)                        # the input is left alone
+
+
+def test_inference_does_not_import_torchvision():
+    """torchvision's import pulls in torch._dynamo (~1.5 s of every eval process)."""
+    import subprocess
+    import sys
+    code = ('import sys, eval_davis, eval_youtube, eval_generic, eval_youtube_phase2, '
+            'inference_core, phase2.bank; print(sorted(m for m in sys.modules '
+            'if m.startswith(("torchvision", "torch._dynamo"))))')
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, '-c', code], cwd=root, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == '[]'
