@@ -28,7 +28,7 @@ from model.aggregate import aggregate
 from model.memory import dense_topk_readout, topk_readout
 from model.network import KEY_DIM, VALUE_DIM
 from util.device import cpu_bf16_flag, inference_amp_dtype
-from util.tensor_util import pad_divide_by, unpad
+from util.tensor_util import argmax_classes, pad_divide_by, unpad
 
 MEM_STYLES = ('davis', 'youtube')
 
@@ -68,6 +68,21 @@ def amp_memory_format(device, amp):
     if amp and torch.device(device).type == 'cpu' and amp_dtype(device) is not None:
         return torch.channels_last
     return torch.contiguous_format
+
+
+def prepare_for_amp(net, device, amp):
+    """net (in place) in the form --amp runs fastest in on `device`: under CPU bf16 autocast,
+    channels-last, and the convolutions' weights stored in bf16 (what autocast casts them to
+    at every call: the same results, without the casts), but the decoder's last convolution,
+    which runs in fp32. Such a net runs only under that autocast (InferenceCore checks).
+    Elsewhere net is left as it is."""
+    layout = amp_memory_format(device, amp)
+    if layout == torch.channels_last:
+        net.to(memory_format=layout)
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d) and m is not net.decoder.pred:
+                m.to(amp_dtype(device))
+    return net
 
 
 def memory_dtype(device, amp):
@@ -177,6 +192,9 @@ class InferenceCore:
         self.include_last, self.mem_style = include_last, mem_style
         self.req_frames = None if req_frames is None else set(int(i) for i in req_frames)
         self.amp = amp and amp_dtype(self.device) is not None
+        if not self.amp and next(net.parameters()).dtype != torch.float32:
+            raise ValueError('the network was prepared for --amp (prepare_for_amp): run it '
+                             'with amp=True, or load it without --amp')
         if prob_dtype is None:
             prob_dtype = torch.float16 if self.device.type == 'cuda' else torch.float32
         self.prob_dtype = prob_dtype
@@ -341,19 +359,19 @@ class InferenceCore:
         p = self.get_prob(ti, size)
         if p is None:
             return None
-        return p.argmax(0).to(torch.uint8).cpu().numpy()
+        return argmax_classes(p).cpu().numpy()
 
 
 # ---------------------------------------------------------------------- script helpers
 
 def load_model(path, device, amp=False):
     """model.eval_network.STCN in eval mode on `device`, weights from `path` (any accepted
-    checkpoint form, stage-0 included), in the layout --amp runs fastest in (amp_memory_format)."""
+    checkpoint form, stage-0 included), in the form --amp runs fastest in (prepare_for_amp)."""
     from model.checkpoint import load_network
     from model.eval_network import STCN
     net = STCN().to(device).eval()
     load_network(net, path)
-    return net.to(memory_format=amp_memory_format(device, amp))
+    return prepare_for_amp(net, device, amp)
 
 
 def label_tensor(mask, k):

@@ -31,7 +31,7 @@ PASSES = {'left': [], 'leftsecgt': ['--only_sec_gt'], 'right': ['--reverse'],
 
 @pytest.fixture(autouse=True)
 def _one_network(monkeypatch, net):
-    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device: net)
+    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device, amp=False: net)
 
 
 def sparse_labels(annotations, out, videos):

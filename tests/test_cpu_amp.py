@@ -119,8 +119,28 @@ def test_cpu_bf16_runs_in_channels_last_and_fp32_keeps_the_layout(native, net, c
     assert amp_layouts and set(amp_layouts) == {native} and set(layouts) == {False}
     for amp in (True, False):
         loaded = inference_core.load_model(ckpt, 'cpu', amp=amp)
-        weights = [m.weight for m in loaded.modules() if isinstance(m, nn.Conv2d)]
-        assert {channels_last(w) for w in weights if w.shape[-1] > 1} == {native and amp}
+        convs = [m for m in loaded.modules() if isinstance(m, nn.Conv2d)]
+        prepared = native and amp
+        assert {channels_last(m.weight) for m in convs if m.kernel_size[0] > 1} == {prepared}
+        stored = torch.bfloat16 if prepared else torch.float32
+        assert {m.weight.dtype for m in convs if m is not loaded.decoder.pred} == {stored}
+        assert loaded.decoder.pred.weight.dtype == torch.float32         # the fp32 head
+        if prepared:
+            with pytest.raises(ValueError, match='prepared for --amp'):
+                inference_core.InferenceCore(loaded, torch.zeros(2, 3, 32, 32), 1, amp=False)
+
+
+def test_weights_stored_in_bf16_give_what_autocast_gives(net, monkeypatch):
+    """prepare_for_amp's bf16 weights are what autocast casts the fp32 ones to at each call:
+    the probabilities are bitwise those of the channels-last fp32-weight network."""
+    import copy
+    set_native_bf16(monkeypatch, True)
+    cast_each_call = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    stored = inference_core.prepare_for_amp(copy.deepcopy(net), 'cpu', True)
+    a, _, _ = propagate(cast_each_call, amp=True)
+    b, _, _ = propagate(stored, amp=True)
+    for ti in range(6):
+        assert torch.equal(a.prob[ti], b.prob[ti])
 
 
 @pytest.mark.parametrize('native', [True, False])

@@ -42,10 +42,10 @@ def cached_load():
     """inference_core.load_model, building each checkpoint's network only once per module."""
     cache = {}
 
-    def load(path, device):
-        if path not in cache:
-            cache[path] = inference_core.load_model(path, device)
-        return cache[path]
+    def load(path, device, amp=False):
+        if (path, amp) not in cache:
+            cache[path, amp] = inference_core.load_model(path, device, amp)
+        return cache[path, amp]
     return load
 
 
@@ -256,7 +256,7 @@ def test_youtube_mode_and_defaults(tmp_path, monkeypatch):
         seen.update(kw, dataset=dataset, out_dir=out_dir)
         return {}
     monkeypatch.setattr(eval_driver, 'run_dataset', fake_run)
-    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device: None)
+    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device, amp=False: None)
     root = str(tmp_path / 'YouTube')
     names, masks, sparse, split = intermediate_tree(root)
     youtube_tree(root)

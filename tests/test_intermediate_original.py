@@ -49,7 +49,7 @@ def memory_log(monkeypatch, net):
         return out
     monkeypatch.setattr(inference_core, 'segment_video', spy)
     monkeypatch.setattr(bank, 'segment_video', spy)
-    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device: net)
+    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device, amp=False: net)
     return log
 
 
@@ -154,7 +154,7 @@ def test_eval_youtube_phase2_defaults(tmp_path, monkeypatch):
         seen.update(kw, dataset=dataset)
         return {}
     monkeypatch.setattr(eval_driver, 'run_dataset', fake_run)
-    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device: None)
+    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device, amp=False: None)
     y = synthetic_data.generate(tmp_path, 'youtube', videos=2, frames=3, height=32, width=48,
                            objects=1, seed=8, val_videos=1)
     prepare_sparse_gt(os.path.join(y['train'], 'Annotations'), y['split'],

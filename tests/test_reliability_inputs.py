@@ -61,7 +61,7 @@ def cached_net(ckpt):
 @pytest.fixture
 def fast_load(monkeypatch, cached_net):
     """The eval scripts get the one network built for this module (building one costs ~2 s)."""
-    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device: cached_net)
+    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device, amp=False: cached_net)
 
 
 def expect(fn, argv, *fragments):

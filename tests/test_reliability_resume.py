@@ -416,7 +416,7 @@ def test_data_error_mid_run_saves_the_resume_checkpoint_first(tdata, ckpt_dir, m
 
 @pytest.fixture
 def fast_load(monkeypatch, net):
-    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device: net)
+    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device, amp=False: net)
 
 
 def _generic_tree(root, pristine_videos):

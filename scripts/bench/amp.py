@@ -96,15 +96,15 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def segment_all(net, dataset, out, device, top_k, mem_every):
-    """Both ways over every video -> {way: {'frames', 'seconds'}}, {'pixels', 'differ'}."""
+def segment_all(nets, dataset, out, device, top_k, mem_every):
+    """Both ways (nets: {way: network}) over every video -> {way: {'frames', 'seconds'}}, {'pixels', 'differ'}."""
     stats = {w: {'frames': 0, 'seconds': 0.0} for w in WAYS}
     agree = {'pixels': 0, 'differ': 0, 'at_edge': 0, 'objects': 0, 'objects_whole': 0,
              'whole_pixels': 0}
     for j, video in enumerate(prefetch(dataset, pin_memory=device.type == 'cuda')):
         masks = {}
         for way in (WAYS if j % 2 == 0 else WAYS[::-1]):
-            m, n, secs, _ = inference_core.segment_video(net, video, top_k=top_k,
+            m, n, secs, _ = inference_core.segment_video(nets[way], video, top_k=top_k,
                                                          mem_every=mem_every, device=device,
                                                          amp=way == 'amp')
             stats[way]['frames'] += n
@@ -143,14 +143,15 @@ def main(argv=None):
 
 def measure(args, device):
     dtype = inference_core.amp_dtype(device)
-    net = inference_core.load_model(args.model, device)
+    nets = {way: inference_core.load_model(args.model, device, amp=way == 'amp')
+            for way in WAYS}      # as the eval scripts load it with and without --amp
     dataset = DAVISTestDataset(args.davis_path, 2017, args.split)
     if args.videos:
         dataset.videos = dataset.videos[:args.videos]
     print(f'device: {describe_device(device)}; AMP dtype {str(dtype).replace("torch.", "")}; '
           f'{len(dataset.videos)} DAVIS 2017 {args.split} videos; {load_note()}', flush=True)
     with tempfile.TemporaryDirectory(prefix='bench_amp_') as out:
-        stats, agree = segment_all(net, dataset, out, device, args.top, args.mem_every)
+        stats, agree = segment_all(nets, dataset, out, device, args.top, args.mem_every)
         imageset = os.path.join(out, 'videos.txt')
         with open(imageset, 'w') as f:
             f.write('\n'.join(dataset.videos) + '\n')

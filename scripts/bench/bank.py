@@ -130,7 +130,7 @@ def main(argv=None):
         from model.checkpoint import load_network
         load_network(net, args.model)
     real_load = eval_driver.load_model
-    eval_driver.load_model = lambda path, dev: net           # built once, outside the timing
+    eval_driver.load_model = lambda path, dev, amp=False: net   # built once, outside the timing
     try:
         return measure(args, device)
     finally:
