@@ -32,6 +32,19 @@ class BasicBlock(nn.Module):
         return self.relu(out + identity)
 
 
+def make_layer(block, inplanes, planes, blocks, stride=1, bias=False):
+    """`blocks` blocks, the first with stride and, where the shape changes, a 1x1 conv +
+    batch norm skip (built before the first block: the generator's draw order)."""
+    out = planes * block.expansion
+    downsample = None
+    if stride != 1 or inplanes != out:
+        downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride=stride, bias=bias),
+                                   nn.BatchNorm2d(out))
+    layers = [block(inplanes, planes, stride, downsample)]
+    layers += [block(out, planes) for _ in range(1, blocks)]
+    return nn.Sequential(*layers)
+
+
 class ResNet18Trunk(nn.Module):
     """conv1/bn1/maxpool (stride 4), layer1 (64, /4), layer2 (128, /8), layer3 (256, /16)."""
 
@@ -41,26 +54,13 @@ class ResNet18Trunk(nn.Module):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.inplanes = 64
-        self.layer1 = self._make_layer(64, 2)
-        self.layer2 = self._make_layer(128, 2, stride=2)
-        self.layer3 = self._make_layer(256, 2, stride=2)
-        del self.inplanes
+        self.layer1 = make_layer(BasicBlock, 64, 64, 2, bias=True)
+        self.layer2 = make_layer(BasicBlock, 64, 128, 2, stride=2, bias=True)
+        self.layer3 = make_layer(BasicBlock, 128, 256, 2, stride=2, bias=True)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
                 nn.init.zeros_(m.bias)
-
-    def _make_layer(self, planes, blocks, stride=1):
-        downsample = None
-        if stride != 1 or self.inplanes != planes:
-            downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes, 1, stride=stride, bias=True),
-                nn.BatchNorm2d(planes))
-        layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes
-        layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
 
     def forward(self, x):                         # x: [B, C_in, H, W] -> [B, 256, H/16, W/16]
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -105,12 +105,10 @@ class ResNet50(nn.Module):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.inplanes = 64
-        self.layer1 = self._make_layer(64, 3)
-        self.layer2 = self._make_layer(128, 4, stride=2)
-        self.layer3 = self._make_layer(256, 6, stride=2)
-        self.layer4 = self._make_layer(512, 3, stride=2)
-        del self.inplanes
+        self.layer1 = make_layer(Bottleneck, 64, 64, 3)
+        self.layer2 = make_layer(Bottleneck, 256, 128, 4, stride=2)
+        self.layer3 = make_layer(Bottleneck, 512, 256, 6, stride=2)
+        self.layer4 = make_layer(Bottleneck, 1024, 512, 3, stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(2048, 1000)
         for m in self.modules():
@@ -119,14 +117,3 @@ class ResNet50(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
-
-    def _make_layer(self, planes, blocks, stride=1):
-        downsample = None
-        if stride != 1 or self.inplanes != planes * 4:
-            downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes * 4, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes * 4))
-        layers = [Bottleneck(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes * 4
-        layers += [Bottleneck(self.inplanes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
