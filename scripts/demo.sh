@@ -11,8 +11,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"        # builds .venv if needed,
 
 OUT=${OUT:-demo_out}
 ITERS0=${ITERS0:-60}
-ITERS1=${ITERS1:-60}
-ITERS2=${ITERS2:-60}
+ITERS1=${ITERS1:-120}
+ITERS2=${ITERS2:-120}
 STATIC_IMAGES=${STATIC_IMAGES:-40}
 BATCH=${BATCH:-4}
 CROP=${CROP:-64}
