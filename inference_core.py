@@ -79,9 +79,10 @@ def prepare_for_amp(net, device, amp):
     layout = amp_memory_format(device, amp)
     if layout == torch.channels_last:
         net.to(memory_format=layout)
+        dtype = amp_dtype(device)
         for m in net.modules():
             if isinstance(m, torch.nn.Conv2d) and m is not net.decoder.pred:
-                m.to(amp_dtype(device))
+                m.to(dtype)
     return net
 
 

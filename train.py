@@ -233,6 +233,5 @@ def train_loop(para, dist_info, model, it, data, stop, loop_state=None):
     return it, 0, state
 
 
-
 if __name__ == '__main__':
     run_stoppable(main)

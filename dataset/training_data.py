@@ -124,7 +124,6 @@ class DataMix:
             ds.max_jump = max(1, skip // divisor)
 
 
-
 class ModeData:
     """DataMix + sampler + loader of one data mode."""
 

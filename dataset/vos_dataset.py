@@ -37,14 +37,10 @@ from torch.utils.data import Dataset
 from dataset import augment as A
 from util.errors import UserError
 from util.io import check_frame_sizes, read_frame, read_mask
-from util.layout import check_unique, image_files
+from util.layout import check_unique, image_files, stem
 
 MAX_TRIALS = 5                 # STCN: resample up to 5 times until a target is visible
 BL_MIN_AREA = 100              # BL30K: an object needs this many pixels in a 384 crop
-
-
-def _stem(name):
-    return os.path.splitext(name)[0]
 
 
 def _list_dirs(root):
@@ -67,7 +63,7 @@ def _load_two_shot(two_shot):
         two_shot = load_split(name, max_frames=10 ** 6)
     if not isinstance(two_shot, dict):
         raise TypeError('two_shot / labeled_frames must be a dict {video: [frame names]}')
-    return {v: {_stem(n) for n in names} for v, names in two_shot.items()}, name
+    return {v: {stem(n) for n in names} for v, names in two_shot.items()}, name
 
 
 def _check_split(split, split_name, im_root):
@@ -79,7 +75,7 @@ def _check_split(split, split_name, im_root):
         if not os.path.isdir(folder):
             raise UserError(f'{split_name}: video {v!r} has no frame folder {folder}')
         frames[v] = _list_images(folder)
-        stems = {_stem(f) for f in frames[v]}
+        stems = {stem(f) for f in frames[v]}
         for s in sorted(split[v]):
             if s not in stems:
                 raise UserError(f'{split_name}: video {v!r}: labeled frame {s!r} has no image '
@@ -208,7 +204,7 @@ class VOSDataset(Dataset):
             if subset is not None and v not in subset:
                 continue
             frames = listing[v]
-            stems = [_stem(f) for f in frames]
+            stems = [stem(f) for f in frames]
             lab = []
             for s in sorted(split[v]):
                 png = os.path.join(self.gt_root, v, s + '.png')
@@ -229,13 +225,13 @@ class VOSDataset(Dataset):
             if subset is not None and v not in subset:
                 continue
             bank = os.path.join(self.pseudo_root, v)
-            have = {_stem(f) for f in os.listdir(bank)
+            have = {stem(f) for f in os.listdir(bank)
                     if not f.startswith('.') and f.lower().endswith('.png')}
             im_dir = os.path.join(self.im_root, v)
             if not have or not os.path.isdir(im_dir):
                 continue
-            frames = [f for f in _list_images(im_dir) if _stem(f) in have]
-            lab = [k for k, f in enumerate(frames) if _stem(f) in true.get(v, ())]
+            frames = [f for f in _list_images(im_dir) if stem(f) in have]
+            lab = [k for k, f in enumerate(frames) if stem(f) in true.get(v, ())]
             if frames:
                 self._add(v, frames, lab, bank)
 
@@ -266,7 +262,7 @@ class VOSDataset(Dataset):
         im = read_frame(os.path.join(self.im_root, video, name))
         if not with_mask:
             return im, None
-        path = os.path.join(self.mask_dir[video], _stem(name) + '.png')
+        path = os.path.join(self.mask_dir[video], stem(name) + '.png')
         mask = read_mask(path)
         if mask.shape != im.shape[:2]:
             raise UserError(f'{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from '

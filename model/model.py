@@ -249,12 +249,10 @@ class STCNModel:
     @torch.no_grad()
     def _reference_logits(self, out, rgb, gt0, sec0, selector):
         """Logits of frames 1, 2 for pseudo labels: teacher forward, or the detached student's."""
-        teacher = self._predictor()
-        if teacher is None:
+        if self._predictor() is None:
             return out['logits_1'].detach(), out['logits_2'].detach()
         self.teacher_forward_calls += 1
-        with self.autocast():
-            t_out = triplet_forward(teacher, rgb, gt0, sec0, selector)
+        t_out = self.label_forward(rgb, gt0, sec0, selector)
         return t_out['logits_1'], t_out['logits_2']
 
     @torch.no_grad()

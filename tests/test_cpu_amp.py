@@ -4,6 +4,7 @@ The real detection decides the first test (skipped on a CPU without native bf16)
 set the detection both ways (util.device.cpu_native_bf16) so that each path runs everywhere.
 """
 import contextlib
+import copy
 import io
 
 import numpy as np
@@ -133,7 +134,6 @@ def test_cpu_bf16_runs_in_channels_last_and_fp32_keeps_the_layout(native, net, c
 def test_weights_stored_in_bf16_give_what_autocast_gives(net, monkeypatch):
     """prepare_for_amp's bf16 weights are what autocast casts the fp32 ones to at each call:
     the probabilities are bitwise those of the channels-last fp32-weight network."""
-    import copy
     set_native_bf16(monkeypatch, True)
     cast_each_call = copy.deepcopy(net).to(memory_format=torch.channels_last)
     stored = inference_core.prepare_for_amp(copy.deepcopy(net), 'cpu', True)

@@ -6,7 +6,7 @@
 Segments the DAVIS 2017 videos (val by default; --videos: only the first N of the image set)
 with InferenceCore twice per video in one process, in fp32 and with AMP (the eval scripts'
 --amp: autocast in bf16 where the GPU supports it, else fp16; on a CPU bf16 where it computes
-bf16 natively), the order alternating from video to video, and reports per way: FPS (frames /
+bf16 natively; each way's model loaded as the eval scripts load it), the order alternating from video to video, and reports per way: FPS (frames /
 processing seconds, IO excluded, as the eval scripts print it), J&F-Mean against the
 annotations (util.evaluate, on the written PNGs), and the share of pixels whose mask differs
 between the two ways, with where they lie: within EDGE_PX pixels of an object edge (in either
@@ -97,7 +97,8 @@ def parse_args(argv):
 
 
 def segment_all(nets, dataset, out, device, top_k, mem_every):
-    """Both ways (nets: {way: network}) over every video -> {way: {'frames', 'seconds'}}, {'pixels', 'differ'}."""
+    """Both ways (nets: {way: network}) over every video -> {way: {'frames', 'seconds'}},
+    {'pixels', 'differ', ...: where_differ's counts summed}."""
     stats = {w: {'frames': 0, 'seconds': 0.0} for w in WAYS}
     agree = {'pixels': 0, 'differ': 0, 'at_edge': 0, 'objects': 0, 'objects_whole': 0,
              'whole_pixels': 0}

@@ -25,9 +25,9 @@ Everything else is `model.model.STCNModel.do_pass`.
 import torch
 import torch.nn.functional as F
 
+from dataset.data_mode import BASE
 from model.aggregate import aggregate
 from model.memory import get_affinity
-from dataset.data_mode import BASE
 from model.model import STCNModel, triplet_forward
 from scripts.bench.common import NoTimer
 from util.tensor_util import pad_divide_by, unpad
