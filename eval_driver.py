@@ -18,8 +18,10 @@ import argparse
 import os
 import zipfile
 
+import torch
+
 from inference_core import amp_note, load_model, run_dataset
-from util.device import pick_device
+from util.device import CUDA_AMP_DTYPES, pick_device
 from util.errors import UserError
 from util.io import atomic_write, complete_pngs, ensure_writable_dir
 from util.outputs import OutputLock, check_apart, note_removed, remove_temporaries
@@ -36,8 +38,10 @@ def parser(description, mem_every=5, mem_every_help='a frame enters memory every
     p.add_argument('--output', required=True, help='output folder')
     p.add_argument('--top', type=int, default=20, help='top-k memory entries per pixel')
     p.add_argument('--amp', action='store_true',
-                   help='mixed precision: autocast on CUDA (bf16 or fp16), bf16 on a CPU '
-                        'with native bf16 (avx512_bf16 / amx_bf16), else fp32')
+                   help='mixed precision: autocast on CUDA (fp16, or --amp_dtype), bf16 on a '
+                        'CPU with native bf16 (avx512_bf16 / amx_bf16), else fp32')
+    p.add_argument('--amp_dtype', choices=sorted(CUDA_AMP_DTYPES), default='fp16',
+                   help='the autocast dtype of --amp on CUDA (default fp16, as the originals)')
     p.add_argument('--mem_every', type=int, default=mem_every, help=mem_every_help)
     p.add_argument('--include_last', action='store_true',
                    help='keep the previous frame as a temporary memory entry')
@@ -92,16 +96,25 @@ def run(args, dataset, out_dir, mem_style, runner=None, shard=None, zip_path=Non
         videos = videos[i::n]
         print(f'--shard {i}/{n}: {len(videos)} videos')
     device = pick_device(args.device)
+    if args.amp and args.amp_dtype == 'bf16' and device.type == 'cuda' and \
+            not torch.cuda.is_bf16_supported():
+        raise UserError('--amp_dtype bf16: this GPU does not compute bf16; use fp16 (the '
+                        'default)')
     note = amp_note(device, args.amp)
     if note:
         print(note)
-    net = load_model(args.model, device, args.amp)
+    net = load_model(args.model, device, inference_amp(args))
     out_dir = ensure_writable_dir(out_dir, OUTPUT, keep=shard is not None)  # shards probe at once
     stats = run_videos(net, dataset, videos, out_dir, args, device, mem_style,
                        runner or run_dataset, shard)
     if zip_path:
         stats['zip'] = zip_outputs(args.output, out_dir, zip_path)
     return stats
+
+
+def inference_amp(args):
+    """--amp as inference_core takes it: False, or the --amp_dtype name."""
+    return args.amp and args.amp_dtype
 
 
 def complete(dataset, out_dir, name):
@@ -127,7 +140,7 @@ def run_videos(net, dataset, videos, out_dir, args, device, mem_style, runner, s
                     'written': 0, 'skipped': len(videos)}
         stats = runner(net, dataset, out_dir, videos=todo, top_k=args.top,
                        mem_every=args.mem_every, include_last=args.include_last,
-                       mem_style=mem_style, device=device, amp=args.amp,
+                       mem_style=mem_style, device=device, amp=inference_amp(args),
                        exact_readout=args.exact_readout)
     stats['skipped'] = len(videos) - len(todo)
     return stats

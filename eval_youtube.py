@@ -1,10 +1,12 @@
 """YouTube-VOS inference, and the intermediate inference of two-shot phase 2.
 
-Benchmark mode (YouTube-VOS valid/test):
+Benchmark mode (YouTube-VOS valid/test), STCN's protocol:
     python eval_youtube.py --model ckpts/stcn.pth --yv_path ../YouTube --output out/yv \
         [--split valid] [--output_all] [--res 480] [--zip] [--top 20] [--mem_every 5] ...
-  Objects start where they are first labeled; only the frames listed in meta.json are
-  written (every frame with --output_all, from all_frames/<split>_all_frames).
+  Every frame of <yv_path>/all_frames/<split>_all_frames/JPEGImages/<video>/ is segmented,
+  with the labels of <split>/Annotations (objects start where they are first labeled); only
+  the frames listed in <split>/meta.json are written (every frame with --output_all), from the
+  first label on. --sparse_input segments only <split>/JPEGImages (every 5th frame).
 
 Intermediate inference (any of --data_file, --reverse, --only_sec_gt, --davis):
     python eval_youtube.py --model phase1.pth --output out/left [--reverse] [--only_sec_gt]
@@ -36,7 +38,7 @@ Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted
 import eval_driver
 from dataset.test_datasets import YouTubeVOSTestDataset
 from phase2 import intermediate
-from util.errors import run_main
+from util.errors import UserError, run_main
 
 
 def build_parser():
@@ -47,7 +49,10 @@ def build_parser():
     p.add_argument('--yv_path', default='../YouTube', help='YouTube-VOS root')
     p.add_argument('--split', default='valid')
     p.add_argument('--output_all', action='store_true',
-                   help='write every frame (all_frames/<split>_all_frames), not only meta.json')
+                   help='write every frame, not only those meta.json lists')
+    p.add_argument('--sparse_input', action='store_true',
+                   help='segment only the frames of <split>/JPEGImages (every 5th), not every '
+                        'frame of all_frames/<split>_all_frames')
     p.add_argument('--res', type=int, default=480,
                    help='shorter side used for inference (-1: as stored)')
     p.add_argument('--zip', action='store_true', help='pack <output>/Annotations into '
@@ -64,8 +69,11 @@ def main(argv=None):
         args.mem_every = 1 if mode != intermediate.BENCHMARK and not args.davis else 5
     eval_driver.check_flags(args)
     intermediate.check_flags(args, mode)
+    if args.sparse_input and mode != intermediate.BENCHMARK:
+        raise UserError('--sparse_input applies to YouTube-VOS valid/test only')
     if mode == intermediate.BENCHMARK:
-        dataset = YouTubeVOSTestDataset(args.yv_path, args.split, args.output_all, args.res)
+        dataset = YouTubeVOSTestDataset(args.yv_path, args.split, args.output_all, args.res,
+                                        sparse_input=args.sparse_input)
     else:
         dataset = intermediate.build_dataset(args, mode)
     return intermediate.run(args, mode, dataset)

@@ -33,15 +33,16 @@ from util.tensor_util import argmax_classes, pad_divide_by, unpad
 MEM_STYLES = ('davis', 'youtube')
 
 
-def amp_dtype(device):
-    """The autocast dtype of --amp on `device` (util.device.inference_amp_dtype): bf16 or fp16
-    on CUDA, bf16 on a CPU that computes it natively; None where AMP does not apply."""
-    return inference_amp_dtype(device)
+def amp_dtype(device, amp=True):
+    """The autocast dtype of --amp on `device` (util.device.inference_amp_dtype): on CUDA fp16,
+    or bf16 when amp is 'bf16' (--amp_dtype); bf16 on a CPU that computes it natively; None
+    where AMP does not apply. amp: True or an --amp_dtype name ('fp16', 'bf16')."""
+    return inference_amp_dtype(device, 'bf16' if amp == 'bf16' else 'fp16')
 
 
 def amp_context(device, amp):
     """torch.autocast for --amp where it applies, else a no-op context."""
-    dtype = amp_dtype(device) if amp else None
+    dtype = amp_dtype(device, amp) if amp else None
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
@@ -53,7 +54,7 @@ def amp_note(device, amp):
     device = torch.device(device)
     if not amp or device.type == 'cuda':
         return None
-    if amp_dtype(device) is not None:
+    if amp_dtype(device, amp) is not None:
         return f'note: --amp: bf16 autocast on this CPU (native bf16: {cpu_bf16_flag()})'
     if device.type == 'cpu':
         return ('note: --amp: this CPU has no native bf16 (no avx512_bf16 / amx_bf16 flag), '
@@ -65,7 +66,7 @@ def amp_memory_format(device, amp):
     """The tensor layout of the network's weights and input frames: channels-last under CPU
     bf16 autocast (oneDNN's bf16 convolutions run ~x1.3 faster in it than on NCHW, where
     fp32 gains <= 2 %), else the default contiguous layout."""
-    if amp and torch.device(device).type == 'cpu' and amp_dtype(device) is not None:
+    if amp and torch.device(device).type == 'cpu' and amp_dtype(device, amp) is not None:
         return torch.channels_last
     return torch.contiguous_format
 
@@ -79,7 +80,7 @@ def prepare_for_amp(net, device, amp):
     layout = amp_memory_format(device, amp)
     if layout == torch.channels_last:
         net.to(memory_format=layout)
-        dtype = amp_dtype(device)
+        dtype = amp_dtype(device, amp)
         for m in net.modules():
             if isinstance(m, torch.nn.Conv2d) and m is not net.decoder.pred:
                 m.to(dtype)
@@ -90,7 +91,7 @@ def memory_dtype(device, amp):
     """The memory bank's dtype: the AMP dtype on CUDA (bandwidth), else fp32 (on a CPU the
     readout is a small part of a frame, and fp32 keys and values keep it exact)."""
     if amp and torch.device(device).type == 'cuda':
-        return amp_dtype(device)
+        return amp_dtype(device, amp)
     return torch.float32
 
 
@@ -162,8 +163,9 @@ class InferenceCore:
     net: model.eval_network.STCN (eval mode). images: normalised [1, T, 3, H, W] (or
     [T, 3, H, W]) in processing order, kept where they are (CPU is fine) and moved one frame
     at a time. num_objects: K. req_frames: processing indices that must be segmented (others
-    may be skipped when not needed for memory); None = all. Probabilities are kept per frame
-    at the padded resolution ([K+1, 1, Hp, Wp], fp16 on CUDA, fp32 on CPU).
+    may be skipped when not needed for memory); None = all. amp: False, True or an --amp_dtype
+    name (amp_dtype). Probabilities are kept per frame at the padded resolution
+    ([K+1, 1, Hp, Wp], fp16 on CUDA, fp32 on CPU).
 
     The readout gathers the top-k memory values per query position (model.memory.topk_readout);
     it equals the original dense readout up to float rounding (~1e-7), which can flip a
@@ -192,7 +194,7 @@ class InferenceCore:
         self.top_k, self.mem_every = top_k, mem_every
         self.include_last, self.mem_style = include_last, mem_style
         self.req_frames = None if req_frames is None else set(int(i) for i in req_frames)
-        self.amp = amp and amp_dtype(self.device) is not None
+        self.amp = amp if amp and amp_dtype(self.device, amp) is not None else False
         if not self.amp and next(net.parameters()).dtype != torch.float32:
             raise ValueError('the network was prepared for --amp (prepare_for_amp): run it '
                              'with amp=True, or load it without --amp')

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
+import torch.nn.functional as F
 
 from dataset.range_transform import im_normalization
 from util.errors import UserError
@@ -72,12 +72,20 @@ def working_size(h, w, res):
     return int(res * h / w), res
 
 
+def resize_frame(frame, size):
+    """STCN's resize of a normalised frame: float [3, H, W] -> [3, h, w], bicubic on the
+    tensor (align_corners=False, no antialiasing: torchvision's tensor Resize of the paper's
+    version; docs/method.md, "Inference")."""
+    return F.interpolate(frame[None], size=tuple(size), mode='bicubic', align_corners=False,
+                         antialias=False)[0]
+
+
 def load_frames(folder, names, res=-1, headers_only=False):
     """Read frames -> (normalised float [T, 3, H', W'], stored size (H, W)).
 
-    All frames must share one size. res > 0: shorter side resized to res, bicubic.
-    headers_only: read only the sizes; the frames tensor is then a 'meta' tensor (a shape
-    without data), for checking a video without decoding it.
+    All frames must share one size. res > 0: shorter side resized to res after the
+    normalisation (resize_frame). headers_only: read only the sizes; the frames tensor is then
+    a 'meta' tensor (a shape without data), for checking a video without decoding it.
     """
     if headers_only:
         size = check_frame_sizes(folder, names)
@@ -93,14 +101,14 @@ def load_frames(folder, names, res=-1, headers_only=False):
         elif img.shape[:2] != size:
             raise UserError(f'{path}: frame size {img.shape[1]}x{img.shape[0]} differs from the '
                             f'first frame of the video ({size[1]}x{size[0]})')
-        if (h, w) != tuple(size):
-            img = np.asarray(Image.fromarray(img).resize((w, h), Image.BICUBIC))
-        out[i] = torch.from_numpy(img.copy()).permute(2, 0, 1).float().div_(255)
-    return im_normalization(out), tuple(int(s) for s in size)
+        frame = im_normalization(torch.from_numpy(img.copy()).permute(2, 0, 1).float().div_(255))
+        out[i] = frame if (h, w) == tuple(size) else resize_frame(frame, (h, w))
+    return out, tuple(int(s) for s in size)
 
 
 def load_mask(path, size, work_size, binarize=False, void=None):
-    """Read a label mask of a frame of `size` -> uint8 [H', W'] at the working size."""
+    """Read a label mask of a frame of `size` -> uint8 [H', W'] at the working size (nearest
+    on the tensor, as STCN resizes its one-hot labels)."""
     mask = read_mask(path)
     if mask.shape != tuple(size):
         raise UserError(f'{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from its '
@@ -110,8 +118,9 @@ def load_mask(path, size, work_size, binarize=False, void=None):
     if binarize:
         mask = (mask > 0).astype(np.uint8)
     if tuple(work_size) != tuple(size):
-        mask = np.asarray(Image.fromarray(mask).resize((work_size[1], work_size[0]),
-                                                       Image.NEAREST))
+        m = torch.from_numpy(np.array(mask, dtype=np.float32))[None, None]
+        mask = F.interpolate(m, size=tuple(work_size), mode='nearest')[0, 0].to(
+            torch.uint8).numpy()
     return mask
 
 
@@ -303,23 +312,26 @@ class DAVISTestDataset(EvalDataset):
 # ---------------------------------------------------------------------- YouTube-VOS
 
 class YouTubeVOSTestDataset(EvalDataset):
-    """YouTube-VOS valid/test: labels where objects first appear, outputs for meta.json frames.
-
-    <yv_path>/<split>/{JPEGImages,Annotations}/<video>/, <yv_path>/<split>/meta.json;
-    output_all: frames from <yv_path>/all_frames/<split>_all_frames/JPEGImages/<video>/ and
-    every frame from the first label on is output. res: shorter side (-1: as stored).
+    """YouTube-VOS valid/test, STCN's protocol: every frame of
+    <yv_path>/all_frames/<split>_all_frames/JPEGImages/<video>/ is segmented, with the labels of
+    <yv_path>/<split>/Annotations/<video>/ (where objects first appear); the frames listed in
+    <yv_path>/<split>/meta.json are output (every frame with output_all), from the first label
+    on. sparse_input: segment only the frames of <yv_path>/<split>/JPEGImages (every 5th).
+    res: shorter side (-1: as stored).
     """
 
-    def __init__(self, yv_path, split='valid', output_all=False, res=480):
+    def __init__(self, yv_path, split='valid', output_all=False, res=480, sparse_input=False):
         require_dir(os.path.join(yv_path, split), 'YouTube-VOS split folder')
         frames, masks = youtube_dirs(yv_path, split)
         self.res, self.output_all = res, output_all
         self.mask_dir = require_dir(masks, 'YouTube-VOS annotation folder')
-        if output_all:
-            self.image_dir = require_dir(youtube_all_frames(yv_path, split),
-                                         'YouTube-VOS all-frames folder (needed by --output_all)')
+        if sparse_input:
+            self.image_dir = require_dir(frames, 'YouTube-VOS frame folder (--sparse_input)')
         else:
-            self.image_dir = require_dir(frames, 'YouTube-VOS frame folder')
+            self.image_dir = require_dir(youtube_all_frames(yv_path, split),
+                                         'YouTube-VOS all-frames folder (every frame of the '
+                                         'videos; --sparse_input segments '
+                                         f'{frames} instead)')
         self.meta_path = youtube_meta(yv_path, split)
         meta = read_json(self.meta_path, 'meta.json')
         if not isinstance(meta, dict) or not isinstance(meta.get('videos'), dict):

@@ -27,7 +27,7 @@ def record_dtypes(module):
 @pytest.fixture
 def cpu_amp(monkeypatch):
     """The CUDA rules on the CPU: a bf16 memory bank, autocast with a gradient scaler."""
-    monkeypatch.setattr(inference_core, 'amp_dtype', lambda device: torch.bfloat16)
+    monkeypatch.setattr(inference_core, 'amp_dtype', lambda device, amp=True: torch.bfloat16)
     monkeypatch.setattr(trainer, 'training_amp', lambda device, cpu_bf16=False:
                         (torch.bfloat16, True))
     monkeypatch.setattr(inference_core, 'memory_dtype',

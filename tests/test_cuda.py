@@ -35,19 +35,18 @@ def video_and_labels(h=240, w=432, t=8):
 
 
 @pytest.mark.parametrize('dtype', DTYPES, ids=['fp16', 'bf16'])
-def test_amp_inference(cuda_net, dtype, monkeypatch):
+def test_amp_inference(cuda_net, dtype):
     if dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
         pytest.skip('this GPU has no bf16')
     images, labels = video_and_labels()
     fp32 = inference_core.InferenceCore(cuda_net, images, 2, mem_every=3, device='cuda')
     fp32.interact(labels, 0, images.shape[0])
-    monkeypatch.setattr(inference_core, 'amp_dtype', lambda device: dtype)
     seen = []
     handles = [m.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
                for m in cuda_net.modules() if isinstance(m, nn.Conv2d)]
     try:
         core = inference_core.InferenceCore(cuda_net, images, 2, mem_every=3, device='cuda',
-                                            amp=True)
+                                            amp='bf16' if dtype == torch.bfloat16 else True)
         core.interact(labels, 0, images.shape[0])
     finally:
         for h in handles:

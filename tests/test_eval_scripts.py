@@ -313,7 +313,7 @@ def test_eval_generic(tmp_path, ckpt):
     write_mask(str(ann / 'f2.png'), np.where(masks[2] == 9, 9, 0), pal)
     out = tmp_path / 'gen'
     eval_generic.main(['--model', ckpt, '--data_path', str(tmp_path / 'data'),
-                       '--output', str(out)])
+                       '--output', str(out), '--res', '-1', '--amp_off'])
     assert png_files(out / 'clip') == names
     for i, n in enumerate(names):
         img = Image.open(out / 'clip' / (n + '.png'))
@@ -343,7 +343,8 @@ def test_exact_readout_flag_reaches_the_core(tmp_path, ckpt, monkeypatch, script
         frames, masks = make_scene(4, TWO)
         write_frames(str(tmp_path / 'data' / 'JPEGImages' / 'clip'), list('abcd'), frames)
         write_mask(str(tmp_path / 'data' / 'Annotations' / 'clip' / 'a.png'), masks[0])
-        main, args = eval_generic.main, ['--data_path', str(tmp_path / 'data')]
+        main, args = eval_generic.main, ['--data_path', str(tmp_path / 'data'), '--res', '-1',
+                                         '--amp_off']
     outs = []
     for flags in ([], ['--exact_readout']):
         calls.clear()

@@ -110,7 +110,8 @@ def eval_outputs(root):
     eval_youtube.main(m + ['--yv_path', y['root'], '--output', out('yv'), '--res', '-1'])
     eval_youtube.main(m + ['--yv_path', y['root'], '--output', out('yv_all'), '--res', '32',
                            '--output_all', '--mem_every', '2'])
-    eval_generic.main(m + ['--data_path', y['valid'], '--output', out('generic')])
+    eval_generic.main(m + ['--data_path', y['valid'], '--output', out('generic'), '--res', '-1',
+                           '--amp_off'])
     passes = {'left': [], 'leftsecgt': ['--only_sec_gt'], 'right': ['--reverse'],
               'rightsecgt': ['--reverse', '--only_sec_gt']}
     yv_pass = m + ['--yv_path', y['root'], '--res', '-1', '--data_file', y['sparse']]

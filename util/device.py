@@ -58,12 +58,17 @@ def cpu_native_bf16():
     return cpu_bf16_flag() is not None and torch.backends.mkldnn.is_available()
 
 
-def inference_amp_dtype(device):
-    """The autocast dtype of --amp at inference: on CUDA bf16 where the GPU supports it, else
-    fp16; on a CPU bf16 where it computes bf16 natively; None where AMP does not apply."""
+# --amp_dtype: the autocast dtype of --amp at inference on CUDA
+CUDA_AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+def inference_amp_dtype(device, cuda_dtype='fp16'):
+    """The autocast dtype of --amp at inference: on CUDA `cuda_dtype` (--amp_dtype; fp16 by
+    default, as both originals); on a CPU bf16 where it computes bf16 natively; None where AMP
+    does not apply."""
     device = torch.device(device)
     if device.type == 'cuda':
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return CUDA_AMP_DTYPES[cuda_dtype]
     if device.type == 'cpu' and cpu_native_bf16():
         return torch.bfloat16
     return None

@@ -135,7 +135,7 @@ def main(argv=None):
         if args.processes:
             raise UserError('--processes times eval_davis.py --amp as it runs: not with '
                             '--cpu_bf16')
-        inference_core.amp_dtype = lambda dev: torch.bfloat16
+        inference_core.amp_dtype = lambda dev, amp=True: torch.bfloat16
     try:
         return measure(args, device)
     finally:
