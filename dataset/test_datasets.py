@@ -30,9 +30,9 @@ from dataset.range_transform import im_normalization
 from util.errors import UserError
 from util.io import (check_frame_sizes, get_palette, read_frame, read_json, read_list, read_mask,
                      require_dir)
-from util.layout import (davis_dirs, davis_imageset, davis_part, generic_dirs, list_frames,
-                         list_masks, sort_frames, stem, youtube_all_frames, youtube_dirs,
-                         youtube_meta)
+from util.layout import (davis_2017_dir, davis_dirs, davis_imageset, davis_part, davis_trainval,
+                         generic_dirs, list_frames, list_masks, sort_frames, stem,
+                         youtube_all_frames, youtube_dirs, youtube_meta)
 
 DAVIS_VOID = 255
 
@@ -257,8 +257,9 @@ class DAVISTestDataset(EvalDataset):
 
     2017: <davis_path>/2017/{trainval,test-dev}/{JPEGImages,Annotations}/480p/<video>/,
           ImageSets/2017/{val,test-dev}.txt  (<davis_path> may also be the 2017 folder itself)
-    2016: <davis_path>/2016/{JPEGImages,Annotations}/480p/<video>/, ImageSets/2016/val.txt;
-          single object: every id > 0 becomes 1.
+    2016: <davis_path>/2016/{JPEGImages,Annotations}/480p/<video>/, ImageSets/2016/val.txt,
+          else the list DAVIS 2017 trainval ships, <DAVIS>/2017/trainval/ImageSets/2016/val.txt
+          (the one STCN reads); single object: every id > 0 becomes 1.
     """
 
     def __init__(self, davis_path, year=2017, split='val'):
@@ -279,6 +280,10 @@ class DAVISTestDataset(EvalDataset):
         self.image_dir, mask_dir = davis_dirs(root)
         self.mask_dir = require_dir(mask_dir, 'DAVIS annotation folder')
         self.imageset = davis_imageset(root, year, set_name)
+        if year == 2016 and not os.path.isfile(self.imageset):
+            shipped = davis_imageset(davis_trainval(davis_2017_dir(os.path.dirname(root))),
+                                     2016, set_name)
+            self.imageset = shipped if os.path.isfile(shipped) else self.imageset
         self.videos = read_list(self.imageset, 'image-set file', folder=self.image_dir)
         self.inputs = [('frame folder', self.image_dir), ('annotation folder', self.mask_dir),
                        ('image-set file', self.imageset)]

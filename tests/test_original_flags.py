@@ -130,3 +130,19 @@ def test_amp_on_a_cpu_without_native_bf16(monkeypatch):
     monkeypatch.setattr(util.device, 'cpu_native_bf16', lambda: False)
     assert inference_core.amp_dtype('cpu', 'fp16') is None
     assert 'running in fp32' in inference_core.amp_note('cpu', 'fp16')
+
+
+def test_davis_2016_with_stcns_paths(tmp_path, captured):
+    """eval_davis_2016.py --davis_path ../DAVIS/2016 (STCN's default) on the downloads as they
+    come: the 2016 archive has no ImageSets/2016/val.txt, the 2017 trainval one ships it."""
+    davis = tmp_path / 'DAVIS'
+    tv = davis_tree(str(davis), videos=('v16', 'v17'), t=2)
+    os.makedirs(davis / '2016')
+    for part in ('JPEGImages', 'Annotations'):               # the 2017 frames become 2016's
+        os.rename(os.path.join(tv, part), davis / '2016' / part)
+    os.makedirs(os.path.join(tv, 'ImageSets', '2016'))
+    with open(os.path.join(tv, 'ImageSets', '2016', 'val.txt'), 'w') as f:
+        f.write('v16\n')
+    for path in (davis / '2016', davis):
+        eval_davis_2016.main(['--davis_path', str(path), '--output', str(tmp_path / 'o')])
+        assert captured['dataset'].videos == ['v16']
