@@ -20,6 +20,7 @@ import eval_youtube
 from dataset.test_datasets import load_frames, load_mask, resize_frame, working_size
 from helpers import make_scene, write_frames
 from inference_core import InferenceCore
+from util.errors import UserError
 from util.io import read_mask, write_mask
 from util.synthetic_data import generate
 
@@ -214,3 +215,9 @@ def test_the_files_written(tmp_path, sharp_ckpt, flags, written, segmented):
                                '--res', '-1', '--device', 'cpu'] + flags)
     assert png_tree(out) == [f'Annotations/v/{i:05d}.png' for i in written]
     assert stats['frames'] == segmented
+
+
+def test_sparse_input_is_for_the_benchmark(tmp_path):
+    with pytest.raises(UserError, match='--sparse_input applies to YouTube-VOS valid/test'):
+        eval_youtube.main(['--yv_path', str(tmp_path), '--output', str(tmp_path / 'o'),
+                           '--sparse_input', '--reverse'])
