@@ -21,7 +21,8 @@ from pathlib import Path
 
 from util.errors import UserError
 from util.io import CurrentStderr, ensure_writable_dir, publish_folder
-from util.layout import list_frames, list_masks, sort_frames, sparse_label_frames, stem
+from util.layout import (list_frames, list_masks, list_videos, sort_frames, sparse_label_frames,
+                          stem)
 from util.outputs import OutputLock, check_apart
 
 PASS_NAMES = ('left', 'leftsecgt', 'right', 'rightsecgt')
@@ -158,8 +159,7 @@ def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, vide
     check_apart([('output folder (--out)', out)],
                 [('sparse label folder', gt_dir), ('frames folder', frames_dir)]
                 + [(f'{name} pass folder', d) for name, d in pass_dirs.items()])
-    all_videos = sorted(p.name for p in gt_dir.iterdir()
-                        if p.is_dir() and not p.name.startswith('.'))
+    all_videos = list_videos(str(gt_dir))
     if videos:
         unknown = [v for v in videos if v not in all_videos]
         if unknown:
