@@ -140,7 +140,7 @@ def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
             wanted.append(png)
             jobs.setdefault(v, []).append(src)
         dst_dir = os.path.join(out_dir, v)
-        if os.path.isdir(dst_dir):
+        if os.path.isdir(dst_dir) and not os.path.islink(dst_dir):   # a link is replaced
             extra = sorted(f for f in os.listdir(dst_dir)
                            if f.lower().endswith('.png') and f not in wanted)
             if extra:
