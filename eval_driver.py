@@ -12,7 +12,10 @@ An eval script is its own flags, a test dataset (dataset/test_datasets.py) and a
 `run` checks the outputs lie apart from the inputs, picks the device, loads the model and
 segments the videos to do: every video of the dataset (with --shard one in N), less, with
 --resume, those whose outputs (`dataset.output_frames`) are all present and readable. The
-videos to do are checked before the first output is written.
+videos to do are checked before the first output is written. The settings that shape the
+outputs (OUTPUT_FLAGS, the model's digest) are recorded in <out_dir>/.settings.json; a
+--resume with other ones is refused. An output entry that is a symbolic link is refused, never
+written through.
 """
 import argparse
 import os
@@ -24,9 +27,15 @@ from inference_core import amp_note, load_model, run_dataset
 from util.device import CUDA_AMP_DTYPES, pick_device
 from util.errors import UserError
 from util.io import atomic_write, complete_pngs, ensure_writable_dir
-from util.outputs import OutputLock, check_apart, note_removed, remove_temporaries
+from util.outputs import (OutputLock, check_apart, check_file_output, check_folder_output,
+                          check_settings, file_digest, forget_settings, note_removed,
+                          record_settings, refuse_links, remove_temporaries)
 
 OUTPUT = 'output folder (--output)'
+# the flags that shape the outputs: a --resume with other values is refused (with the model)
+OUTPUT_FLAGS = ('top', 'mem_every', 'include_last', 'exact_readout', 'amp', 'amp_dtype', 'res',
+                'output_all', 'sparse_input', 'split', 'year', 'reverse', 'only_sec_gt', 'davis',
+                'bank')
 
 
 def parser(description, mem_every=5, mem_every_help='a frame enters memory every this many '
@@ -85,7 +94,11 @@ def run(args, dataset, out_dir, mem_style, runner=None, shard=None, zip_path=Non
     shard: (I, N) of --shard. zip_path: also pack --output's files into this zip (--zip).
     Returns the runner's stats plus 'skipped' (videos --resume found complete) and 'zip'.
     """
-    check_apart([(OUTPUT, args.output), ('zip file (--zip)', zip_path)], dataset.inputs)
+    check_folder_output(out_dir, OUTPUT)
+    check_file_output(zip_path, 'zip file (--zip)', dataset.inputs)
+    check_apart([(OUTPUT, args.output), (OUTPUT, out_dir)], dataset.inputs)
+    if os.path.normpath(out_dir) != os.path.normpath(args.output):
+        refuse_links(args.output, [os.path.relpath(out_dir, args.output)], OUTPUT)
     videos = list(dataset.videos)
     if shard:
         if zip_path:
@@ -117,6 +130,14 @@ def inference_amp(args):
     return args.amp and args.amp_dtype
 
 
+def output_settings(args):
+    """{flag: value} of the settings that shape the outputs, the model by its digest."""
+    settings = {f'--{k}': getattr(args, k) for k in OUTPUT_FLAGS if hasattr(args, k)}
+    model = str(args.model)
+    settings['--model (sha256)'] = file_digest(model) if os.path.isfile(model) else model
+    return settings
+
+
 def complete(dataset, out_dir, name):
     """Whether every output PNG of video `name` is present and decodes (--resume)."""
     stems = dataset.output_frames(name)
@@ -127,7 +148,10 @@ def run_videos(net, dataset, videos, out_dir, args, device, mem_style, runner, s
     """runner over `videos`, less, with --resume, the complete ones; the runner's stats plus
     'skipped'."""
     todo = videos
+    refuse_links(out_dir, videos, OUTPUT)
+    settings = output_settings(args)
     if args.resume:
+        check_settings(out_dir, settings)
         todo = [v for v in videos if not complete(dataset, out_dir, v)]
         print(f'--resume: {len(videos) - len(todo)} of {len(videos)} videos already complete, '
               f'{len(todo)} to do')
@@ -135,13 +159,17 @@ def run_videos(net, dataset, videos, out_dir, args, device, mem_style, runner, s
     with OutputLock(out_dir, OUTPUT, shard=shard):
         if args.resume and shard is None:      # shards may be writing theirs right now
             note_removed(remove_temporaries(out_dir, depth=1), out_dir)
+        record_settings(out_dir, settings)
         if not todo:
             return {'videos': 0, 'frames': 0, 'seconds': 0.0, 'fps': float('nan'),
                     'written': 0, 'skipped': len(videos)}
-        stats = runner(net, dataset, out_dir, videos=todo, top_k=args.top,
-                       mem_every=args.mem_every, include_last=args.include_last,
-                       mem_style=mem_style, device=device, amp=inference_amp(args),
-                       exact_readout=args.exact_readout)
+        try:
+            stats = runner(net, dataset, out_dir, videos=todo, top_k=args.top,
+                           mem_every=args.mem_every, include_last=args.include_last,
+                           mem_style=mem_style, device=device, amp=inference_amp(args),
+                           exact_readout=args.exact_readout)
+        finally:
+            forget_settings(out_dir)             # unless some output was written
     stats['skipped'] = len(videos) - len(todo)
     return stats
 

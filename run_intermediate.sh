@@ -79,6 +79,14 @@ pass_flags() {
     esac
 }
 
+for step in "${STEPS[@]}"; do             # every step known before the first one runs
+    case "$step" in left|leftsecgt|right|rightsecgt|bank|merge) ;;
+        *) echo "unknown step '$step' (left, leftsecgt, right, rightsecgt, merge or bank)" >&2
+           exit 2 ;; esac
+    [ "$step" = merge ] || [ -n "$MODEL" ] || {
+        echo "no phase-1 model found: set MODEL=path/to/phase1.pth" >&2; exit 2; }
+done
+
 for step in "${STEPS[@]}"; do
     if [ "$step" = merge ]; then
         cmd=("$PYTHON" phase2_scripts/merge_left_right.py --gt_dir "$SPARSE"
@@ -86,9 +94,6 @@ for step in "${STEPS[@]}"; do
              --right "$OUT_ROOT/phase1_right_$SUFFIX" --rightsecgt "$OUT_ROOT/phase1_rightsecgt_$SUFFIX"
              --out "$OUT_ROOT/phase1_merge_$SUFFIX" --frames_dir "$FRAMES")
     else
-        case "$step" in left|leftsecgt|right|rightsecgt|bank) ;;
-            *) echo "unknown step '$step'" >&2; exit 2 ;; esac
-        [ -n "$MODEL" ] || { echo "no phase-1 model found: set MODEL=path/to/phase1.pth" >&2; exit 2; }
         if [ "$step" = bank ]; then
             script=eval_youtube.py
             target=(--bank --output "$OUT_ROOT/phase1_merge_$SUFFIX")

@@ -83,14 +83,10 @@ def main(argv=None):
             if para['load_network']:
                 print_main(dist_info, f'--load_model given: --load_network '
                                       f'{para["load_network"]} is not used')
-            start_it = model.load_model(para['load_model'])
+            start_it = model.load_model(para['load_model'], para['iterations'])
             if dist_info.is_main:
                 remove_stale_saves(os.path.dirname(os.path.abspath(para['load_model'])))
             resume = model.resume_extra
-            if start_it >= para['iterations']:
-                raise UserError(f'{para["load_model"]}: the checkpoint is at iteration '
-                                f'{start_it}, not below --iterations {para["iterations"]}: '
-                                'nothing to train (raise -i)')
         elif para['load_network']:
             model.load_network(para['load_network'])
 

@@ -30,8 +30,9 @@ from dataset.range_transform import im_normalization
 from util.errors import UserError
 from util.io import (check_frame_sizes, get_palette, read_frame, read_json, read_list, read_mask,
                      require_dir)
-from util.layout import (davis_2017_dir, davis_dirs, davis_imageset, davis_part, davis_trainval,
-                         generic_dirs, list_frames, list_masks, sort_frames, stem,
+from util.layout import (check_name, davis_2017_dir, davis_dirs, davis_imageset, davis_part,
+                         davis_trainval, generic_dirs, list_frames, list_masks, list_videos,
+                         sort_frames, stem,
                          youtube_all_frames, youtube_dirs, youtube_meta)
 
 DAVIS_VOID = 255
@@ -349,6 +350,7 @@ class YouTubeVOSTestDataset(EvalDataset):
         self.inputs = [('frame folder', self.image_dir), ('annotation folder', self.mask_dir),
                        ('meta.json', self.meta_path)]
         for v in self.videos:
+            check_name(v, self.meta_path)
             if not os.path.isdir(os.path.join(self.image_dir, v)):
                 raise UserError(f'{self.meta_path}: video {v!r} has no frame folder '
                                 f'{os.path.join(self.image_dir, v)}')
@@ -357,7 +359,8 @@ class YouTubeVOSTestDataset(EvalDataset):
         """Frame names (no extension) listed in meta.json for this video."""
         try:
             objs = self.meta[name]['objects']
-            return set(stem(f) for o in objs.values() for f in o['frames'])
+            return set(stem(check_name(f, self.meta_path, 'frame'))
+                       for o in objs.values() for f in o['frames'])
         except (KeyError, TypeError, AttributeError) as e:
             raise UserError(f'{self.meta_path}: video {name!r}: malformed entry ({e})') from e
 
@@ -403,8 +406,7 @@ class IntermediateDataset(EvalDataset):
         self.reverse, self.only_sec_gt, self.res, self.void = reverse, only_sec_gt, res, void
         if os.path.isdir(labels):
             self.label_files = {}
-            for v in sorted(d for d in os.listdir(labels)
-                            if os.path.isdir(os.path.join(labels, d)) and not d.startswith('.')):
+            for v in list_videos(labels):
                 pngs = list_masks(os.path.join(labels, v))
                 if not pngs:
                     raise UserError(f'{os.path.join(labels, v)}: no labeled PNG for this video')
@@ -504,9 +506,7 @@ class GenericTestDataset(EvalDataset):
         self.image_dir = require_dir(frames, 'frame folder')
         self.mask_dir = require_dir(masks, 'annotation folder')
         self.res = res
-        self.videos = sorted(d for d in os.listdir(self.image_dir)
-                             if os.path.isdir(os.path.join(self.image_dir, d))
-                             and not d.startswith('.'))
+        self.videos = list_videos(self.image_dir)
         if not self.videos:
             raise UserError(f'{self.image_dir}: no video folders')
         self.inputs = [('frame folder', self.image_dir), ('annotation folder', self.mask_dir)]

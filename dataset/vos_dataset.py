@@ -37,15 +37,14 @@ from torch.utils.data import Dataset
 from dataset import augment as A
 from util.errors import UserError
 from util.io import check_frame_sizes, read_frame, read_mask
-from util.layout import check_unique, image_files, stem
+from util.layout import MASK_EXT, check_unique, image_files, list_videos, stem
 
 MAX_TRIALS = 5                 # STCN: resample up to 5 times until a target is visible
 BL_MIN_AREA = 100              # BL30K: an object needs this many pixels in a 384 crop
 
 
 def _list_dirs(root):
-    return sorted(d for d in os.listdir(root)
-                  if not d.startswith('.') and os.path.isdir(os.path.join(root, d)))
+    return list_videos(root)
 
 
 def _list_images(folder):
@@ -225,8 +224,7 @@ class VOSDataset(Dataset):
             if subset is not None and v not in subset:
                 continue
             bank = os.path.join(self.pseudo_root, v)
-            have = {stem(f) for f in os.listdir(bank)
-                    if not f.startswith('.') and f.lower().endswith('.png')}
+            have = {stem(f) for f in image_files(bank, (MASK_EXT,))}
             im_dir = os.path.join(self.im_root, v)
             if not have or not os.path.isdir(im_dir):
                 continue

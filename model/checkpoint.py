@@ -8,7 +8,8 @@ A mismatch ends in one UserError naming the file, the missing/unexpected keys an
 
 Loading never runs code: torch.load with weights_only=True, and the only globals allowed
 beyond torch's own (tensors, numbers, strings, containers) are those a numpy RNG state needs.
-Weights holding NaN or Inf are refused.
+Weights holding NaN or Inf, sparse tensors and integer tensors where the network holds floats
+are refused.
 """
 import pickle
 import re
@@ -59,6 +60,24 @@ def read_checkpoint(path):
     except Exception as e:          # torch raises many types for damaged or foreign files
         raise UserError(f'{path}: cannot read checkpoint: not a PyTorch checkpoint, or damaged '
                         f'({type(e).__name__}: {e})') from e
+
+
+def check_kinds(state, net, source):
+    """UserError naming the first tensor that is sparse (or of another layout) or not a float
+    where the network holds dense floats: loading would fail in the middle, or silently
+    round integers into weights."""
+    for k, v in net.state_dict().items():
+        t = state.get(k)
+        if t is None:
+            continue
+        if t.layout != torch.strided:
+            raise UserError(f'{source}: tensor {k} is {str(t.layout).replace("torch.", "")}, '
+                            'the network needs dense tensors (the checkpoint is not weights '
+                            'this code wrote)')
+        if v.is_floating_point() and not t.is_floating_point():
+            raise UserError(f'{source}: tensor {k} holds {str(t.dtype).replace("torch.", "")} '
+                            'values where the network has floating-point weights (the '
+                            'checkpoint is not weights this code wrote)')
 
 
 def check_finite(state, source):
@@ -123,6 +142,7 @@ def load_network(net, checkpoint, for_training=False):
     obj = read_checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
     state = adapt_value_channels(extract_state_dict(obj, source), net, for_training)
     check_compatible(state, net, source)
+    check_kinds(state, net, source)
     check_finite(state, source)
     net.load_state_dict(state)
     return net

@@ -18,6 +18,7 @@ training forward: the same numbers a separate no_grad forward would give, one fo
 cheaper. The teacher forward runs only when pseudo labels are needed.
 """
 import copy
+import math
 import os
 import time
 from typing import NamedTuple
@@ -38,6 +39,7 @@ from util.distributed import average_over_ranks
 from util.errors import UserError
 from util.io import save_checkpoint
 from util.logger import ScalarAverager
+from util.resume import check_resume
 
 
 # ----------------------------------------------------------------------------- EMA teacher
@@ -147,6 +149,9 @@ def load_stats(data, data_wait):
     return stats
 
 
+LOSS_PATIENCE = 10      # non-finite losses in a row that fp16's gradient scaler may skip
+
+
 class STCNModel:
     """Student (+ teacher), optimiser, scheduler, AMP scaler, logging and checkpoints.
 
@@ -188,6 +193,7 @@ class STCNModel:
         self.saves = 0                         # checkpoints written by this run (train.py)
         self.teacher_forward_calls = 0
         self._last_log = (None, None)          # (time, it) of the previous log point
+        self._bad_steps = 0                    # steps in a row with a non-finite loss
 
     # -- setup
     def wrap(self):
@@ -207,8 +213,10 @@ class STCNModel:
         load_network(self.net, path, for_training=True)
         self.net.eval()
 
-    def load_model(self, path):
+    def load_model(self, path, iterations=None):
         """Resume: network, teacher, optimiser, scheduler, scaler; returns the iteration.
+        iterations: the run's --iterations; with it the checkpoint's iteration, scheduler and
+        optimiser state are checked first (util.resume.check_resume).
 
         What train.py saved beside them (loop position, RNG states) is left in
         self.resume_extra = {'loop': ..., 'rng': ...} (None each for older checkpoints).
@@ -217,6 +225,8 @@ class STCNModel:
         if not isinstance(obj, dict) or 'network' not in obj or 'it' not in obj:
             raise UserError(f'{path}: not a resume checkpoint (*_checkpoint.pth with it, network, '
                             'optimizer, ...); use --load_network for plain weights')
+        if iterations is not None:
+            check_resume(obj, path, self.optimizer.param_groups[0]['params'], iterations)
         load_network(self.net, obj, for_training=True)
         if obj.get('teacher') is not None:
             self.teacher = make_teacher(self.net)
@@ -277,6 +287,7 @@ class STCNModel:
         cls_gt, wanted, frozen = self._targets(x, out, it, mode, stats)    # [B, 3, H, W]
         total, loss_stats = self.losses.compute(out, cls_gt, x.has_second, it)
         stats.update(loss_stats)
+        self._check_loss(loss_stats['loss/total'], it)
         self._step(total, it)
         if self._writes_bank(it, mode):
             # collective (gathers requests): every rank calls it, with or without requests
@@ -343,11 +354,45 @@ class STCNModel:
         self.scheduler.step()
         self._update_teacher(it)
 
+    def _diverged(self, it, why):
+        where = os.path.dirname(self.save_path) if self.save_path else 'training'
+        return UserError(f'{where}: training diverged at iteration {it + 1}: {why}; stopped '
+                         'without saving (the checkpoints written before are kept, all '
+                         'finite); lower --lr or resume from an earlier checkpoint')
+
+    def _check_loss(self, loss, it):
+        """The step's loss (a float the loss computation already fetched): non-finite stops
+        the run before the step spoils the weights. Under fp16 with a gradient scaler, a step
+        with inf/NaN is skipped by the scaler by design: only LOSS_PATIENCE such steps in a row
+        stop it. Distributed ranks see different losses: there the weights decide (checked
+        alike on every rank at the log interval and before saving)."""
+        if math.isfinite(loss):
+            self._bad_steps = 0
+            return
+        self._bad_steps += 1
+        if self.dist.distributed or (self.scaler.is_enabled() and
+                                     self._bad_steps < LOSS_PATIENCE):
+            return
+        raise self._diverged(it, f'the loss is {loss}' + (
+            f' for {self._bad_steps} steps in a row' if self._bad_steps > 1 else ''))
+
+    def check_weights(self, it):
+        """UserError (training diverged) when a student or teacher weight is NaN or Inf; one
+        device sync, at the log interval and before saving."""
+        nets = [('', self.net)] + ([('teacher ', self.teacher)] if self.teacher is not None
+                                   else [])
+        params = [(f'{who}{k}', p) for who, n in nets for k, p in n.named_parameters()]
+        if bool(torch.stack([torch.isfinite(p).all() for _, p in params]).all()):
+            return
+        name = next(k for k, p in params if not bool(torch.isfinite(p).all()))
+        raise self._diverged(it - 1, f'weight {name} holds NaN or Inf')
+
     def _record(self, stats, it, x, out, cls_gt, data):
         """Statistics into the averager (logged every log_every), the image grid."""
         self.averager.add(stats)
         done = it + 1
         if done % self.para['log_every'] == 0:
+            self.check_weights(done)
             self._log(done)
         if self.logger is not None and self.dist.is_main and \
                 done % self.para['image_every'] == 0:
@@ -391,6 +436,7 @@ class STCNModel:
         """Student / teacher weights at `it` (unless weights=False) and the resume checkpoint
         (it, network, teacher, optimizer, scheduler, scaler, + `extra`); main process only.
         Every file is written atomically: a kill during saving leaves the previous one."""
+        self.check_weights(it)             # every rank: the weights are the same on all
         if self.save_path is None or not self.dist.is_main:
             return
         os.makedirs(os.path.dirname(self.save_path), exist_ok=True)

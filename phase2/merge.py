@@ -8,7 +8,8 @@ Per video with labeled frames a < b (positions in the time-sorted frame list):
   a, b                <- the true labels of the sparse label folder
 A video with one labeled frame a: before a <- rightsecgt, after a <- leftsecgt.
 
-Everything is validated before anything is written; each video is written into
+Everything is validated before anything is written (every PNG taken is decoded and checked:
+its video's frame size, the label ids of its sparse labels); each video is written into
 `<out>/.tmp_<video>` and renamed into place, so a killed merge never leaves a half video.
 Output PNGs are byte copies of their sources (palette kept).
 
@@ -19,9 +20,12 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from util.errors import UserError
-from util.io import CurrentStderr, ensure_writable_dir, publish_folder
-from util.layout import list_frames, list_masks, sort_frames, sparse_label_frames, stem
+from util.io import CurrentStderr, ensure_writable_dir, publish_folder, read_mask
+from util.layout import (list_frames, list_masks, list_videos, sort_frames, sparse_label_frames,
+                          stem)
 from util.outputs import OutputLock, check_apart
 
 PASS_NAMES = ('left', 'leftsecgt', 'right', 'rightsecgt')
@@ -125,6 +129,27 @@ def plan_video(video, gt_dir, pass_dirs, frames_dir):
                         f'{root / video / (e.frame + ".png")}') from None
 
 
+def check_plan(video, plan):
+    """Decode every PNG the plan takes: of its video's frame size (its sparse labels'), holding
+    only the label ids of its sparse labels (and 0). UserError naming the first PNG that is
+    not, so that the bank never publishes a truncated, foreign or wrong-size mask."""
+    masks = {path: (src, read_mask(path)) for src, path in sorted(
+        plan.values(), key=lambda sp: sp[0] != 'gt')}                 # the labels first
+    ref, size = next((p, m.shape) for p, (src, m) in masks.items() if src == 'gt')
+    for path, (src, mask) in masks.items():
+        if mask.shape != size:
+            raise UserError(f'{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from the '
+                            f'frames of video {video} ({size[1]}x{size[0]}, as its label {ref}); '
+                            'the bank takes it as is, so nothing was merged')
+    ids = {0} | {int(i) for src, m in masks.values() if src == 'gt' for i in np.unique(m)}
+    for path, (src, mask) in masks.items():
+        extra = sorted(set(np.unique(mask).tolist()) - ids)
+        if extra:
+            raise UserError(f'{path}: label id {extra[0]} is not an object of the sparse labels '
+                            f'of video {video} ({", ".join(map(str, sorted(ids)))}); nothing was '
+                            'merged')
+
+
 def write_video(out, video, plan):
     """Copy one video's planned files into <out>/<video> atomically (util.io.publish_folder:
     neither a kill nor a crash leaves a video folder with truncated PNGs in the bank)."""
@@ -158,8 +183,7 @@ def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, vide
     check_apart([('output folder (--out)', out)],
                 [('sparse label folder', gt_dir), ('frames folder', frames_dir)]
                 + [(f'{name} pass folder', d) for name, d in pass_dirs.items()])
-    all_videos = sorted(p.name for p in gt_dir.iterdir()
-                        if p.is_dir() and not p.name.startswith('.'))
+    all_videos = list_videos(str(gt_dir))
     if videos:
         unknown = [v for v in videos if v not in all_videos]
         if unknown:
@@ -169,6 +193,8 @@ def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, vide
         raise UserError(f'{gt_dir}: no video folders to merge')
 
     plans = {v: plan_video(v, gt_dir, pass_dirs, frames_dir) for v in all_videos}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:     # PIL decodes off the GIL
+        list(pool.map(lambda v: check_plan(v, plans[v]), all_videos))
 
     out = Path(ensure_writable_dir(out, 'output folder (--out)'))
     try:

@@ -78,9 +78,14 @@ def four_passes_and_merge(tmp, ckpt, flags):
     return tmp / 'merged'
 
 
+def videos_in(folder):
+    """The video folders of an output (its hidden settings record and lock left out)."""
+    return sorted(n for n in os.listdir(folder) if not n.startswith('.'))
+
+
 def same_trees(a, b):
-    videos = sorted(os.listdir(a))
-    assert videos == sorted(os.listdir(b))
+    videos = videos_in(a)
+    assert videos == videos_in(b)
     for v in videos:
         files = sorted(os.listdir(os.path.join(a, v)))
         assert files == sorted(os.listdir(os.path.join(b, v))), v
@@ -105,14 +110,14 @@ def test_bank_equals_four_passes_and_merge(tmp_path, ckpt, trees, mode, extra):
     assert stats['full_pass_frames'] == (2 * FRAMES + 2) * len(LABELS)
     # the bank: every frame once, plus each used pass's labeled frame again
     assert stats['frames'] <= (FRAMES + 2) * len(LABELS)
-    assert not [f for f in os.listdir(tmp_path / 'bank') if f.startswith('.')]
+    assert [f for f in os.listdir(tmp_path / 'bank') if f.startswith('.')] == ['.settings.json']
 
 
 def test_bank_resume_redoes_only_missing_videos(tmp_path, ckpt, trees, monkeypatch):
     out = tmp_path / 'bank'
     args = ['--model', ckpt, '--output', str(out), '--bank'] + trees['youtube']
     eval_youtube.main(args)
-    videos = sorted(os.listdir(out))
+    videos = videos_in(out)
     shutil.rmtree(out / videos[1])
     os.remove(out / videos[2] / sorted(os.listdir(out / videos[2]))[-1])
     before = {v: os.stat(out / v).st_mtime_ns for v in videos if (out / v).exists()}
@@ -123,7 +128,7 @@ def test_bank_resume_redoes_only_missing_videos(tmp_path, ckpt, trees, monkeypat
                         or real(net, passes, *a, **kw))
     stats = eval_youtube.main(args + ['--resume'])
     assert sorted(done) == [videos[1], videos[2]] and stats['skipped'] == len(videos) - 2
-    assert sorted(os.listdir(out)) == videos
+    assert videos_in(out) == videos
     for v in videos:
         assert len(os.listdir(out / v)) == FRAMES
         if v not in done:
@@ -143,7 +148,7 @@ def test_bank_killed_mid_video_leaves_nothing_half_written(tmp_path, ckpt, trees
     monkeypatch.setattr(bank, 'write_mask', failing_write)
     with pytest.raises(KeyboardInterrupt):
         eval_youtube.main(['--model', ckpt, '--output', str(out), '--bank'] + trees['davis'])
-    left = sorted(os.listdir(out))
+    left = videos_in(out)
     assert len(left) == 1 and len(os.listdir(out / left[0])) == FRAMES   # first video whole
 
 
@@ -211,7 +216,7 @@ def test_shard_flag(tmp_path, ckpt, trees):
     done = []
     for i in range(3):
         s = eval_youtube.main(flags + ['--output', str(tmp_path / 'out'), '--shard', f'{i}/3'])
-        done.append(sorted(os.listdir(tmp_path / 'out')))
+        done.append(videos_in(tmp_path / 'out'))
         assert s['written'] == FRAMES * len(range(i, len(LABELS), 3))
     videos = done[-1]
     assert len(videos) == len(LABELS)
@@ -290,6 +295,6 @@ def test_bank_corrupt_frame_names_the_file_and_keeps_finished_videos(tmp_path, c
     flags = ['--yv_path', str(root)] + flags[flags.index('--res'):]
     with pytest.raises(UserError, match=re.escape(str(bad))):
         eval_youtube.main(['--model', ckpt, '--output', str(out), '--bank'] + flags)
-    done = sorted(os.listdir(out))
+    done = videos_in(out)
     assert done == sorted(os.listdir(frames))[:2]
     assert all(len(os.listdir(out / v)) == FRAMES for v in done)

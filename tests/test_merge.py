@@ -36,13 +36,15 @@ def make_trees(root, videos, full=True, annotations=False):
     for p in PASSES:
         dirs[p] = root / p
     mask = np.zeros((4, 6), np.uint8)
+    label = mask + CODE['gt']
+    label.flat[1:5] = [CODE[p] for p in PASSES]    # the merge takes only ids the labels hold
     for video, (n, lab) in videos.items():
         names = yt_names(n)
         a, b = lab[0], lab[-1]
         ranges = {'left': range(a, n), 'leftsecgt': range(b, n),
                   'right': range(0, b + 1), 'rightsecgt': range(0, a + 1)}
         for i in lab:
-            write_mask(dirs['gt'] / video / f'{names[i]}.png', mask + CODE['gt'])
+            write_mask(dirs['gt'] / video / f'{names[i]}.png', label)
         for p in PASSES:
             sub = dirs[p] / 'Annotations' if annotations else dirs[p]
             for i in (range(n) if full else ranges[p]):
@@ -64,7 +66,7 @@ def merged_sources(out, video):
     srcs = []
     for f in files:
         m = read_mask(f)
-        assert (m == m.flat[0]).all()
+        assert (m == m.flat[0]).all() or m.flat[0] == CODE['gt']       # labels: every id
         srcs.append(NAME[int(m.flat[0])])
     return [f.stem for f in files], srcs
 

@@ -455,7 +455,7 @@ def test_generic_resume_after_a_failed_video(davis, fast_load, tmp_path):
     with pytest.raises(UserError, match='b/00002.jpg: cannot read image'):
         eval_generic.main(args)
     stems = ['00001', '00002', '00003']                    # from the first label on
-    assert sorted(os.listdir(out)) == ['a'] and complete_pngs(out / 'a', stems)
+    assert sorted(os.listdir(out)) == ['.settings.json', 'a'] and complete_pngs(out / 'a', stems)
     assert not [p for p in out.rglob('.tmp*')]
     before = _mtimes(out / 'a')
     bad.write_bytes(good)
@@ -510,7 +510,7 @@ def test_youtube_benchmark_resume(fast_load, tmp_path):
     assert s1['skipped'] == 0 and s1['videos'] == 2 and s1['written'] > 0
     s2 = eval_youtube.main(args + ['--resume'])
     assert s2['skipped'] == 2 and s2['written'] == 0
-    video = sorted(os.listdir(out / 'Annotations'))[1]
+    video = sorted(os.listdir(out / 'Annotations'))[2]          # [0]: .settings.json
     victim = sorted((out / 'Annotations' / video).iterdir())[-1]
     os.remove(victim)
     s3 = eval_youtube.main(args + ['--resume'])

@@ -531,7 +531,7 @@ def test_second_writer_refused_and_symlinked_video_published(data, ckpt, capsys)
         holder.communicate('', timeout=60)
     assert not out.exists()                    # the lock file (and the folder made for it) go
     run_main(eval_davis.main, [str(a) for a in davis_args(d, out, model=ckpt)])
-    assert sorted(os.listdir(out)) == ['davis_001']
+    assert sorted(os.listdir(out)) == ['.settings.json', 'davis_001']
     # shards of one run share a folder; the same shard twice, or a whole run beside a shard,
     # is refused
     shared = d['tmp'] / 'shared'
@@ -596,7 +596,7 @@ def test_resume_removes_what_a_killed_run_left(data, ckpt, capsys):
     run_main(eval_davis.main, [str(a) for a in davis_args(d, out, '--resume', model=ckpt)])
     assert 'note: removed 3 temporary file(s) left by an interrupted run' in \
         capsys.readouterr().out
-    assert sorted(os.listdir(out)) == ['davis_001']
+    assert sorted(os.listdir(out)) == ['.settings.json', 'davis_001']
     assert not [p for p in (out / 'davis_001').iterdir() if p.name.startswith('.')]
     # train --load_model: the temporary checkpoint of a run killed while saving
     assert train.main([str(a) for a in train_flags(d, '--id', 'k')]) == 0

@@ -36,9 +36,10 @@ from PIL import Image
 from util.errors import UserError, run_main
 from util.io import (DAVIS_PALETTE, CurrentStderr, frame_problem, mask_problem, read_json,
                      read_mask)
-from util.layout import (FRAME_EXTS, MASK_EXT, davis_dirs, davis_imageset, davis_trainval,
-                         duplicate_stems, frame_key, generic_dirs, image_files, sort_frames,
-                         youtube_all_frames, youtube_dirs, youtube_meta)
+from util.layout import (FRAME_EXTS, MASK_EXT, NOT_A_FILE, davis_dirs, davis_imageset,
+                         davis_trainval, duplicate_stems, frame_key, generic_dirs, image_entries,
+                         list_videos, name_problem, sort_frames, youtube_all_frames,
+                         youtube_dirs, youtube_meta)
 from util.two_shot_split import load_split
 
 LAYOUTS = ('davis', 'youtube', 'generic')
@@ -124,20 +125,30 @@ def _decode_mask(path):
                 mode_note=f'{base}; read as ids {[0] + list(ids)}; re-save it as a palette PNG')
 
 
-def _images(folder, exts):
-    """Image file names in folder in time order (hidden / temporary files skipped)."""
-    return image_files(folder, exts)
+def _images(ck, folder, exts):
+    """Image file names in folder in time order (hidden / temporary files skipped); entries
+    of an image name that are not regular files are reported."""
+    names, bad = image_entries(folder, exts)
+    for path, problem in bad:
+        ck.add(path, f'{problem}; {NOT_A_FILE}')
+    return names
 
 
 def _first(stems):
     return min(stems, key=frame_key)
 
 
-def _subdirs(folder):
+def _subdirs(folder, ck=None):
     if not os.path.isdir(folder):
         return []
-    return sorted(d for d in os.listdir(folder)
-                  if not d.startswith('.') and os.path.isdir(os.path.join(folder, d)))
+    try:
+        return list_videos(folder)
+    except UserError as e:
+        if ck is None:
+            raise
+        ck.add_line(str(e))
+        return [d for d in os.listdir(folder) if not d.startswith('.')
+                and os.path.isdir(os.path.join(folder, d))]
 
 
 def _wh(size):
@@ -213,7 +224,7 @@ def _check_video(ck, frame_dir, mask_dir, dense=False, label=None, why='',
             return frames, {}
         ck.add(frame_dir, 'frame folder missing' + why)
     else:
-        names = _images(frame_dir, FRAME_EXTS)
+        names = _images(ck, frame_dir, FRAME_EXTS)
         if not names:
             ck.add(frame_dir, 'frame folder holds no frames (.jpg/.png)' + why)
         for s, ns in duplicate_stems(names):
@@ -234,9 +245,9 @@ def _check_video(ck, frame_dir, mask_dir, dense=False, label=None, why='',
         if need_masks:
             ck.add(mask_dir, 'annotation folder missing' + why)
         return frames, masks
-    for n in _images(mask_dir, ('.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp')):
+    for n in _images(ck, mask_dir, ('.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp')):
         ck.add(os.path.join(mask_dir, n), 'mask is not a PNG (the loaders read <frame>.png)')
-    names = _images(mask_dir, (MASK_EXT,))
+    names = _images(ck, mask_dir, (MASK_EXT,))
     if not names and (dense or label):
         ck.add(mask_dir, 'annotation folder holds no PNG masks')
     paths = [os.path.join(mask_dir, n) for n in names]
@@ -289,8 +300,9 @@ def _read_list(ck, path):
     for i, ln in enumerate(lines, 1):
         if not ln:
             continue
-        if '/' in ln or ' ' in ln:
-            ck.add(path, f'line {i}: {ln!r} is not a video name')
+        if ' ' in ln or name_problem(ln):
+            ck.add(path, f'line {i}: {ln!r} is not a video name '
+                         f'({name_problem(ln) or "holds a space"})')
             continue
         videos.append(ln)
     if not videos:
@@ -321,7 +333,7 @@ def _davis_tasks(ck, root):
                 continue
             for v in _read_list(ck, lst) or []:
                 listed.setdefault(v, lst)
-        videos = sorted(set(listed) | set(_subdirs(jpg)) | set(_subdirs(ann)))
+        videos = sorted(set(listed) | set(_subdirs(jpg, ck)) | set(_subdirs(ann, ck)))
         for v in videos:
             why = f' (video {v!r} listed in {listed[v]})' if v in listed else ''
             tasks.append((v, partial(_check_video, ck, os.path.join(jpg, v),
@@ -345,6 +357,10 @@ def _load_meta(ck, path):
         return None
     meta = {}
     for v, entry in data['videos'].items():
+        if name_problem(v):
+            ck.add(path, f'video name {v!r} {name_problem(v)}; names in lists are folder or '
+                         'file names, never paths')
+            continue
         objs = entry.get('objects') if isinstance(entry, dict) else None
         if not isinstance(objs, dict):
             ck.add(path, f'video {v!r}: no "objects" dict')
@@ -409,7 +425,7 @@ def _check_all_frames_video(ck, all_jpg, valid_jpg, v):
                              if os.path.isdir(valid_dir) else '')
     if not frames or not os.path.isdir(valid_dir):
         return
-    for n in _images(valid_dir, FRAME_EXTS):
+    for n in _images(ck, valid_dir, FRAME_EXTS):
         stem = os.path.splitext(n)[0]
         if stem not in frames:
             ck.add(os.path.join(vdir, n), f'missing: frame of {valid_dir} not in {vdir}')
@@ -427,7 +443,7 @@ def _youtube_tasks(ck, root):
     for d in (jpg, ann):
         if not os.path.isdir(d):
             ck.add(d, 'folder missing')
-    for v in sorted(set(_subdirs(jpg)) | set(_subdirs(ann))):
+    for v in sorted(set(_subdirs(jpg, ck)) | set(_subdirs(ann, ck))):
         tasks.append((v, partial(_check_video, ck, os.path.join(jpg, v), os.path.join(ann, v),
                                  dense=True, label='any')))
     vjpg, vann = youtube_dirs(root, 'valid')
@@ -436,7 +452,7 @@ def _youtube_tasks(ck, root):
             ck.add(d, 'folder missing')
     meta_path = youtube_meta(root, 'valid')
     meta = _load_meta(ck, meta_path)
-    valid_videos = sorted(set(_subdirs(vjpg)) | set(_subdirs(vann)) | set(meta or ()))
+    valid_videos = sorted(set(_subdirs(vjpg, ck)) | set(_subdirs(vann, ck)) | set(meta or ()))
     for v in valid_videos:
         tasks.append((v, partial(_check_valid_video, ck, meta_path, meta, vjpg, vann, v)))
     all_jpg = youtube_all_frames(root, 'valid')
@@ -444,7 +460,7 @@ def _youtube_tasks(ck, root):
         if not os.path.isdir(all_jpg):
             ck.add(all_jpg, 'folder missing')
         else:
-            for v in sorted(set(_subdirs(all_jpg)) | set(_subdirs(vjpg))):
+            for v in sorted(set(_subdirs(all_jpg, ck)) | set(_subdirs(vjpg, ck))):
                 tasks.append((v, partial(_check_all_frames_video, ck, all_jpg, vjpg, v)))
     return tasks
 
@@ -456,7 +472,7 @@ def _generic_tasks(ck, root):
             ck.add(d, 'folder missing')
     return [(v, partial(_check_video, ck, os.path.join(jpg, v), os.path.join(ann, v),
                         label='first_mask'))
-            for v in sorted(set(_subdirs(jpg)) | set(_subdirs(ann)))]
+            for v in sorted(set(_subdirs(jpg, ck)) | set(_subdirs(ann, ck)))]
 
 
 def _training_dirs(root, layout):
@@ -502,13 +518,14 @@ def _check_split_video(ck, split_path, v, names, jpg, ann, sparse):
 
 def _check_sparse_video(ck, sparse, v, jpg, split, split_path):
     sdir, vdir = os.path.join(sparse, v), os.path.join(jpg, v)
-    names = _images(sdir, (MASK_EXT,))
+    names = _images(ck, sdir, (MASK_EXT,))
     if not names:
         ck.add(sdir, 'sparse label folder holds no PNG labels')
     has_frames = os.path.isdir(vdir)
     if not has_frames:
         ck.add(sdir, f'video {v!r} is not in the frames folder {jpg}')
-    frames = {os.path.splitext(n)[0]: n for n in _images(vdir, FRAME_EXTS)} if has_frames else {}
+    frames = ({os.path.splitext(n)[0]: n for n in _images(ck, vdir, FRAME_EXTS)}
+              if has_frames else {})
     paths = [os.path.join(sdir, n) for n in names]
     for p, info in zip(paths, ck.masks(paths)):
         stem = os.path.splitext(os.path.basename(p))[0]
@@ -557,7 +574,7 @@ def _run(root, layout, split_json=None, sparse=None, progress=False, workers=1):
                                          None if sparse is None else str(sparse))))
         if sparse is not None:
             sparse = str(sparse)
-            vids = _subdirs(sparse)
+            vids = _subdirs(sparse, ck)
             if not vids:
                 ck.add(sparse, 'sparse label folder holds no video folders')
             for v in vids:

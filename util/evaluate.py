@@ -11,7 +11,9 @@ import argparse
 import os
 
 from util.errors import UserError, run_main
+from util.layout import check_name
 from util.io import ensure_writable_dir
+from util.outputs import check_file_output, check_folder_output
 from util.metrics import evaluate
 
 
@@ -35,14 +37,19 @@ def main(argv=None):
     if args.workers < 1:
         raise UserError(f'--workers must be at least 1, got {args.workers}')
     if args.out is not None:
+        check_folder_output(args.out, 'CSV output folder (--out)')
         ensure_writable_dir(args.out, 'CSV output folder (--out)')
+    check_name(args.split, '--split', 'split')             # it names the output files
+    plot = os.path.join(args.pred_path if args.out is None else args.out,
+                        f'per-sequence_results-{args.split}.png')
+    if args.plot:
+        check_file_output(plot, 'J&F bar chart', [('prediction folder', args.pred_path),
+                                                 ('ground truth', args.gt_path)])
     res = evaluate(args.gt_path, args.pred_path, args.imageset, args.split, args.out,
                    args.workers, binarize=args.binarize)
     if args.plot:
         from util.plots import jf_bar_chart
-        out_dir = args.pred_path if args.out is None else args.out
-        path = jf_bar_chart(res['per_object'],
-                            os.path.join(out_dir, f'per-sequence_results-{args.split}.png'),
+        path = jf_bar_chart(res['per_object'], plot,
                             title=f'J&F per sequence ({args.split}; J&F-Mean '
                                   f'{res["J&F-Mean"]:.3f})')
         print(f'J&F bar chart written to {path}')

@@ -9,6 +9,7 @@ STAGE_DEFAULTS (docs/method.md, "Training") after parsing, so an explicit value 
 """
 import argparse
 import json
+import math
 
 from util.errors import UserError
 
@@ -134,8 +135,12 @@ class HyperParameters:
         for k in ('log_every', 'image_every', 'save_every'):
             if args[k] < 1:
                 problems.append(f'--{k} must be >= 1')
-        if not 0.0 <= args['ema_alpha'] <= 1.0:
-            problems.append('--ema_alpha must be in [0, 1]')
+        for k in ('lr', 'gamma'):
+            if not (math.isfinite(args[k]) and args[k] > 0):
+                problems.append(f'--{k} must be a positive finite number (got {args[k]})')
+        for k in ('ema_alpha', 'semi_thres_upper', 'semi_thres_lower', 'phase2_thres'):
+            if not 0.0 <= args[k] <= 1.0:        # NaN fails too
+                problems.append(f'--{k} must be in [0, 1] (got {args[k]})')
         if problems:
             parser.error('; '.join(problems))
         self.args = args

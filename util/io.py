@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from util.errors import UserError
+from util.layout import check_name
 
 
 class CurrentStderr:
@@ -78,6 +79,7 @@ def read_list(path, what='video list', folder=None):
         if n in seen:
             raise UserError(f'{path}: video {n!r} is listed twice')
         seen.add(n)
+        check_name(n, path)
         if folder is not None and not os.path.isdir(os.path.join(folder, n)):
             raise UserError(f'{path}: video {n!r} has no frame folder {os.path.join(folder, n)}')
     return names

@@ -8,6 +8,7 @@ check_dataset. A frame is identified by its stem: two files of one video with th
 """
 import os
 import re
+import stat
 
 from util.errors import UserError
 
@@ -36,11 +37,67 @@ def _visible(name):
     return not name.startswith('.')
 
 
+def name_problem(name):
+    """Why a video or frame name read from a list (ImageSets, meta.json, a split JSON) is not
+    a plain name, or None: a name never holds a path separator, is never '.', '..' or
+    absolute, so that joined to its root it stays a direct entry of that root."""
+    if not isinstance(name, str) or not name.strip():
+        return 'is empty'
+    if name in ('.', '..'):
+        return 'is a relative folder reference'
+    if os.path.isabs(name) or '/' in name or os.sep in name or (os.altsep and os.altsep in name):
+        return 'holds a path separator'
+    if '\0' in name:
+        return 'holds a NUL byte'
+    return None
+
+
+def check_name(name, source, what='video'):
+    """name, or a UserError naming `source` (the list it was read from) when it is not a plain
+    name (name_problem)."""
+    problem = name_problem(name)
+    if problem:
+        raise UserError(f'{source}: {what} name {name!r} {problem}; names in lists are folder '
+                        'or file names, never paths (nothing was written)')
+    return name
+
+
+def entry_problem(path):
+    """Why a listed folder entry that should be a regular file (a frame, a mask) is not one, or
+    None: a folder, a device or pipe, a dangling link or a link loop is never skipped."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        return f'cannot be read ({e.strerror or e})'
+    if stat.S_ISREG(mode):
+        return None
+    return 'is a folder' if stat.S_ISDIR(mode) else 'is not a regular file'
+
+
+NOT_A_FILE = 'a frame or mask must be a regular file'
+
+
+def image_entries(folder, exts=FRAME_EXTS):
+    """(time-sorted names of the regular files in folder ending in one of exts
+    (case-insensitive), [(path, problem)] of the entries of such a name that are not)."""
+    names, bad = [], []
+    for f in os.listdir(folder):
+        if _visible(f) and f.lower().endswith(exts):
+            problem = entry_problem(os.path.join(folder, f))
+            if problem:
+                bad.append((os.path.join(folder, f), problem))
+            else:
+                names.append(f)
+    return sort_frames(names), sorted(bad)
+
+
 def image_files(folder, exts=FRAME_EXTS):
-    """Time-sorted names of the files in folder ending in one of exts (case-insensitive)."""
-    return sort_frames(f for f in os.listdir(folder)
-                       if _visible(f) and f.lower().endswith(exts)
-                       and os.path.isfile(os.path.join(folder, f)))
+    """Time-sorted names of the files in folder ending in one of exts (case-insensitive);
+    UserError naming an entry of such a name that is not a regular file (entry_problem)."""
+    names, bad = image_entries(folder, exts)
+    if bad:
+        raise UserError(f'{bad[0][0]}: {bad[0][1]}; {NOT_A_FILE}')
+    return names
 
 
 def duplicate_stems(names):
@@ -79,12 +136,25 @@ def list_masks(folder, what='annotation folder'):
     return check_unique(folder, image_files(folder, (MASK_EXT,)))
 
 
+def check_link(path):
+    """UserError naming path when it is a symbolic link that leads nowhere (dangling, or a
+    loop): such a video folder is an error, never silently left out."""
+    if os.path.islink(path) and not os.path.exists(path):
+        try:
+            os.stat(path)
+        except OSError as e:
+            raise UserError(f'{path}: cannot be read ({e.strerror or e}); a video folder must '
+                            'be a folder') from e
+    return path
+
+
 def list_videos(root):
-    """Sorted video folder names under root (hidden folders skipped; [] when missing)."""
+    """Sorted video folder names under root (hidden folders skipped; [] when missing); a
+    dangling or looping link among them is an error (check_link)."""
     if not os.path.isdir(root):
         return []
     return sorted(d for d in os.listdir(root)
-                  if _visible(d) and os.path.isdir(os.path.join(root, d)))
+                  if _visible(d) and os.path.isdir(check_link(os.path.join(root, d))))
 
 
 # ---------------------------------------------------------------------- DAVIS / YouTube-VOS

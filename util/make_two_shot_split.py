@@ -9,6 +9,7 @@ import argparse
 import os
 
 from util.errors import UserError, run_main
+from util.outputs import check_file_output
 from util.two_shot_split import make_split, write_split
 
 
@@ -24,6 +25,8 @@ def main(argv):
     a = p.parse_args(argv)
     if a.frames < 1:
         p.error('--frames must be >= 1')
+    check_file_output(a.out, 'split file (--out)', [('annotation folder', a.annotations),
+                                                    ('video list', a.video_list)])
     videos = None
     if a.video_list:
         if not os.path.isfile(a.video_list):

@@ -30,8 +30,9 @@ import numpy as np
 
 from util.errors import UserError, quiet_worker
 from util.io import CurrentStderr, atomic_write, read_list, read_mask
-from util.layout import davis_dirs, davis_imageset, frame_key, list_masks, list_videos, stem
-from util.outputs import check_apart
+from util.layout import (check_name, davis_dirs, davis_imageset, frame_key, list_masks,
+                         list_videos, stem)
+from util.outputs import check_apart, check_file_output
 
 VOID_ID = 255
 GLOBAL_HEADER = ['J&F-Mean', 'J-Mean', 'J-Recall', 'J-Decay', 'F-Mean', 'F-Recall', 'F-Decay']
@@ -302,6 +303,10 @@ def evaluate(gt_path, pred_path, imageset=None, split='val', out_dir=None, worke
     check_apart([('prediction folder (--pred_path)', pred_path)], [('ground truth', ann)],
                 reason='the ground truth would be scored against itself')
     check_apart([('CSV output folder (--out)', out_dir)], [('ground truth', ann)])
+    check_name(split, '--split', 'split')              # it names the CSV files
+    for name in csv_names(split):
+        check_file_output(os.path.join(pred_path if out_dir is None else str(out_dir), name),
+                          'CSV file', [('ground truth', ann)])
     jobs = [(ann, pred_path, v, bool(binarize)) for v in videos]
     results = {}
     bar = None
@@ -357,11 +362,17 @@ def evaluate(gt_path, pred_path, imageset=None, split='val', out_dir=None, worke
     g_text = _csv_plain(GLOBAL_HEADER, [res[k] for k in GLOBAL_HEADER])
     s_text = _csv_text(SEQ_HEADER, [[o['Sequence'], o['J-Mean'], o['F-Mean']]
                                     for o in per_object])
-    _write_text(os.path.join(out_dir, f'global_results-{split}.csv'), g_text)
-    _write_text(os.path.join(out_dir, f'per-sequence_results-{split}.csv'), s_text)
+    g_name, s_name = csv_names(split)
+    _write_text(os.path.join(out_dir, g_name), g_text)
+    _write_text(os.path.join(out_dir, s_name), s_text)
     if verbose:
         print(format_table(res, split))
     return res
+
+
+def csv_names(split):
+    """The file names of the global and the per-sequence CSV of a split."""
+    return f'global_results-{split}.csv', f'per-sequence_results-{split}.csv'
 
 
 def _csv_plain(header, values):

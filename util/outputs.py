@@ -47,6 +47,98 @@ def check_apart(outputs, inputs, reason=OVERWRITE):
             raise UserError(f'{out}: {out_what} {how} the {in_what} {inp}: {reason}')
 
 
+def _first_existing(path):
+    cur = os.path.abspath(str(path))
+    while not os.path.lexists(cur) and os.path.dirname(cur) != cur:
+        cur = os.path.dirname(cur)
+    return cur
+
+
+def check_file_output(path, what, inputs=()):
+    """A file output (a contact sheet, a video, a split JSON, a zip, a plot): UserError before
+    any work when it is a folder, lies under a file, is an input file or lies inside an input
+    folder (`inputs` as for check_apart)."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise UserError(f'{path}: {what} is a folder; give a file name (nothing was written)')
+    parent = _first_existing(os.path.dirname(os.path.abspath(str(path))))
+    if not os.path.isdir(parent):
+        raise UserError(f'{path}: {what} lies under {parent}, which is a file, not a folder '
+                        '(nothing was written)')
+    check_apart([(what, path)], inputs)
+
+
+def check_folder_output(path, what):
+    """A folder output: UserError before any work when it (or what it lies under) is a file."""
+    existing = _first_existing(path)
+    if not os.path.isdir(existing):
+        if existing == os.path.abspath(str(path)):
+            raise UserError(f'{path}: {what} is a file; give a folder (nothing was written)')
+        raise UserError(f'{path}: {what} is not writable (Not a directory); {existing} is a '
+                        'file (nothing was written)')
+
+
+def refuse_links(folder, names, what):
+    """UserError naming <folder>/<name> when that entry is a symbolic link: an output is never
+    written through a link, which may lead into an input (the ground truth)."""
+    for n in names:
+        p = os.path.join(str(folder), n)
+        if os.path.islink(p):
+            raise UserError(f'{p}: this entry of the {what} is a symbolic link (to '
+                            f'{os.readlink(p)}); outputs are never written through a link: '
+                            'remove it or choose another output (nothing was written)')
+
+
+def file_digest(path):
+    """sha256 hex digest of a file's bytes."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+SETTINGS_NAME = '.settings.json'
+
+
+def check_settings(folder, settings):
+    """--resume into `folder`: UserError naming the first of `settings` ({flag: value}) that
+    differs from those recorded there by the run that wrote it (record_settings); an output
+    without a record (older runs) is resumed as before."""
+    from util.io import read_json
+    path = os.path.join(str(folder), SETTINGS_NAME)
+    if not os.path.isfile(path):
+        return
+    recorded = read_json(path, 'settings record')
+    if not isinstance(recorded, dict):
+        raise UserError(f'{path}: not a settings record (a JSON object); remove it to resume')
+    for k, v in settings.items():
+        if k in recorded and recorded[k] != v:
+            raise UserError(f'{folder}: --resume with {k} {v}, but its outputs were made with '
+                            f'{k} {recorded[k]} (recorded in {path}); resume with the same '
+                            'settings or choose another output (nothing was written)')
+
+
+def forget_settings(folder):
+    """Remove the settings record of a run that wrote no output (it failed first), so that
+    the folder made for it goes (OutputLock) and nothing of the run is left."""
+    path = os.path.join(str(folder), SETTINGS_NAME)
+    if os.path.isfile(path) and all(n.startswith('.') for n in os.listdir(str(folder))):
+        os.unlink(path)
+
+
+def record_settings(folder, settings):
+    """Write `settings` to <folder>/.settings.json (atomically) for a later --resume."""
+    import json
+    from util.io import atomic_write
+    def write(tmp):
+        with open(tmp, 'w') as f:
+            json.dump(settings, f, indent=1, sort_keys=True)
+    atomic_write(os.path.join(str(folder), SETTINGS_NAME), write)
+
+
 LOCK_NAME = '.lock'
 
 

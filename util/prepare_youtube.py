@@ -31,6 +31,7 @@ from util.io import (CurrentStderr, atomic_write, ensure_writable_dir, open_imag
                      publish_folder)
 from util.layout import (FRAME_EXTS, MASK_EXT, check_unique, generic_dirs, image_files,
                           list_videos)
+from util.outputs import check_apart, check_folder_output
 
 KINDS = (('JPEGImages', FRAME_EXTS), ('Annotations', (MASK_EXT,)))
 
@@ -129,6 +130,8 @@ def prepare(src, out, size=480, workers=1, progress=False):
                         'holding JPEGImages/ and, for the training set, Annotations/)')
     if os.path.abspath(src) == os.path.abspath(out):
         raise UserError(f'{out}: --out must differ from --src')
+    check_folder_output(out, 'output folder (--out)')
+    check_apart([('output folder (--out)', out)], [('source folder (--src)', src)])
     if size < 0:
         raise UserError(f'--size {size}: must be >= 0 (0 copies unchanged)')
     videos = sorted(set(list_videos(jpg)) | set(list_videos(ann)))

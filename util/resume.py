@@ -50,6 +50,52 @@ def set_rng_state(state, device):
         torch.cuda.set_rng_state(state['cuda'], device)
 
 
+def _bad_resume(path, what):
+    return UserError(f'{path}: {what}; the resume would not continue the run exactly '
+                     '(nothing was written)')
+
+
+def check_resume(obj, path, params, iterations):
+    """A resume checkpoint (--load_model) checked before anything is written: its iteration
+    (0 <= it < iterations), a scheduler state, and an optimiser state that fits `params` (the
+    optimiser's parameters in order: every state tensor of its parameter's shape and finite,
+    finite positive learning rates). UserError naming the file otherwise."""
+    it = obj.get('it')
+    if isinstance(it, torch.Tensor) and it.numel() == 1 and not it.is_floating_point():
+        it = int(it)
+    if not isinstance(it, int) or isinstance(it, bool) or it < 0:
+        raise _bad_resume(path, f'iteration {it!r} is not a whole number >= 0')
+    if it >= iterations:
+        raise UserError(f'{path}: the checkpoint is at iteration {it}, not below --iterations '
+                        f'{iterations}: nothing to train (raise -i)')
+    if not isinstance(obj.get('scheduler'), dict):
+        raise _bad_resume(path, 'no scheduler state')
+    opt = obj.get('optimizer')
+    if not isinstance(opt, dict) or not isinstance(opt.get('state'), dict) or \
+            not isinstance(opt.get('param_groups'), list):
+        raise _bad_resume(path, 'no optimiser state')
+    for g in opt['param_groups']:
+        lr = g.get('lr') if isinstance(g, dict) else None
+        if isinstance(lr, torch.Tensor) and lr.numel() == 1:
+            lr = float(lr)
+        if not isinstance(lr, (int, float)) or not (lr > 0 and lr != float('inf')):
+            raise _bad_resume(path, f'optimiser learning rate {lr!r} is not a positive finite '
+                                    'number')
+    for idx, state in opt['state'].items():
+        if not isinstance(idx, int) or not 0 <= idx < len(params) or not isinstance(state, dict):
+            raise _bad_resume(path, f'optimiser state of parameter {idx!r}: no such parameter')
+        for k, v in state.items():
+            if not isinstance(v, torch.Tensor):
+                continue
+            if v.dim() > 0 and v.shape != params[idx].shape:
+                raise _bad_resume(path, f'optimiser state {k} of parameter {idx} has shape '
+                                        f'{list(v.shape)}, the parameter {list(params[idx].shape)}')
+            if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                raise _bad_resume(path, f'optimiser state {k} of parameter {idx} holds NaN or '
+                                        'Inf')
+    return it
+
+
 def remove_stale_saves(run_dir):
     """--load_model: the temporary checkpoint files a killed run left in its run folder
     (unless a run is still writing there)."""

@@ -7,6 +7,7 @@
 import argparse
 
 from util.errors import run_main
+from util.outputs import check_folder_output
 from util.synthetic_data import LAYOUT_ROOTS, generate
 
 
@@ -30,6 +31,7 @@ def main(argv):
                    help='davis: how many of the last videos are val; youtube: valid videos')
     p.add_argument('--debug', action='store_true', help='full tracebacks on errors')
     a = p.parse_args(argv)
+    check_folder_output(a.out, 'output folder (--out)')
     paths = generate(a.out, a.layout, videos=a.videos, frames=a.frames, height=a.height,
                      width=a.width, objects=a.objects, seed=a.seed, val_videos=a.val_videos,
                      max_frames=a.max_frames, drift=a.drift)

@@ -21,15 +21,14 @@ import numpy as np
 
 from util.errors import UserError
 from util.io import atomic_write, ensure_writable_dir, publish_folder, read_json, read_mask
-from util.layout import FRAME_EXTS, sort_frames
+from util.layout import FRAME_EXTS, MASK_EXT, check_name, image_files, list_videos, sort_frames
 from util.outputs import OutputLock, check_apart
 
 
 def _video_dirs(annotations_dir, videos=None):
     if not os.path.isdir(annotations_dir):
         raise UserError(f'{annotations_dir}: annotation folder not found')
-    found = sorted(d for d in os.listdir(annotations_dir)
-                   if os.path.isdir(os.path.join(annotations_dir, d)))
+    found = list_videos(annotations_dir)
     if videos is None:
         return found
     missing = [v for v in videos if v not in found]
@@ -52,7 +51,7 @@ def make_split(annotations_dir, frames=2, seed=0, videos=None):
     split = {}
     for v in _video_dirs(annotations_dir, videos):
         folder = os.path.join(annotations_dir, v)
-        pngs = sorted(f for f in os.listdir(folder) if f.lower().endswith('.png'))
+        pngs = image_files(folder, (MASK_EXT,))
         cand = [f for f in pngs if read_mask(os.path.join(folder, f)).any()]
         if not cand:
             print(f'warning: {folder}: no mask with an object, video left out of the split',
@@ -88,13 +87,15 @@ def load_split(path, max_frames=2):
         raise UserError(f'{path}: expected a non-empty object {{video: ["00030.jpg", ...]}}')
     out = {}
     for v, names in data.items():
+        check_name(v, path)
         if not isinstance(names, list) or not 1 <= len(names) <= max_frames:
             raise UserError(f'{path}: video {v!r}: expected a list of 1 to {max_frames} frame '
                             f'names, got {names!r}')
         for n in names:
-            if not isinstance(n, str) or not n.lower().endswith(FRAME_EXTS) or '/' in n:
+            if not isinstance(n, str) or not n.lower().endswith(FRAME_EXTS):
                 raise UserError(f'{path}: video {v!r}: bad frame name {n!r} '
                                 '(expected a file name like "00030.jpg")')
+            check_name(n, path, 'frame')
         if len(set(names)) != len(names):
             raise UserError(f'{path}: video {v!r}: the same frame is listed twice')
         out[v] = sort_frames(names)
@@ -139,7 +140,7 @@ def prepare_sparse_gt(annotations_dir, split, out_dir, split_name=None):
             wanted.append(png)
             jobs.setdefault(v, []).append(src)
         dst_dir = os.path.join(out_dir, v)
-        if os.path.isdir(dst_dir):
+        if os.path.isdir(dst_dir) and not os.path.islink(dst_dir):   # a link is replaced
             extra = sorted(f for f in os.listdir(dst_dir)
                            if f.lower().endswith('.png') and f not in wanted)
             if extra:

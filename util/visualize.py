@@ -28,6 +28,7 @@ import numpy as np
 from util import overlay as ov
 from util.errors import UserError, run_main
 from util.io import ensure_writable_dir, read_frame, read_mask
+from util.outputs import check_apart, check_file_output, check_folder_output
 from util.layout import MASK_EXT, check_unique, image_files, list_videos, stem
 
 SHEET_HEIGHT = 240            # default row height of a contact sheet
@@ -188,8 +189,14 @@ def main(argv):
     if a.columns < 1 or a.every < 1 or a.fps <= 0 or a.contour < 0 or not 0 <= a.alpha <= 1:
         p.error('need --columns, --every >= 1, --fps > 0, --contour >= 0, 0 <= --alpha <= 1')
     labels = a.labels or [os.path.basename(os.path.normpath(m)) for m in a.masks]
-    items = resolve(a.frames, a.masks, a.videos)
     ext = os.path.splitext(a.out)[1].lower()
+    inputs = [('frames folder', a.frames)] + [('mask folder', m) for m in a.masks]
+    if a.format is None:
+        check_file_output(a.out, 'output file (--out)', inputs)
+    else:
+        check_folder_output(a.out, 'output folder (--out)')
+        check_apart([('output folder (--out)', a.out)], inputs)
+    items = resolve(a.frames, a.masks, a.videos)
     written = []
     if a.format is None and ext == '.png':
         ov.write_png(a.out, contact_sheet(items, labels, a))

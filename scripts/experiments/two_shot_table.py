@@ -44,7 +44,9 @@ if __name__ == '__main__' and not __package__:      # run as a file: rerun as it
               + sys.argv[1:], dict(os.environ, PYTHONPATH=os.pathsep.join(
                   p for p in (ROOT, os.environ.get('PYTHONPATH')) if p)))
 
+from util.device import pick_device  # noqa: E402
 from util.errors import UserError, run_main  # noqa: E402
+from util.outputs import check_folder_output  # noqa: E402
 
 ARMS = ('all', 'naive', 'phase1', 'phase2')
 ARM_LABELS = {'all': 'STCN, all labels', 'naive': 'naive two-shot (2 labels only)',
@@ -379,7 +381,10 @@ def main(argv):
         p['device'] = a.device
     if a.threads:
         p['threads'] = a.threads
+    if p['device']:
+        pick_device(p['device'])                   # an unknown or absent device: refused now
     out = os.path.abspath(a.out or f'two_shot_{a.preset}')
+    check_folder_output(out, 'experiment folder (--out)')
     os.makedirs(out, exist_ok=True)
     run = Runner(out, p['threads'], a.quiet)
     start = time.time()
