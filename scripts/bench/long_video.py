@@ -1,7 +1,7 @@
 """Long videos: memory and time per frame with and without --max_mem_frames, and its J&F cost.
 
-    python -m scripts.bench.long_video [--frames 400 --height 96 --width 160 --mem_every 1
-        --bound 10] [--model PATH | --demo_out DIR | --train_iters 60] [--val_frames 12 120]
+    python -m scripts.bench.long_video [--frames 300 --height 64 --width 112 --mem_every 1
+        --bound 10] [--model PATH | --demo_out DIR | --train_iters 60] [--val 12:5 40:1]
         [--jf_bounds 5 10 20] [--out bench_out/long_video] [--device cpu] [--threads N]
 
 1. Curve. One synthetic video of --frames frames (util.synthetic_data, two objects, frame 0
@@ -12,9 +12,11 @@
    seconds each frame took (key, readout, decoding, value encoding) and each way's peak RSS
    (VmHWM, reset between the ways where Linux allows it; scripts/bench/common.PeakMemory).
 2. J&F. The validation videos of the demo (scripts/demo.sh: util.synthetic, DAVIS layout, 10
-   videos of which the last 4 are val, 96x160, 2 objects, seed 0) written with each of
-   --val_frames frames (12 = the demo's own), segmented by `eval_davis.py --evaluate` (its
-   default mem_every 5) unbounded and with --max_mem_frames N for each of --jf_bounds.
+   videos of which the last 4 are val, 96x160, 2 objects, seed 0) written with F frames and
+   segmented by `eval_davis.py --evaluate --mem_every M` for each F:M of --val (12:5 = the
+   demo's own videos and evaluation), unbounded and with --max_mem_frames N for each of
+   --jf_bounds. A bound changes nothing until a video has more than N memory frames besides
+   its label (more than M * N frames).
    The model: --model, or the newest phase2 / phase1 / s0 checkpoint of a demo output folder
    (--demo_out), or else stage 0 trained here with the demo's own commands (--train_iters
    iterations; a seeded untrained network cannot tell the objects apart, so its J&F says
@@ -39,7 +41,7 @@ from inference_core import InferenceCore, label_tensor, load_model
 from scripts.bench.common import PeakMemory, describe_device, load_note, write_json
 from util.device import pick_device
 from util.errors import UserError, run_main
-from util.synthetic_data import generate, make_video
+from util.synthetic_data import make_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO_DATA = dict(videos=10, val_videos=4, height=96, width=160, objects=2, seed=0)
@@ -48,9 +50,9 @@ DEMO_DATA = dict(videos=10, val_videos=4, height=96, width=160, objects=2, seed=
 def parse_args(argv):
     p = argparse.ArgumentParser(description='Memory, seconds per frame and J&F of '
                                             '--max_mem_frames on long videos.')
-    p.add_argument('--frames', type=int, default=400, help='frames of the long video')
-    p.add_argument('--height', type=int, default=96)
-    p.add_argument('--width', type=int, default=160)
+    p.add_argument('--frames', type=int, default=300, help='frames of the long video')
+    p.add_argument('--height', type=int, default=64)
+    p.add_argument('--width', type=int, default=112)
     p.add_argument('--objects', type=int, default=2)
     p.add_argument('--mem_every', type=int, default=1, help='memory schedule of the curve')
     p.add_argument('--bound', type=int, default=10, help='--max_mem_frames of the curve')
@@ -60,10 +62,12 @@ def parse_args(argv):
                         'checkpoint is the model')
     p.add_argument('--train_iters', type=int, default=60,
                    help='without --model / --demo_out: stage-0 iterations trained here')
-    p.add_argument('--val_frames', type=int, nargs='+', default=[12, 120],
-                   help='lengths of the demo validation videos for J&F (12: the demo\'s)')
+    p.add_argument('--val', type=val_arg, nargs='+', default=[(12, 5), (40, 1)],
+                   metavar='F:M', help='J&F on the demo validation videos at F frames with '
+                                       'eval_davis.py --mem_every M (12:5: the demo\'s)')
     p.add_argument('--jf_bounds', type=int, nargs='+', default=[5, 10, 20])
     p.add_argument('--skip_jf', action='store_true', help='the curve only')
+    p.add_argument('--skip_curve', action='store_true', help='J&F only')
     p.add_argument('--out', default='bench_out/long_video')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:N (default: CUDA if present)')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
@@ -71,10 +75,19 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
+def val_arg(text):
+    f, _, m = text.partition(':')
+    if not (f.isdigit() and m.isdigit()) or int(f) < 2 or int(m) < 1:
+        raise argparse.ArgumentTypeError(f'{text!r}: expected FRAMES:MEM_EVERY, e.g. 40:1')
+    return int(f), int(m)
+
+
 # ---------------------------------------------------------------------- the model
 
 def newest(pattern):
-    found = sorted(glob.glob(pattern), key=os.path.getmtime)
+    """The newest student weights matching `pattern` (teacher copies left out), or None."""
+    found = sorted((p for p in glob.glob(pattern) if not p.endswith('_tea.pth')),
+                   key=os.path.getmtime)
     return found[-1] if found else None
 
 
@@ -82,14 +95,17 @@ def demo_checkpoint(demo_out):
     """The newest checkpoint of the last stage a demo output folder reached."""
     for name in ('phase2', 'phase1', 's0'):
         path = newest(os.path.join(demo_out, 'saves', f'*_{name}', f'*_{name}_[0-9]*.pth'))
-        if path and not path.endswith('_tea.pth'):
+        if path:
             return path, name
     raise UserError(f'{demo_out}: no demo checkpoint under saves/ (run scripts/demo.sh)')
 
 
 def command(args, log):
+    """Run a project command with this process's torch thread count."""
     print('+ ' + ' '.join(args), flush=True)
-    r = subprocess.run([sys.executable] + args, cwd=ROOT, capture_output=True, text=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
+    r = subprocess.run([sys.executable] + args, cwd=ROOT, capture_output=True, text=True,
+                       env=env)
     log.append({'command': args, 'returncode': r.returncode})
     if r.returncode:
         raise UserError(f'{args[0]} failed (exit {r.returncode}): {r.stderr.strip()[-500:]}')
@@ -186,10 +202,10 @@ def summary_rows(ways, at):
         for name, w in ways.items():
             frames = w['per_frame']
             j = min(range(len(frames)), key=lambda k: abs(frames[k]['frame'] - i))
-            near = frames[max(0, j - 5):j + 5]          # seconds: mean of 10 frames around
+            near = frames[max(0, j - 4):j + 5]          # seconds: median of 9 frames around
             row[name] = {'bank_mb': frames[j]['bank_bytes'] / 2 ** 20,
                          'rss_mb': frames[j]['rss_mb'],
-                         's_per_frame': float(np.mean([f['seconds'] for f in near]))}
+                         's_per_frame': float(np.median([f['seconds'] for f in near]))}
         rows.append(row)
     return rows
 
@@ -204,11 +220,11 @@ def plot(ways, path, title):
         x = [r['frame'] for r in f]
         axes[0].plot(x, [r['bank_bytes'] / 2 ** 20 for r in f], label=name)
         axes[1].plot(x, [r['rss_mb'] for r in f], label=name)
-        sec = np.array([r['seconds'] for r in f])
-        k = min(9, len(sec))
-        axes[2].plot(x, np.convolve(sec, np.ones(k) / k, mode='same'), label=name)
+        sec = [r['seconds'] for r in f]
+        axes[2].plot(x, [np.median(sec[max(0, i - 4):i + 5]) for i in range(len(sec))],
+                     label=name)
     for ax, label in zip(axes, ['memory bank tensors (MiB)', 'process RSS (MiB)',
-                                'seconds per frame (9-frame mean)']):
+                                'seconds per frame (9-frame median)']):
         ax.set_xlabel('frame index')
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -222,8 +238,9 @@ def plot(ways, path, title):
 
 # ---------------------------------------------------------------------- 2. J&F
 
-def jf(work, model, frames, bounds, device, log):
-    """{'unbounded' or N: {'J&F', 'J', 'F', 'peak'}} on the demo's val videos at `frames`."""
+def jf(work, model, frames, mem_every, bounds, device, log):
+    """{'unbounded' or N: {'J&F', 'J', 'F', 'fps', 'peak_mib'}} on the demo's val videos
+    at `frames` frames, eval_davis.py --mem_every `mem_every`."""
     data = os.path.join(work, f'val_{frames}')
     if not os.path.isdir(os.path.join(data, 'DAVIS')):
         command(['-m', 'util.synthetic', '--out', data, '--layout', 'davis', '--frames',
@@ -231,9 +248,10 @@ def jf(work, model, frames, bounds, device, log):
     out = {}
     for n in [None] + list(bounds):
         name = 'unbounded' if n is None else n
-        pred = os.path.join(work, f'pred_{frames}_{name}')
+        pred = os.path.join(work, f'pred_{frames}_{mem_every}_{name}')
         flags = ['eval_davis.py', '--model', model, '--davis_path', os.path.join(data, 'DAVIS'),
-                 '--split', 'val', '--output', pred, '--evaluate']
+                 '--split', 'val', '--output', pred, '--evaluate', '--mem_every',
+                 str(mem_every)]
         flags += [] if n is None else ['--max_mem_frames', str(n)]
         flags += [] if device is None else ['--device', str(device)]
         printed = command(flags, log)
@@ -243,8 +261,8 @@ def jf(work, model, frames, bounds, device, log):
         out[str(name)] = {'J&F': float(row['J&F-Mean']), 'J': float(row['J-Mean']),
                           'F': float(row['F-Mean']), 'fps': float(m.group(1)),
                           'peak_mib': float(m.group(2))}
-        print(f'  val {frames} frames, max_mem_frames {name}: J&F {out[str(name)]["J&F"]:.4f}',
-              flush=True)
+        print(f'  val {frames} frames, mem_every {mem_every}, max_mem_frames {name}: J&F '
+              f'{out[str(name)]["J&F"]:.4f}', flush=True)
     return out
 
 
@@ -261,6 +279,26 @@ def main(argv=None):
     log = []
     model, origin = pick_model(a, log)
     print(f'model: {model} ({origin})')
+    result = {'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+              'machine': describe_device(device), 'load': load_note(), 'model': model,
+              'model_origin': origin, 'commands': log}
+    if not a.skip_curve:
+        result.update(run_curve(a, model, device))
+    if not a.skip_jf:
+        result['jf'] = {}
+        for n, m in a.val:
+            result['jf'][f'{n}:{m}'] = jf(a.out, model, n, m, a.jf_bounds, a.device, log)
+            write_json(os.path.join(a.out, 'long_video.json'), result)
+        print(f'\nJ&F\n{"frames:mem_every":>16}' + ''.join(
+            f'{k:>11}' for k in ['unbounded'] + [f'N={n}' for n in a.jf_bounds]))
+        for n, res in result['jf'].items():
+            print(f'{n:>16}' + ''.join(f'{res[k]["J&F"]:>11.4f}' for k in res))
+    write_json(os.path.join(a.out, 'long_video.json'), result)
+    return result
+
+
+def run_curve(a, model, device):
+    """Both ways on the long video: the curve's results, the plot written."""
     net = load_model(model, device)
     images, mask = long_video(a.frames, a.height, a.width, a.objects)
     print(f'curve: {a.frames} frames {a.height}x{a.width}, {a.objects} objects, mem_every '
@@ -279,25 +317,11 @@ def main(argv=None):
         print(f'{r["frame"]:>6}' + ''.join(
             f'{r[n]["bank_mb"]:>26.2f}{r[n]["rss_mb"]:>13.0f}{r[n]["s_per_frame"]:>13.3f}'
             for n in ways))
-    result = {'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
-              'machine': describe_device(device), 'load': load_note(), 'model': model,
-              'model_origin': origin, 'frames': a.frames, 'size': [a.height, a.width],
-              'objects': a.objects, 'mem_every': a.mem_every, 'curve': ways, 'summary': rows,
-              'commands': log}
     title = (f'{a.frames} frames {a.height}x{a.width}, {a.objects} objects, mem_every '
-             f'{a.mem_every}; {describe_device(device)}')
+             f'{a.mem_every}; {describe_device(device)}; {load_note()}')
     plot(ways, os.path.join(a.out, 'long_video.png'), title)
-    write_json(os.path.join(a.out, 'long_video.json'), result)
-    if not a.skip_jf:
-        result['jf'] = {}
-        for n in a.val_frames:
-            result['jf'][str(n)] = jf(a.out, model, n, a.jf_bounds, a.device, log)
-            write_json(os.path.join(a.out, 'long_video.json'), result)
-        print(f'\n{"val frames":>10}' + ''.join(f'{k:>11}' for k in ['unbounded'] +
-                                                [str(n) for n in a.jf_bounds]))
-        for n, res in result['jf'].items():
-            print(f'{n:>10}' + ''.join(f'{res[k]["J&F"]:>11.4f}' for k in res))
-    return result
+    return {'frames': a.frames, 'size': [a.height, a.width], 'objects': a.objects,
+            'mem_every': a.mem_every, 'curve': ways, 'summary': rows}
 
 
 if __name__ == '__main__':
