@@ -245,14 +245,12 @@ class InferenceCore:
                                   self.device, self.mem_dtype)
         return self.mem
 
-    def _add_memory(self, ti, feats, prob, temp=False, labeled=False):
+    def _add_memory(self, ti, feats, prob, temp=False):
         """Encode frame ti's values from prob [K+1, 1, Hp, Wp] and store key + value."""
         frame, k16, _, f16, _, _ = feats
         value = self.net.encode_value(frame, f16, prob[1:].to(frame.dtype))   # [K, 512, 1, h, w]
         mem = self._memory(k16.shape[-2] * k16.shape[-1])
-        if labeled:
-            self.labeled.add(ti)
-        elif not temp and self.max_mem_frames is not None:
+        if not temp and self.max_mem_frames is not None and ti not in self.labeled:
             free = [i for i, f in enumerate(mem.frames) if f not in self.labeled]
             if len(free) >= self.max_mem_frames:
                 mem.remove(free[0])                        # first in, first out
@@ -343,7 +341,8 @@ class InferenceCore:
             self.enabled |= set(objects)
             prob = self._mask_disabled(aggregate(cur, dim=0, return_logits=False))
             self.prob[frame_idx] = prob.to(self.prob_dtype)
-            self._add_memory(frame_idx, feats, prob, labeled=True)
+            self.labeled.add(frame_idx)
+            self._add_memory(frame_idx, feats, prob)
             self._propagate(frame_idx, end_idx)
 
     def _propagate(self, frame_idx, end_idx):
