@@ -415,8 +415,9 @@ def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_sty
     `complete` also resets every already labeled object it does not hold (that object is
     absent there). stop: process only the frames before this processing index (labels from
     it on are ignored); the masks before it are those of the whole run, since propagation
-    only looks back. max_mem_frames: InferenceCore's bound on the memory. Returns ({processing index: uint8 [H, W] mask in original ids, at
-    video.size}, frames segmented, seconds of processing (IO excluded), the core).
+    only looks back. max_mem_frames: InferenceCore's bound on the memory. Returns
+    ({processing index: uint8 [H, W] mask in original ids, at video.size}, frames segmented,
+    seconds of processing (IO excluded), the core).
     """
     device = torch.device(device) if device is not None else next(net.parameters()).device
     k = len(video.object_ids)
