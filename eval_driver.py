@@ -30,12 +30,13 @@ from util.io import atomic_write, complete_pngs, ensure_writable_dir
 from util.outputs import (OutputLock, check_apart, check_file_output, check_folder_output,
                           check_settings, file_digest, forget_settings, note_removed,
                           record_settings, refuse_links, remove_temporaries)
+from util.peak_memory import peak_memory, peak_memory_text
 
 OUTPUT = 'output folder (--output)'
 # the flags that shape the outputs: a --resume with other values is refused (with the model)
-OUTPUT_FLAGS = ('top', 'mem_every', 'include_last', 'exact_readout', 'amp', 'amp_dtype', 'res',
-                'output_all', 'sparse_input', 'split', 'year', 'reverse', 'only_sec_gt', 'davis',
-                'bank')
+OUTPUT_FLAGS = ('top', 'mem_every', 'include_last', 'exact_readout', 'max_mem_frames', 'amp',
+                'amp_dtype', 'res', 'output_all', 'sparse_input', 'split', 'year', 'reverse',
+                'only_sec_gt', 'davis', 'bank')
 
 
 def parser(description, mem_every=5, mem_every_help='a frame enters memory every this many '
@@ -58,6 +59,9 @@ def parser(description, mem_every=5, mem_every_help='a frame enters memory every
                    help='the dense top-k readout of the original code (slower): fp32 masks '
                         'bitwise the original computation\'s, where the default gathered '
                         'readout may flip a pixel whose two best objects are within ~1e-6')
+    p.add_argument('--max_mem_frames', type=int, default=None, metavar='N',
+                   help='bound the memory: the labeled frames and the N most recent other '
+                        'memory frames (first in, first out); default: every memory frame')
     p.add_argument('--resume', action='store_true',
                    help='skip videos whose output PNGs are all present and readable')
     p.add_argument('--device', default=None, help="'cuda', 'cuda:1' or 'cpu' (default: auto)")
@@ -84,6 +88,8 @@ def check_flags(args):
     print('settings: ' + ', '.join(f'{k}={v}' for k, v in sorted(vars(args).items())))
     if args.mem_every < 1 or args.top < 1:
         raise UserError('--mem_every and --top must be >= 1')
+    if args.max_mem_frames is not None and args.max_mem_frames < 1:
+        raise UserError(f'--max_mem_frames must be >= 1, got {args.max_mem_frames}')
 
 
 def run(args, dataset, out_dir, mem_style, runner=None, shard=None, zip_path=None):
@@ -161,13 +167,14 @@ def run_videos(net, dataset, videos, out_dir, args, device, mem_style, runner, s
             note_removed(remove_temporaries(out_dir, depth=1), out_dir)
         record_settings(out_dir, settings)
         if not todo:
+            print(f'0 videos, 0 frames segmented; {peak_memory_text(device)}')
             return {'videos': 0, 'frames': 0, 'seconds': 0.0, 'fps': float('nan'),
-                    'written': 0, 'skipped': len(videos)}
+                    'written': 0, 'skipped': len(videos), 'peak_memory': peak_memory(device)[0]}
         try:
             stats = runner(net, dataset, out_dir, videos=todo, top_k=args.top,
                            mem_every=args.mem_every, include_last=args.include_last,
                            mem_style=mem_style, device=device, amp=inference_amp(args),
-                           exact_readout=args.exact_readout)
+                           exact_readout=args.exact_readout, max_mem_frames=args.max_mem_frames)
         finally:
             forget_settings(out_dir)             # unless some output was written
     stats['skipped'] = len(videos) - len(todo)

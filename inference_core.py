@@ -10,6 +10,8 @@ Memory (docs/method.md, "Inference"): the labeled frame's key/value always stay 
   mem_style='davis'    frame ti enters memory when ti % mem_every == 0 (ti = processing index)
   mem_style='youtube'  frame ti enters memory when ti - (last memory frame) >= mem_every
   include_last         the previous frame is a temporary entry, replaced at each step
+  max_mem_frames N     at most N non-labeled permanent frames: adding one more first drops the
+                       oldest of them (first in, first out); labeled frames always stay
 The last frame of a pass is never encoded. Frames that are needed neither for memory nor for
 output (`req_frames`) are skipped without encoding their key.
 
@@ -28,6 +30,7 @@ from model.aggregate import aggregate
 from model.memory import dense_topk_readout, topk_readout
 from model.network import KEY_DIM, VALUE_DIM
 from util.device import cpu_bf16_flag, inference_amp_dtype
+from util.peak_memory import peak_memory, peak_memory_text
 from util.tensor_util import argmax_classes, pad_divide_by, unpad
 
 MEM_STYLES = ('davis', 'youtube')
@@ -133,6 +136,14 @@ class MemoryBank:
         rows[:used] = self.rows[:used]
         self.keys, self.rows, self.cap = keys, rows, cap
 
+    def remove(self, i):
+        """Drop permanent slot i; the later slots (the temporary entry too) move down one."""
+        hw, m = self.hw, len(self) * self.hw
+        s = i * hw
+        self.keys[..., s:m - hw] = self.keys[..., s + hw:m].clone()
+        self.rows[s:m - hw] = self.rows[s + hw:m].clone()
+        del self.frames[i]
+
     def add(self, key, value, frame, temp=False):
         """key [1, 64, hw], value [K, 512, hw]. A permanent entry also drops the temporary one."""
         n = len(self.frames)
@@ -172,15 +183,20 @@ class InferenceCore:
     pixel whose two best classes are that close. exact_readout=True uses the dense form: in
     fp32 on CPU the probabilities are then bitwise those of the original per-object loop
     (tests/test_bench_equivalence.py), at the cost of the readout speed-up.
+
+    max_mem_frames: None (keep every memory frame) or N >= 1, the most non-labeled permanent
+    memory frames kept (the labeled frames and the include_last entry come on top).
     """
 
     def __init__(self, net, images, num_objects, top_k=20, mem_every=5, include_last=False,
                  mem_style='davis', req_frames=None, device=None, amp=False, prob_dtype=None,
-                 exact_readout=False):
+                 exact_readout=False, max_mem_frames=None):
         if mem_style not in MEM_STYLES:
             raise ValueError(f'mem_style must be one of {MEM_STYLES}, got {mem_style!r}')
         if mem_every < 1:
             raise ValueError('mem_every must be >= 1')
+        if max_mem_frames is not None and max_mem_frames < 1:
+            raise ValueError('max_mem_frames must be >= 1 (or None)')
         if images.dim() == 5:
             images = images[0]
         self.net = net
@@ -193,6 +209,8 @@ class InferenceCore:
         self.k = int(num_objects)
         self.top_k, self.mem_every = top_k, mem_every
         self.include_last, self.mem_style = include_last, mem_style
+        self.max_mem_frames = max_mem_frames
+        self.labeled = set()                 # processing indices of the labeled frames
         self.req_frames = None if req_frames is None else set(int(i) for i in req_frames)
         self.amp = amp if amp and amp_dtype(self.device, amp) is not None else False
         if not self.amp and next(net.parameters()).dtype != torch.float32:
@@ -223,6 +241,8 @@ class InferenceCore:
     def _memory(self, hw):
         if self.mem is None:
             expected = self.t // self.mem_every + 2          # grows if more are needed
+            if self.max_mem_frames is not None:
+                expected = min(expected, self.max_mem_frames + 2)
             self.mem = MemoryBank(self.k, KEY_DIM, VALUE_DIM, hw, min(self.t, expected),
                                   self.device, self.mem_dtype)
         return self.mem
@@ -232,6 +252,10 @@ class InferenceCore:
         frame, k16, _, f16, _, _ = feats
         value = self.net.encode_value(frame, f16, prob[1:].to(frame.dtype))   # [K, 512, 1, h, w]
         mem = self._memory(k16.shape[-2] * k16.shape[-1])
+        if not temp and self.max_mem_frames is not None and ti not in self.labeled:
+            free = [i for i, f in enumerate(mem.frames) if f not in self.labeled]
+            if len(free) >= self.max_mem_frames:
+                mem.remove(free[0])                        # first in, first out
         mem.add(k16.flatten(2), value.flatten(2), ti, temp=temp)
 
     def _mask_disabled(self, prob):
@@ -319,6 +343,7 @@ class InferenceCore:
             self.enabled |= set(objects)
             prob = self._mask_disabled(aggregate(cur, dim=0, return_logits=False))
             self.prob[frame_idx] = prob.to(self.prob_dtype)
+            self.labeled.add(frame_idx)
             self._add_memory(frame_idx, feats, prob)
             self._propagate(frame_idx, end_idx)
 
@@ -384,7 +409,7 @@ def label_tensor(mask, k):
 
 
 def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_style='davis',
-                  device=None, amp=False, exact_readout=False, stop=None):
+                  device=None, amp=False, exact_readout=False, stop=None, max_mem_frames=None):
     """Run one dataset Video through an InferenceCore.
 
     Each label propagates up to the next label (inclusive, as STCN's YouTube-VOS loop: the
@@ -392,8 +417,9 @@ def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_sty
     `complete` also resets every already labeled object it does not hold (that object is
     absent there). stop: process only the frames before this processing index (labels from
     it on are ignored); the masks before it are those of the whole run, since propagation
-    only looks back. Returns ({processing index: uint8 [H, W] mask in original ids, at
-    video.size}, frames segmented, seconds of processing (IO excluded), the core).
+    only looks back. max_mem_frames: InferenceCore's bound on the memory. Returns
+    ({processing index: uint8 [H, W] mask in original ids, at video.size}, frames segmented,
+    seconds of processing (IO excluded), the core).
     """
     device = torch.device(device) if device is not None else next(net.parameters()).device
     k = len(video.object_ids)
@@ -407,7 +433,8 @@ def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_sty
     core = InferenceCore(net, video.images, k, top_k=top_k, mem_every=mem_every,
                          include_last=include_last, mem_style=mem_style,
                          req_frames=None if video.outputs is None else outputs,
-                         device=device, amp=amp, exact_readout=exact_readout)
+                         device=device, amp=amp, exact_readout=exact_readout,
+                         max_mem_frames=max_mem_frames)
     for j, lab in enumerate(labels):
         end = labels[j + 1].index + 1 if j + 1 < len(labels) else n
         objects = set(lab.objects)
@@ -425,14 +452,16 @@ def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_sty
 
 
 def run_dataset(net, dataset, out_dir, videos=None, top_k=20, mem_every=5, include_last=False,
-                mem_style='davis', device=None, amp=False, exact_readout=False, progress=True):
+                mem_style='davis', device=None, amp=False, exact_readout=False, progress=True,
+                max_mem_frames=None):
     """Segment videos `videos` (names; default all) of a test dataset and write their
     outputs (dataset.output_frames) as <out_dir>/<video>/<frame>.png.
 
     Videos are loaded one ahead in a background thread (page-locked for a CUDA device);
     PNGs are palette images written atomically. Prints and returns the speed: frames
-    segmented / processing seconds (IO excluded).
-    Returns {'videos', 'frames', 'seconds', 'fps', 'written'}.
+    segmented / processing seconds (IO excluded), then the process's peak memory
+    (util.peak_memory). Returns {'videos', 'frames', 'seconds', 'fps', 'written',
+    'peak_memory'} (bytes).
     """
     import os
 
@@ -451,7 +480,8 @@ def run_dataset(net, dataset, out_dir, videos=None, top_k=20, mem_every=5, inclu
     for video in loaded:
         masks, n, secs, _ = segment_video(net, video, top_k=top_k, mem_every=mem_every,
                                           include_last=include_last, mem_style=mem_style,
-                                          device=device, amp=amp, exact_readout=exact_readout)
+                                          device=device, amp=amp, exact_readout=exact_readout,
+                                          max_mem_frames=max_mem_frames)
         frames, seconds = frames + n, seconds + secs
         for i, m in masks.items():
             write_mask(os.path.join(out_dir, video.name, video.frames[i] + '.png'), m,
@@ -459,6 +489,7 @@ def run_dataset(net, dataset, out_dir, videos=None, top_k=20, mem_every=5, inclu
         written += len(masks)
     fps = frames / seconds if seconds > 0 else float('nan')
     print(f'{len(names)} videos, {frames} frames segmented in {seconds:.2f} s: '
-          f'{fps:.2f} FPS (IO excluded); {written} masks written to {out_dir}')
+          f'{fps:.2f} FPS (IO excluded); {written} masks written to {out_dir}; '
+          f'{peak_memory_text(dev)}')
     return {'videos': len(names), 'frames': frames, 'seconds': seconds, 'fps': fps,
-            'written': written}
+            'written': written, 'peak_memory': peak_memory(dev)[0]}

@@ -20,6 +20,7 @@ from phase2.merge import PASS_NAMES, source_plan
 from util.errors import UserError
 from util.io import CurrentStderr, publish_folder, write_mask
 from util.layout import stem
+from util.peak_memory import peak_memory, peak_memory_text
 
 # pass -> (reverse, only_sec_gt), as eval_youtube.py's --reverse / --only_sec_gt
 PASS_FLAGS = {'left': (False, False), 'leftsecgt': (False, True),
@@ -92,14 +93,15 @@ def write_bank_video(out_dir, name, frames):
 
 
 def run_bank(net, dataset, out_dir, videos=None, top_k=20, mem_every=5, include_last=False,
-             mem_style='davis', device=None, amp=False, exact_readout=False, progress=True):
+             mem_style='davis', device=None, amp=False, exact_readout=False, progress=True,
+             max_mem_frames=None):
     """Write the bank of videos `videos` (names; default all) of a BankDataset to
     <out_dir>/<video>/ (the frames of dataset.output_frames).
 
     Videos are loaded one ahead in a background thread (frames read once for all four
     passes). Prints and returns the speed as run_dataset does, plus the frames the four full
     passes would have segmented. Returns {'videos', 'frames', 'seconds', 'fps', 'written',
-    'full_pass_frames'}.
+    'full_pass_frames', 'peak_memory'}.
     """
     names = list(dataset.videos if videos is None else videos)
     for v in names:                               # before any work
@@ -119,13 +121,14 @@ def run_bank(net, dataset, out_dir, videos=None, top_k=20, mem_every=5, include_
         bank, n, secs, f = bank_video(net, passes, dataset.label_files[name], top_k=top_k,
                                       mem_every=mem_every, include_last=include_last,
                                       mem_style=mem_style, device=device, amp=amp,
-                                      exact_readout=exact_readout)
+                                      exact_readout=exact_readout,
+                                      max_mem_frames=max_mem_frames)
         bank = {s: bank[s] for s in dataset.output_frames(name)}
         write_bank_video(out_dir, name, bank)
         frames, seconds, written, full = frames + n, seconds + secs, written + len(bank), full + f
     fps = frames / seconds if seconds > 0 else float('nan')
     print(f'{len(names)} videos, {frames} frames segmented in {seconds:.2f} s: {fps:.2f} FPS '
           f'(IO excluded; the four full passes segment {full}); {written} masks written to '
-          f'{out_dir}')
+          f'{out_dir}; {peak_memory_text(dev)}')
     return {'videos': len(names), 'frames': frames, 'seconds': seconds, 'fps': fps,
-            'written': written, 'full_pass_frames': full}
+            'written': written, 'full_pass_frames': full, 'peak_memory': peak_memory(dev)[0]}
