@@ -27,8 +27,8 @@ The merged pseudo-label bank in one run (--bank; the same flags, without --rever
 --only_sec_gt):
     python eval_youtube.py --model phase1.pth --bank --output out/merge [--data_file ..] [--davis]
   Runs each of the four passes only as far as the merge (phase2_scripts/merge_left_right.py)
-  uses it and writes <output>/<video>/<frame>.png: byte for byte what the four passes and the
-  merge write, with about half the frames segmented (phase2/bank.py).
+  uses it and writes <output>/Annotations/<video>/<frame>.png: byte for byte what the four
+  passes and the merge write, with about half the frames segmented (phase2/bank.py).
 
 Output: <output>/Annotations/<video>/<frame>.png; --zip also packs it into <output>.zip.
 --resume skips the videos whose PNGs are all present and readable. --shard I/N processes every

@@ -12,7 +12,8 @@
 #       the same phase1_merge_* folder with about half the frames segmented
 #
 # Everything is overridable by environment variables (defaults: the paper's layout):
-#   MODEL       phase-1 weights (default: newest saves/*_phase1/*_phase1_150000.pth)
+#   MODEL       phase-1 weights (default: saves/phase1.pth, the original scripts' path, if it
+#               exists, else the newest saves/*_phase1/*_phase1_150000.pth: the student)
 #   YV_ROOT     ../YouTube          DAVIS_ROOT  ../DAVIS
 #   YV_SPARSE   $YV_ROOT/phase2/yv_gt_480p     DAVIS_SPARSE <DAVIS 2017>/phase2/davis_gt
 #   (DAVIS_ROOT may be the folder holding 2017/ or the 2017 folder itself)
@@ -28,6 +29,7 @@ STEPS=("$@")
 [ ${#STEPS[@]} -eq 0 ] && STEPS=(left leftsecgt right rightsecgt merge)
 
 PYTHON=${PYTHON:-python}
+if [ -z "${MODEL:-}" ] && [ -f saves/phase1.pth ]; then MODEL=saves/phase1.pth; fi
 MODEL=${MODEL:-$(ls -t saves/*_phase1/*_phase1_150000.pth 2>/dev/null | head -n 1 || true)}
 YV_ROOT=${YV_ROOT:-../YouTube}
 DAVIS_ROOT=${DAVIS_ROOT:-../DAVIS}

@@ -5,7 +5,7 @@
 #   YV_DATA (util/yv_rand_2frames.json) DAVIS_DATA (util/davis_rand_2frames.json)
 #   YV_ROOT (../YouTube) DAVIS_ROOT (../DAVIS) PYTHON (python); extra flags are passed on.
 # One GPU with enough memory: NPROC=1 GPUS=0 bash run_phase1.sh -b 8
-set -euo pipefail
+set -eu    # POSIX: the original README runs it with sh
 cd "$(dirname "$0")"
 CUDA_VISIBLE_DEVICES=${GPUS:-0,1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-4} \
 "${PYTHON:-python}" -m torch.distributed.run --master_port "${PORT:-9846}" \

@@ -4,7 +4,7 @@
 # Overridable: GPUS (0,1) NPROC (2) PORT (9846) ID (phase2) LOAD (ckpts/stcn_s0.pth)
 #   YV_DATA DAVIS_DATA (the two-frame JSONs) PHASE2_YV (../vos_phase2/phase1_merge_480p)
 #   PHASE2_DAVIS (../vos_phase2/phase1_merge_davis) YV_ROOT DAVIS_ROOT PYTHON; extra flags pass on.
-set -euo pipefail
+set -eu    # POSIX: the original README runs it with sh
 cd "$(dirname "$0")"
 CUDA_VISIBLE_DEVICES=${GPUS:-0,1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-4} \
 "${PYTHON:-python}" -m torch.distributed.run --master_port "${PORT:-9846}" \

@@ -3,7 +3,10 @@ curriculum, and one sampler + loader per data mode (docs/method.md, "Training").
 
 Stage 0 the static image sets, stage 1 BL30K, stages 2/3 DAVIS 2017 train x5 + YouTube-VOS
 train (two-shot when --davis_data / --yv_data name split JSONs; phase 2 from --phase2_train
-on, for each data set that has a bank: --phase2_davis / --phase2_yv). The maximum frame skip
+on, for each data set that has a bank: --phase2_davis / --phase2_yv). A data set read with
+full labels trains, as in STCN, on the videos of its subset list (--yv_subset / --davis_subset,
+default util/yv_subset.txt / util/davis_subset.txt), otherwise DAVIS on ImageSets/2017/train.txt
+and YouTube-VOS on every video of train_480p. The maximum frame skip
 follows STCN's curriculum (5, then 10, 15, 20, 25 at 10/20/30/40% of the epochs and 5 again
 at 90%; 80% for BL30K); YouTube uses skip // 5.
 """
@@ -17,10 +20,11 @@ from dataset.reseed import WorkerInit
 from dataset.sampling import EpochSampler, SeededSamples
 from dataset.static_dataset import StaticTransformDataset
 from dataset.vos_dataset import VOSDataset
+from util.distributed import print_main
 from util.errors import UserError
 from util.io import read_list, require_dir
-from util.layout import (davis_2017_dir, davis_dirs, davis_imageset, davis_trainval, generic_dirs,
-                          youtube_dirs)
+from util.layout import (bank_labels, davis_2017_dir, davis_dirs, davis_imageset,
+                          davis_trainval, generic_dirs, list_videos, youtube_dirs)
 from util.resume import QuietWorkerInit
 from util.two_shot_split import load_split
 
@@ -28,6 +32,7 @@ SKIP_VALUES = (10, 15, 20, 25, 5)
 SKIP_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.9)
 SKIP_FRACTIONS_BL = (0.1, 0.2, 0.3, 0.4, 0.8)
 START_SKIP = 5
+SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'util')
 STATIC_SETS = (('fss', 0, 1), ('DUTS-TR', 1, 1), ('DUTS-TE', 1, 1), ('ecssd', 1, 1),
                ('BIG_small', 1, 5), ('HRSOD_small', 1, 5))     # (folder, method, repeats)
 
@@ -42,8 +47,44 @@ def max_skip_at(epoch, total_epochs, bl=False):
 
 
 def bank_path(para, bank):
-    """A pseudo-label bank flag (--phase2_yv / --phase2_davis), under --phase2_root if given."""
-    return os.path.join(para['phase2_root'], bank) if para['phase2_root'] else bank
+    """The folder a pseudo-label bank flag (--phase2_yv / --phase2_davis) names:
+    os.path.join(--phase2_root, bank) as the original joins them."""
+    return os.path.join(para['phase2_root'], bank)
+
+
+def bank_folder(para, flag):
+    """The <video>/<frame>.png folder of the bank of --<flag> (util.layout.bank_labels); a
+    missing one is a UserError that says how a relative path was joined."""
+    bank = bank_path(para, para[flag])
+    if not os.path.isdir(bank):
+        hint = ''
+        if not os.path.isabs(para[flag]) and para['phase2_root'] and os.path.isdir(para[flag]):
+            hint = (f' (a relative --{flag} is joined to --phase2_root {para["phase2_root"]}, '
+                    f'as in the original; give --phase2_root "" to use {para[flag]} as given)')
+        raise UserError(f'{bank}: pseudo-label bank (--{flag}) not found{hint}')
+    return bank_labels(bank)
+
+
+def full_label_subset(para, flag, im_dir):
+    """STCN's video list of a full-label data set (--yv_subset / --davis_subset; default the
+    shipped util/<flag>.txt): (the listed videos present in im_dir, a note naming the missing
+    ones or None); (None, None) for "none". Unlisted videos are not trained on."""
+    value = para[flag]
+    if value is not None and value.lower() == 'none':
+        return None, None
+    path = value or os.path.join(SHIPPED, f'{flag}.txt')
+    listed = read_list(path, f'video subset list (--{flag})')
+    have = set(list_videos(require_dir(im_dir, 'frame folder')))
+    missing = [v for v in listed if v not in have]
+    if len(missing) == len(listed):
+        raise UserError(f'{path}: none of the {len(listed)} videos of the subset list (--{flag}) '
+                        f'is in {im_dir}; give --{flag} none to train on every video there')
+    note = None
+    if missing:
+        note = (f'note: {path}: {len(missing)} of {len(listed)} listed videos are not in '
+                f'{im_dir} (e.g. {", ".join(missing[:3])}); training on the other '
+                f'{len(listed) - len(missing)}')
+    return [v for v in listed if v in have], note
 
 
 def data_roots(para):
@@ -67,6 +108,7 @@ class DataMix:
         self.bl = para['stage'] == 1
         self.videos = []                  # [(dataset, skip divisor)]
         self.bank = {}                    # video -> bank entry (phase 2)
+        self.notes = []                   # lines for the log (videos of a subset list missing)
         crop = para['crop_size']
         if para['stage'] == 0:
             root = require_dir(para['static_root'], 'static image root (--static_root)')
@@ -89,31 +131,36 @@ class DataMix:
         davis = davis_trainval(davis_2017_dir(para['davis_root']))
         d_im, d_gt = davis_dirs(davis)
         davis_sets = dict(
-            im=d_im, gt=d_gt,
-            subset=read_list(davis_imageset(davis, 2017, 'train'), 'image-set file',
-                             folder=d_im),
-            split=para['davis_data'], bank=para['phase2_davis'], divisor=1, repeat=5)
+            im=d_im, gt=d_gt, imageset=davis_imageset(davis, 2017, 'train'),
+            split=para['davis_data'], bank='phase2_davis', list='davis_subset', divisor=1,
+            repeat=5)
         y_im, y_gt = youtube_dirs(para['yv_root'], 'train_480p')
-        yv_sets = dict(im=y_im, gt=y_gt, subset=None, split=para['yv_data'],
-                       bank=para['phase2_yv'], divisor=5, repeat=1)
+        yv_sets = dict(im=y_im, gt=y_gt, imageset=None, split=para['yv_data'],
+                       bank='phase2_yv', list='yv_subset', divisor=5, repeat=1)
         parts = []
         for d in (davis_sets, yv_sets):
-            require_dir(d['im'], 'frame folder')
             split = load_split(d['split'], max_frames=10 ** 6) if d['split'] else None
-            if mode == PHASE2 and d['bank']:
-                bank = bank_path(para, d['bank'])
-                require_dir(bank, 'pseudo-label bank')
-                ds = VOSDataset(d['im'], d['gt'], START_SKIP, subset=d['subset'],
+            full = split is None and not (mode == PHASE2 and para[d['bank']])
+            subset = None
+            if full:                      # STCN's full-label stages: its subset lists
+                subset, note = full_label_subset(para, d['list'], d['im'])
+                self.notes += [note] if note else []
+            if subset is None and d['imageset']:       # DAVIS: never the val videos
+                subset = read_list(d['imageset'], 'image-set file', folder=d['im'])
+            require_dir(d['im'], 'frame folder')
+            if mode == PHASE2 and para[d['bank']]:
+                bank = bank_folder(para, d['bank'])
+                ds = VOSDataset(d['im'], d['gt'], START_SKIP, subset=subset,
                                 pseudo_root=bank, labeled_frames=d['split'], crop_size=crop)
                 for v in ds.videos:
                     self.bank[v] = {'im_root': d['im'], 'gt_root': d['gt'], 'bank_root': bank,
                                     'labeled': {os.path.splitext(n)[0]
                                                 for n in (split or {}).get(v, [])}}
             elif split is not None:
-                ds = VOSDataset(d['im'], d['gt'], START_SKIP, subset=d['subset'],
+                ds = VOSDataset(d['im'], d['gt'], START_SKIP, subset=subset,
                                 two_shot=d['split'], semi=semi, crop_size=crop)
             else:
-                ds = VOSDataset(d['im'], d['gt'], START_SKIP, subset=d['subset'],
+                ds = VOSDataset(d['im'], d['gt'], START_SKIP, subset=subset,
                                 crop_size=crop)
             self.videos.append((ds, d['divisor']))
             parts += [ds] * d['repeat']
@@ -146,6 +193,10 @@ class ModeData:
 
 
 def build_data(para, dist_info, start_it):
-    """{mode: ModeData} for every mode the run reaches: all data is checked before training."""
-    return {m: ModeData(para, m, dist_info) for m in modes_reached(para, start_it)}
+    """{mode: ModeData} for every mode the run reaches: all data is checked before training.
+    The data's notes are printed once, by the main process."""
+    data = {m: ModeData(para, m, dist_info) for m in modes_reached(para, start_it)}
+    for note in dict.fromkeys(n for d in data.values() for n in d.mix.notes):
+        print_main(dist_info, note)
+    return data
 

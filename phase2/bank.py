@@ -82,7 +82,8 @@ def bank_video(net, videos, label_files, **kw):
 
 
 def write_bank_video(out_dir, name, frames):
-    """Write one video's bank atomically: <out_dir>/<name>/<frame>.png."""
+    """Write one video's bank atomically: <out_dir>/<name>/<frame>.png (out_dir: the bank's
+    Annotations folder, util.layout.bank_output)."""
     def fill(tmp):
         for s, item in frames.items():
             if item[0] == 'gt':
@@ -96,7 +97,8 @@ def run_bank(net, dataset, out_dir, videos=None, top_k=20, mem_every=5, include_
              mem_style='davis', device=None, amp=False, exact_readout=False, progress=True,
              max_mem_frames=None):
     """Write the bank of videos `videos` (names; default all) of a BankDataset to
-    <out_dir>/<video>/ (the frames of dataset.output_frames).
+    <out_dir>/<video>/ (the frames of dataset.output_frames; out_dir: the bank's Annotations
+    folder).
 
     Videos are loaded one ahead in a background thread (frames read once for all four
     passes). Prints and returns the speed as run_dataset does, plus the frames the four full

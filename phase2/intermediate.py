@@ -7,8 +7,8 @@ parsed flags:
   INTERMEDIATE  one of the four passes of docs/method.md (--data_file, --reverse,
                 --only_sec_gt or --davis; eval_youtube_phase2.py always)
   BANK          the four passes as far as the merge uses them, merged (--bank)
-`run` writes <output>/Annotations/<video>/ (the bank: <output>/<video>/), with
-eval_driver.run.
+`run` writes <output>/Annotations/<video>/ in every mode (for the bank the original's bank
+layout, util.layout.bank_output), with eval_driver.run.
 """
 import os
 
@@ -16,8 +16,9 @@ import eval_driver
 from dataset.test_datasets import DAVIS_VOID, IntermediateDataset
 from phase2.bank import BankDataset, run_bank
 from util.errors import UserError
-from util.layout import (davis_2017_dir, davis_dirs, davis_sparse_labels, davis_trainval,
-                          list_frames, stem, youtube_dirs, youtube_sparse_labels)
+from util.layout import (bank_output, davis_2017_dir, davis_dirs, davis_sparse_labels,
+                          davis_trainval, list_frames, stem, youtube_dirs,
+                          youtube_sparse_labels)
 
 BENCHMARK, INTERMEDIATE, BANK = 'benchmark', 'intermediate', 'bank'
 
@@ -34,8 +35,8 @@ def add_flags(p, davis_path):
     g.add_argument('--data_file', default=None,
                    help='sparse label folder <video>/<pngs>, or a two-frame split .json')
     g.add_argument('--bank', action='store_true',
-                   help='write the merged pseudo-label bank to --output/<video>/ directly: '
-                        'the four passes, each only as far as the merge uses it')
+                   help='write the merged pseudo-label bank to --output/Annotations/<video>/ '
+                        'directly: the four passes, each only as far as the merge uses it')
 
 
 def select_mode(args, always_intermediate=False):
@@ -104,8 +105,8 @@ def run(args, mode, dataset):
     """eval_driver.run in `mode`, with the YouTube-style memory schedule (DAVIS intermediate
     inference too, as the original), --shard and --zip."""
     if mode == BANK:
-        return eval_driver.run(args, dataset, args.output, 'youtube', runner=run_bank,
-                               shard=args.shard)
+        return eval_driver.run(args, dataset, bank_output(args.output), 'youtube',
+                               runner=run_bank, shard=args.shard)
     zip_path = os.path.normpath(args.output) + '.zip' if args.zip else None
     return eval_driver.run(args, dataset, os.path.join(args.output, 'Annotations'), 'youtube',
                            shard=args.shard, zip_path=zip_path)

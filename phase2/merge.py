@@ -8,9 +8,11 @@ Per video with labeled frames a < b (positions in the time-sorted frame list):
   a, b                <- the true labels of the sparse label folder
 A video with one labeled frame a: before a <- rightsecgt, after a <- leftsecgt.
 
-Everything is validated before anything is written (every PNG taken is decoded and checked:
-its video's frame size, the label ids of its sparse labels); each video is written into
-`<out>/.tmp_<video>` and renamed into place, so a killed merge never leaves a half video.
+The bank is written in the original's layout, `<out>/Annotations/<video>/<frame>.png`
+(util.layout.bank_output). Everything is validated before anything is written (every PNG taken
+is decoded and checked: its video's frame size, the label ids of its sparse labels); each video
+is written into `<out>/Annotations/.tmp_<video>` and renamed into place, so a killed merge
+never leaves a half video.
 Output PNGs are byte copies of their sources (palette kept).
 
 The command is phase2_scripts/merge_left_right.py.
@@ -24,8 +26,8 @@ import numpy as np
 
 from util.errors import UserError
 from util.io import CurrentStderr, ensure_writable_dir, publish_folder, read_mask
-from util.layout import (list_frames, list_masks, list_videos, sort_frames, sparse_label_frames,
-                          stem)
+from util.layout import (bank_labels, bank_output, list_frames, list_masks, list_videos,
+                          sort_frames, sparse_label_frames, stem)
 from util.outputs import OutputLock, check_apart
 
 PASS_NAMES = ('left', 'leftsecgt', 'right', 'rightsecgt')
@@ -90,10 +92,8 @@ def merge_video(frames, labeled, passes, video=''):
 
 
 def resolve_pass_dir(path, name):
-    """A pass output folder, or its Annotations/ subfolder when it has one."""
-    path = Path(path)
-    if (path / 'Annotations').is_dir():
-        path = path / 'Annotations'
+    """A pass output folder, or its Annotations/ subfolder when it has one (bank_labels)."""
+    path = Path(bank_labels(path))
     if not path.is_dir():
         raise UserError(f'{path}: {name} pass folder not found')
     return path
@@ -161,7 +161,8 @@ def write_video(out, video, plan):
 
 def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, videos=None,
           workers=4, progress=True):
-    """Merge the four pass trees into <out>/<video>/<frame>.png; return a summary dict.
+    """Merge the four pass trees into <out>/Annotations/<video>/<frame>.png; return a summary
+    dict ('out': that Annotations folder).
 
     All videos are planned and checked first; nothing is written if any check fails.
     frames_dir: the JPEGImages folder of the videos (default: the one beside the sparse
@@ -197,14 +198,15 @@ def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, vide
         list(pool.map(lambda v: check_plan(v, plans[v]), all_videos))
 
     out = Path(ensure_writable_dir(out, 'output folder (--out)'))
+    labels = Path(bank_output(out))
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        labels.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f'{out}: cannot create output folder ({e.strerror})') from e
+        raise UserError(f'{labels}: cannot create output folder ({e.strerror})') from e
     items = list(plans.items())
-    with OutputLock(out, 'output folder (--out)'), \
+    with OutputLock(labels, 'output folder (--out)'), \
             ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        jobs = pool.map(lambda kv: write_video(out, *kv), items)
+        jobs = pool.map(lambda kv: write_video(labels, *kv), items)
         if progress:
             import progressbar
             jobs = progressbar.ProgressBar(max_value=len(items), fd=CurrentStderr())(jobs)
@@ -216,4 +218,4 @@ def merge(gt_dir, left, leftsecgt, right, rightsecgt, out, frames_dir=None, vide
         for src, _ in plan.values():
             counts[src] += 1
     return {'videos': len(plans), 'frames': sum(counts.values()), 'sources': counts,
-            'out': str(out)}
+            'out': str(labels)}

@@ -82,7 +82,7 @@ run bash run_intermediate.sh davis
 echo "== 5. phase 2: retrain from the same stage-0 weights on labeled + pseudo-labeled frames"
 schedule "$ITERS2"
 run python train.py --id phase2 "${COMMON[@]}" "${SCHEDULE[@]}" \
-    --phase2_yv "$OUT/vos_phase2/phase1_merge_480p" --phase2_davis "$OUT/vos_phase2/phase1_merge_davis" \
+    --phase2_root "$OUT/vos_phase2" --phase2_yv phase1_merge_480p --phase2_davis phase1_merge_davis \
     --phase2_train 0 --phase2_thres 0.99 --phase2_start_update "$((ITERS2 / 2))"
 P2=$(latest phase2 "$ITERS2")
 
@@ -94,7 +94,7 @@ for name in untrained s0 phase1 phase2; do
 done
 run python -m util.evaluate --gt_path "$DAVIS/2017/trainval" --split train \
     --imageset "$DAVIS/2017/trainval/ImageSets/2017/train.txt" \
-    --pred_path "$OUT/vos_phase2/phase1_merge_davis" --out "$OUT/eval/bank"
+    --pred_path "$OUT/vos_phase2/phase1_merge_davis/Annotations" --out "$OUT/eval/bank"
 
 echo
 python scripts/demo_table.py --eval_dir "$OUT/eval" --seconds "$(( $(date +%s) - START ))"
@@ -118,7 +118,7 @@ for pass in left leftsecgt right rightsecgt; do       # the pass trees, where th
     fi
 done
 run python -m util.visualize --frames "$TV/JPEGImages/480p" --videos "$TRAIN_VIDEO" \
-    "${BANK_ROWS[@]}" --masks "$OUT/vos_phase2/phase1_merge_davis" \
+    "${BANK_ROWS[@]}" --masks "$OUT/vos_phase2/phase1_merge_davis/Annotations" \
     --labels "${BANK_LABELS[@]}" "bank (merged)" --out "$OUT/pictures/bank_$TRAIN_VIDEO.png"
 echo "contact sheet, validation video $VAL_VIDEO: $OUT/pictures/val_$VAL_VIDEO.png"
 echo "contact sheet, bank of training video $TRAIN_VIDEO: $OUT/pictures/bank_$TRAIN_VIDEO.png"

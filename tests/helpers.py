@@ -62,6 +62,8 @@ def davis_tree(root, videos=('vid_a',), t=6, palette=None):
 
 
 C = 32
+# full-label training on synthetic data: its video names are in none of STCN's subset lists
+NO_SUBSETS = ['--yv_subset', 'none', '--davis_subset', 'none']
 
 
 def training_layouts(root, davis_videos, yt_videos, frames, height, width):
@@ -138,3 +140,16 @@ def segment_with_query(net, mem_keys, mem_values, qk16, qv16, qf8, qf4, top_k=20
     k = mem_values.shape[0]
     mem = readout(weights, mem_values.reshape(1, k * VALUE_DIM, -1))       # [1, K*512, hw]
     return net.decode(mem.view(k, VALUE_DIM, h, w), qv16, qf8, qf4)
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def checkout_copy(dest):
+    """A copy of this checkout's code, scripts and shipped data at `dest` (no tests, no
+    environment, runs or caches): commands that find their folders from where they live run
+    there as from a fresh clone."""
+    import shutil
+    shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(
+        '.git', '.venv', '__pycache__', '.pytest_cache', 'demo_out', 'saves', 'tests', '*.pth'))
+    return dest

@@ -84,6 +84,9 @@ def videos_in(folder):
 
 
 def same_trees(a, b):
+    """The video folders of two banks (their Annotations/, the original's layout) hold the
+    same files, byte for byte."""
+    a, b = os.path.join(a, 'Annotations'), os.path.join(b, 'Annotations')
     videos = videos_in(a)
     assert videos == videos_in(b)
     for v in videos:
@@ -110,12 +113,14 @@ def test_bank_equals_four_passes_and_merge(tmp_path, ckpt, trees, mode, extra):
     assert stats['full_pass_frames'] == (2 * FRAMES + 2) * len(LABELS)
     # the bank: every frame once, plus each used pass's labeled frame again
     assert stats['frames'] <= (FRAMES + 2) * len(LABELS)
-    assert [f for f in os.listdir(tmp_path / 'bank') if f.startswith('.')] == ['.settings.json']
+    assert os.listdir(tmp_path / 'bank') == ['Annotations']
+    assert [f for f in os.listdir(tmp_path / 'bank' / 'Annotations')
+            if f.startswith('.')] == ['.settings.json']
 
 
 def test_bank_resume_redoes_only_missing_videos(tmp_path, ckpt, trees, monkeypatch):
-    out = tmp_path / 'bank'
-    args = ['--model', ckpt, '--output', str(out), '--bank'] + trees['youtube']
+    args = ['--model', ckpt, '--output', str(tmp_path / 'bank'), '--bank'] + trees['youtube']
+    out = tmp_path / 'bank' / 'Annotations'
     eval_youtube.main(args)
     videos = videos_in(out)
     shutil.rmtree(out / videos[1])
@@ -136,7 +141,7 @@ def test_bank_resume_redoes_only_missing_videos(tmp_path, ckpt, trees, monkeypat
 
 
 def test_bank_killed_mid_video_leaves_nothing_half_written(tmp_path, ckpt, trees, monkeypatch):
-    out = tmp_path / 'bank'
+    out = tmp_path / 'bank' / 'Annotations'
     calls = []
 
     def failing_write(path, mask, palette=None):
@@ -147,7 +152,8 @@ def test_bank_killed_mid_video_leaves_nothing_half_written(tmp_path, ckpt, trees
     real = bank.write_mask
     monkeypatch.setattr(bank, 'write_mask', failing_write)
     with pytest.raises(KeyboardInterrupt):
-        eval_youtube.main(['--model', ckpt, '--output', str(out), '--bank'] + trees['davis'])
+        eval_youtube.main(['--model', ckpt, '--output', str(out.parent), '--bank']
+                          + trees['davis'])
     left = videos_in(out)
     assert len(left) == 1 and len(os.listdir(out / left[0])) == FRAMES   # first video whole
 
@@ -216,7 +222,7 @@ def test_shard_flag(tmp_path, ckpt, trees):
     done = []
     for i in range(3):
         s = eval_youtube.main(flags + ['--output', str(tmp_path / 'out'), '--shard', f'{i}/3'])
-        done.append(videos_in(tmp_path / 'out'))
+        done.append(videos_in(tmp_path / 'out' / 'Annotations'))
         assert s['written'] == FRAMES * len(range(i, len(LABELS), 3))
     videos = done[-1]
     assert len(videos) == len(LABELS)
@@ -295,6 +301,6 @@ def test_bank_corrupt_frame_names_the_file_and_keeps_finished_videos(tmp_path, c
     flags = ['--yv_path', str(root)] + flags[flags.index('--res'):]
     with pytest.raises(UserError, match=re.escape(str(bad))):
         eval_youtube.main(['--model', ckpt, '--output', str(out), '--bank'] + flags)
-    done = videos_in(out)
+    done = videos_in(out / 'Annotations')
     assert done == sorted(os.listdir(frames))[:2]
-    assert all(len(os.listdir(out / v)) == FRAMES for v in done)
+    assert all(len(os.listdir(out / 'Annotations' / v)) == FRAMES for v in done)

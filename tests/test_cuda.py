@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 import inference_core
-from helpers import davis_tree, make_batch, step
+from helpers import NO_SUBSETS, davis_tree, make_batch, step
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')]
@@ -161,7 +161,7 @@ def test_training_batches_are_pinned(tmp_path):
                  val_videos=0)
     para = HyperParameters().parse(['--stage', '3', '--crop_size', '32', '-b', '2',
                                     '--num_workers', '1', '--davis_root', d['root'],
-                                    '--yv_root', y['root']])
+                                    '--yv_root', y['root'], *NO_SUBSETS])
     data = ModeData(para, 'base', DistInfo(device=torch.device('cuda')))
     it = iter(data.loader)
     try:

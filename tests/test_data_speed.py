@@ -14,7 +14,7 @@ import torch
 import train
 from dataset.sampling import LOAD_KEY, SeededSamples
 from util.speed import SpeedMeter, workers_needed
-from helpers import training_layouts
+from helpers import NO_SUBSETS, training_layouts
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,7 +63,7 @@ def test_training_logs_data_wait(tiny_data):
     save_root = os.path.join(str(root), 'saves')
     flags = ['--stage', '3', '--crop_size', '32', '-b', '2', '-i', '7', '--steps', '5',
              '--davis_root', d['root'], '--yv_root', y['root'], '--num_workers', '0',
-             '--log_every', '2', '--save_every', '1000', '--save_root', save_root]
+             '--log_every', '2', '--save_every', '1000', '--save_root', save_root, *NO_SUBSETS]
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert train.main(flags) == 0

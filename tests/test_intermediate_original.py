@@ -74,7 +74,7 @@ def test_davis_memory_schedule_is_the_originals(davis12, memory_log, tmp_path, s
                       ['--bank', '--output', str(tmp_path / 'bank')])
     assert [m[1:] for m in memory_log] == [('youtube', [2]), ('youtube', [9]),
                                            ('youtube', [2]), ('youtube', [9])]
-    assert sorted(os.listdir(tmp_path / 'bank' / davis12['video'])) == \
+    assert sorted(os.listdir(tmp_path / 'bank' / 'Annotations' / davis12['video'])) == \
         [f'{i:05d}.png' for i in range(12)]
 
 

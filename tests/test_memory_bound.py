@@ -151,15 +151,15 @@ def test_flag_reaches_the_core_and_peak_memory_is_printed(data, ckpt, tmp_path, 
     monkeypatch.setattr(inference_core, 'InferenceCore', spy)
     davis = ['--model', ckpt, '--davis_path', str(data / 'DAVIS'), '--device', 'cpu']
     out = str(tmp_path / 'd')
-    stats, printed = run_printed(eval_davis.main, davis + ['--output', out, '--mem_every', '1',
-                                                           '--max_mem_frames', '2'])
+    first = ['--output', out, '--mem_every', '1', '--max_mem_frames', '2']
+    stats, printed = run_printed(eval_davis.main, davis + first)
     assert seen == [2] and stats['peak_memory'] > 0
     mib = float(PEAK.search(printed).group(1))
     assert abs(mib - stats['peak_memory'] / 2 ** 20) < 0.1
     assert re.search(r'frames segmented in [\d.]+ s: [\d.]+ FPS \(IO excluded\); \d+ masks '
                      r'written to ', printed)                 # the FPS line as it was
     # --resume with every video complete: the peak memory all the same
-    _, printed = run_printed(eval_davis.main, davis + ['--output', out, '--resume'])
+    _, printed = run_printed(eval_davis.main, davis + first + ['--resume'])
     assert '0 videos, 0 frames segmented; peak memory' in printed and len(seen) == 1
     # the bank (four passes) and the benchmark mode of eval_youtube.py
     yt = ['--model', ckpt, '--yv_path', str(data / 'YouTube'), '--device', 'cpu',

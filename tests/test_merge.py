@@ -62,7 +62,7 @@ def run_merge(dirs, out, **kw):
 
 
 def merged_sources(out, video):
-    files = sorted((out / video).glob('*.png'))
+    files = sorted((out / 'Annotations' / video).glob('*.png'))     # the original's layout
     srcs = []
     for f in files:
         m = read_mask(f)
@@ -120,19 +120,20 @@ def test_merge_on_disk_frame_by_frame(tmp_path, full):
             counts[x] += 1
         # byte copies: palette and content identical to the source file
         for nm, src in zip(names, srcs):
-            assert (out / case / f'{nm}.png').read_bytes() == \
+            assert (out / 'Annotations' / case / f'{nm}.png').read_bytes() == \
                 (dirs[src] / case / f'{nm}.png').read_bytes()
     assert s['videos'] == len(CASES)
     assert s['sources'] == counts
     assert s['frames'] == sum(counts.values())
-    assert not [p for p in out.iterdir() if p.name.startswith('.')]
+    assert s['out'] == str(out / 'Annotations')
+    assert not [p for p in (out / 'Annotations').iterdir() if p.name.startswith('.')]
 
 
 def test_frames_dir_and_videos_subset(tmp_path):
     dirs = make_trees(tmp_path, {'va': (6, (1, 4)), 'vb': (5, (2,))}, full=False)
     out = tmp_path / 'out'
     s = run_merge(dirs, out, frames_dir=dirs['frames'], videos=['vb'])
-    assert sorted(p.name for p in out.iterdir()) == ['vb']
+    assert sorted(p.name for p in (out / 'Annotations').iterdir()) == ['vb']
     assert merged_sources(out, 'vb')[1] == [RS, RS, GT, LS, LS]
     assert s['videos'] == 1
     with pytest.raises(UserError, match='vzz'):
@@ -192,13 +193,13 @@ def test_bad_label_count(tmp_path, n_labels):
 def test_rerun_replaces_video(tmp_path):
     dirs = make_trees(tmp_path, {'vid': (6, (1, 4))})
     out = tmp_path / 'out'
-    (out / 'vid').mkdir(parents=True)
-    (out / 'vid' / 'stale.png').write_bytes(b'x')
-    (out / '.tmp_vid').mkdir()                               # left by a killed run
+    (out / 'Annotations' / 'vid').mkdir(parents=True)
+    (out / 'Annotations' / 'vid' / 'stale.png').write_bytes(b'x')
+    (out / 'Annotations' / '.tmp_vid').mkdir()               # left by a killed run
     run_merge(dirs, out)
     names, srcs = merged_sources(out, 'vid')
     assert names == yt_names(6) and srcs == [RS, GT, L, R, GT, LS]
-    assert sorted(p.name for p in out.iterdir()) == ['vid']
+    assert sorted(p.name for p in (out / 'Annotations').iterdir()) == ['vid']
 
 
 def test_cli_with_annotations_subfolders(tmp_path):

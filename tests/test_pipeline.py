@@ -57,7 +57,7 @@ def test_demo_pipeline_end_to_end(tmp_path, repo_root):
                                        ('480p', yt_frames, _videos(yt_frames))):
         for p in ('left', 'leftsecgt', 'right', 'rightsecgt'):
             assert _videos(out / 'vos_phase2' / f'phase1_{p}_{suffix}' / 'Annotations') == videos
-        bank = out / 'vos_phase2' / f'phase1_merge_{suffix}'
+        bank = out / 'vos_phase2' / f'phase1_merge_{suffix}' / 'Annotations'
         assert _videos(bank) == sorted(videos)
         for v in videos:                   # the bank covers every frame of every video
             names = sorted(f[:-4] for f in os.listdir(frame_root / v))
@@ -67,7 +67,7 @@ def test_demo_pipeline_end_to_end(tmp_path, repo_root):
 
     # the bank keeps the true labels of the split's frames
     sparse = out / 'data' / 'DAVIS' / '2017' / 'phase2' / 'davis_gt'
-    bank = out / 'vos_phase2' / 'phase1_merge_davis'
+    bank = out / 'vos_phase2' / 'phase1_merge_davis' / 'Annotations'
     for v in _videos(sparse):
         for f in os.listdir(sparse / v):
             assert np.array_equal(read_mask(str(bank / v / f)),
@@ -81,7 +81,8 @@ def test_demo_pipeline_end_to_end(tmp_path, repo_root):
             ('s0', out / 'eval' / 's0', 'val', 'after stage 0'),
             ('phase1', out / 'eval' / 'phase1', 'val', 'after phase 1'),
             ('phase2', out / 'eval' / 'phase2', 'val', 'after phase 2'),
-            ('bank', out / 'vos_phase2' / 'phase1_merge_davis', 'train', 'pseudo-label bank')):
+            ('bank', out / 'vos_phase2' / 'phase1_merge_davis' / 'Annotations', 'train',
+             'pseudo-label bank')):
         if split == 'val':
             assert _videos(pred) == sorted(val)
         with open(out / 'eval' / name / f'global_results-{split}.csv') as f:

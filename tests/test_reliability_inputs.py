@@ -89,7 +89,7 @@ def no_run(d):
 def train_flags(d, *extra, two_shot=False):
     f = ['--stage', '3', '--crop_size', '32', '-b', '1', '--num_workers', '0', '-i', '2',
          '--davis_root', d['davis'], '--yv_root', d['yv'], '--save_root', d['save'],
-         '--log_every', '1']
+         '--log_every', '1', '--yv_subset', 'none', '--davis_subset', 'none']
     if two_shot:
         f += ['--davis_data', d['d_split'], '--yv_data', d['y_split']]
     return f + list(extra)

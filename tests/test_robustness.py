@@ -57,7 +57,7 @@ def tree(folder):
 def train_flags(d, *extra):
     return ['--stage', '3', '--crop_size', '32', '-b', '1', '--num_workers', '0', '-i', '2',
             '--davis_root', d['davis'], '--yv_root', d['yv'], '--save_root', d['save'],
-            '--log_every', '1', *extra]
+            '--log_every', '1', '--yv_subset', 'none', '--davis_subset', 'none', *extra]
 
 
 def davis_args(d, out, *extra, model='unused.pth'):
@@ -547,13 +547,13 @@ def test_second_writer_refused_and_symlinked_video_published(data, ckpt, capsys)
     passes = {n: d['tmp'] / n for n in PASS_NAMES}
     for p in passes.values():
         shutil.copytree(d['y_gt'], p)
-    bank = d['tmp'] / 'bank'
-    bank.mkdir()
+    bank = d['tmp'] / 'bank' / 'Annotations'
+    bank.mkdir(parents=True)
     target = d['tmp'] / 'elsewhere'
     target.mkdir()
     (target / 'keep.txt').write_text('mine')
     (bank / 'yt_train_000').symlink_to(target)
-    run_main(merge_left_right.main, ['--gt_dir', str(sparse), '--out', str(bank)] + sum(
+    run_main(merge_left_right.main, ['--gt_dir', str(sparse), '--out', str(bank.parent)] + sum(
         ([f'--{n}', str(p)] for n, p in passes.items()), []))
     assert not (bank / 'yt_train_000').is_symlink()
     assert len(list((bank / 'yt_train_000').glob('*.png'))) == 4

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from util.hyper_para import STAGE_DEFAULTS, HyperParameters
-from helpers import training_layouts
+from helpers import NO_SUBSETS, training_layouts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
@@ -50,7 +50,7 @@ def test_readme_phase2_command_parses():
     assert p['phase2_yv'] == '../vos_phase2/phase1_merge_480p'
     assert p['phase2_davis'] == '../vos_phase2/phase1_merge_davis'
     assert (p['phase2_train'], p['phase2_thres'], p['phase2_start_update']) == (0, 0.99, 70000)
-    assert p['phase2_root'] == '' and not p['semi'] and not p['use_teacher']
+    assert p['phase2_root'] == '../vos_phase2' and not p['semi'] and not p['use_teacher']
 
 
 @pytest.mark.parametrize('stage', [0, 1, 2, 3])
@@ -98,7 +98,8 @@ def test_davis_root_either_spelling(tmp_path):
                  val_videos=0)
     for root in (d['root'], os.path.join(d['root'], '2017')):
         para = HyperParameters().parse(['--stage', '3', '--davis_root', root,
-                                        '--yv_root', y['root'], '--crop_size', '16'])
+                                        '--yv_root', y['root'], '--crop_size', '16',
+                                        *NO_SUBSETS])
         ds = DataMix(para, 'base').videos[0][0]
         assert ds.im_root == os.path.join(d['trainval'], 'JPEGImages', '480p') and ds.videos
 

@@ -126,10 +126,12 @@ def eval_outputs(root):
     eval_youtube.main(dv_pass + ['--output', out('davis_left')])
     eval_youtube.main(dv_pass + ['--bank', '--output', out('davis_bank')])
     eval_youtube.main(dv_pass + ['--bank', '--exact_readout', '--output', out('davis_bank_exact')])
-    assert foreground_beyond_labels(out('merged'), y['sparse'])
+    banks = ('merged', 'bank', 'davis_bank', 'davis_bank_exact')    # <bank>/Annotations/<video>
+    assert foreground_beyond_labels(os.path.join(out('merged'), 'Annotations'), y['sparse'])
     names = ['d17', 'd17_testdev', 'd16', 'yv', 'yv_all', 'generic', *passes, 'merged', 'bank',
              'davis_left', 'davis_bank', 'davis_bank_exact']
-    return {n: tree_digest(out(n)) for n in names}
+    return {n: tree_digest(os.path.join(out(n), 'Annotations') if n in banks else out(n))
+            for n in names}
 
 
 def train_outputs(root):

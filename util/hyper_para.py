@@ -69,10 +69,14 @@ def build_parser():
     p.add_argument('--use_teacher', action='store_true', help='EMA teacher makes pseudo labels')
     p.add_argument('--ema_alpha', type=float, default=0.995)
     # ---- phase 2
-    p.add_argument('--phase2_yv', default=None, help='YouTube pseudo-label bank (merged tree)')
-    p.add_argument('--phase2_davis', default=None, help='DAVIS pseudo-label bank (merged tree)')
-    p.add_argument('--phase2_root', default='',
-                   help='folder the --phase2_* paths are relative to ("" = as given)')
+    p.add_argument('--phase2_yv', default=None,
+                   help='YouTube pseudo-label bank: the merge\'s folder, read from its '
+                        'Annotations/ (or the folder itself when it has none)')
+    p.add_argument('--phase2_davis', default=None, help='DAVIS pseudo-label bank (as --phase2_yv)')
+    p.add_argument('--phase2_root', default='../vos_phase2',
+                   help='folder a relative --phase2_yv / --phase2_davis is joined to '
+                        '(os.path.join, as the original: an absolute path or one starting '
+                        'with ../vos_phase2 names the same folder; "" = as given)')
     p.add_argument('--phase2_train', type=int, default=-1,
                    help='iteration from which phase-2 data is used (-1 = off)')
     p.add_argument('--phase2_thres', type=float, default=0.99,
@@ -82,6 +86,13 @@ def build_parser():
     p.add_argument('--update_pseudo_bank', type=int, default=-1,
                    help='iteration from which refreshed labels are written back to the bank '
                         '(-1 = off)')
+    # ---- STCN's training subsets (its train.py reads util/yv_subset.txt, util/davis_subset.txt)
+    p.add_argument('--yv_subset', default=None,
+                   help='YouTube-VOS videos of the full-label stages 2/3 (default: the shipped '
+                        'util/yv_subset.txt, STCN\'s list); "none": every video of train_480p')
+    p.add_argument('--davis_subset', default=None,
+                   help='DAVIS videos of the full-label stages 2/3 (default: the shipped '
+                        'util/davis_subset.txt, STCN\'s list); "none": ImageSets/2017/train.txt')
     # ---- new
     p.add_argument('--phase2_keep_true_labels', action='store_true',
                    help='phase 2: never refresh nor write back the truly labeled frames (the '

@@ -237,3 +237,20 @@ def sparse_label_frames(sparse_dir):
         if os.path.isdir(cand):
             return cand
     return None
+
+
+BANK_LABELS = 'Annotations'    # a pseudo-label bank keeps <bank>/Annotations/<video>/<frame>.png
+
+
+def bank_output(bank):
+    """Where a pseudo-label bank's videos are written: <bank>/Annotations (the original's
+    layout: the merge, eval_youtube.py --bank and the passes all write there)."""
+    return os.path.join(str(bank), BANK_LABELS)
+
+
+def bank_labels(bank):
+    """The folder of a bank's <video>/<frame>.png when reading it: <bank>/Annotations if that
+    folder exists, else <bank> itself (banks of earlier versions of this project, any tree of
+    <video>/<frame>.png such as a data set's Annotations folder)."""
+    sub = bank_output(bank)
+    return sub if os.path.isdir(sub) else str(bank)

@@ -33,6 +33,7 @@ from scripts.bench.common import describe_device, load_note, write_json
 from util import synthetic_data
 from util.device import pick_device
 from util.errors import UserError, run_main
+from util.layout import bank_labels
 
 
 def parse_args(argv):
@@ -102,7 +103,8 @@ def run_bank(out, base):
 
 
 def same_banks(a, b):
-    """True when both folders hold the same videos with byte-identical PNGs."""
+    """True when both banks hold the same videos with byte-identical PNGs."""
+    a, b = bank_labels(a), bank_labels(b)
     videos = sorted(os.listdir(a))
     if videos != sorted(os.listdir(b)):
         return False

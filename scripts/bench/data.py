@@ -91,7 +91,8 @@ def synthetic_flags(root, height, width, seed):
     return ['--davis_root', d['root'], '--yv_root', y['root'], '--davis_data', d['split'],
             '--yv_data', y['split'], '--static_root', s['root'], '--bl_root', b['root'],
             '--phase2_davis', os.path.join(d['trainval'], 'Annotations', '480p'),
-            '--phase2_yv', os.path.join(y['train_480p'], 'Annotations')]
+            '--phase2_yv', os.path.join(y['train_480p'], 'Annotations'),
+            '--yv_subset', 'none', '--davis_subset', 'none']    # not STCN's video names
 
 
 def mode_para(mode, base_flags, args):

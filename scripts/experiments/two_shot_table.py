@@ -47,6 +47,7 @@ if __name__ == '__main__' and not __package__:      # run as a file: rerun as it
 from util.device import pick_device  # noqa: E402
 from util.errors import UserError, run_main  # noqa: E402
 from util.outputs import check_folder_output  # noqa: E402
+from util.layout import bank_output  # noqa: E402
 
 ARMS = ('all', 'naive', 'phase1', 'phase2')
 ARM_LABELS = {'all': 'STCN, all labels', 'naive': 'naive two-shot (2 labels only)',
@@ -215,9 +216,9 @@ def run_seed(run, p, data, s0, out, seed):
              '--bce_start_warm', s['bce_start_warm'], '--bce_end_warm', s['bce_end_warm']]
             + train_flags(p, saves, seed))
     two_shot = ['--davis_data', d_split, '--yv_data', y_split]
-    bank_d, bank_y = os.path.join(out, 'bank', 'davis'), os.path.join(out, 'bank', 'youtube')
+    bank_d, bank_y = (os.path.abspath(os.path.join(out, 'bank', d)) for d in ('davis', 'youtube'))
     arms = {
-        'all': [],
+        'all': ['--yv_subset', 'none', '--davis_subset', 'none'],   # no synthetic video in them
         'naive': two_shot,
         'phase1': two_shot + ['--semi', '--semi_thres_upper', 0.9, '--end_warm', s['end_warm'],
                               '--use_teacher', '--ema_alpha', s['ema_alpha']],
@@ -249,7 +250,7 @@ def run_seed(run, p, data, s0, out, seed):
         results[arm] = read_global(folder, 'val')
     run(f'{tag}_eval_bank_davis', ['-m', 'util.evaluate', '--gt_path', d_ann.rsplit(os.sep, 2)[0],
                                    '--split', 'train', '--imageset', d_list,
-                                   '--pred_path', bank_d, '--out',
+                                   '--pred_path', bank_output(bank_d), '--out',
                                    os.path.join(out, 'eval', 'bank_davis')])
     results['bank'] = read_global(os.path.join(out, 'eval', 'bank_davis'), 'train')
     results['curves'] = {arm: log_stats(os.path.join(run.logs, f'{tag}_train_{arm}.log'))
