@@ -246,7 +246,7 @@ def test_four_intermediate_passes(tmp_path, ckpt):
     from phase2.merge import merge
     merge(sparse, outs['left'], outs['leftsecgt'], outs['right'], outs['rightsecgt'],
           str(tmp_path / 'merged'), progress=False)
-    assert png_files(str(tmp_path / 'merged' / 'A')) == names
+    assert png_files(str(tmp_path / 'merged' / 'Annotations' / 'A')) == names
 
 
 def test_youtube_mode_and_defaults(tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ import eval_driver
 import eval_youtube
 import inference_core
 import train
+from helpers import NO_SUBSETS
 from phase2.merge import PASS_NAMES, source_plan
 from phase2_scripts import merge_left_right, prepare_sparse_gt
 from util import check_dataset, make_two_shot_split, visualize
@@ -93,7 +94,7 @@ def davis_args(d, out, *extra, model='unused.pth'):
 def train_flags(d, *extra):
     return ['--stage', '3', '--crop_size', '32', '-b', '1', '--num_workers', '0', '-i', '3',
             '--davis_root', d['davis'], '--yv_root', d['yv'], '--save_root', d['save'],
-            '--log_every', '1', *extra]
+            '--log_every', '1', *NO_SUBSETS, *extra]
 
 
 def pass_flags(d):
@@ -176,10 +177,10 @@ def test_writes_never_follow_a_link_into_an_input(data, fast_load, capsys):
             f'{out2 / "Annotations"}: output folder (--output) is the annotation folder')
     # the bank: a video folder linking to the sparse labels
     bank = d['tmp'] / 'bank'
-    bank.mkdir()
-    (bank / 'yt_train_000').symlink_to(d['y_sparse'] / 'yt_train_000')
+    (bank / 'Annotations').mkdir(parents=True)
+    (bank / 'Annotations' / 'yt_train_000').symlink_to(d['y_sparse'] / 'yt_train_000')
     refused(eval_youtube.main, ['--model', 'x', '--yv_path', d['yv'], '--bank', '--output',
-                                bank], capsys, f'{bank / "yt_train_000"}: this entry')
+                                bank], capsys, f'{bank / "Annotations" / "yt_train_000"}: this entry')
     assert snapshot(d['root']) == before
     # the split tools replace a linked PNG or video folder, the link's target untouched
     split = d['tmp'] / 'split.json'
