@@ -99,7 +99,7 @@ def fake_passes(vos, annotations, sparse, suffix):
     <pass>/Annotations/<video>/): the hidden labels of the objects the video's sparse labels
     hold (the ids a pass can predict)."""
     for name in PASS_NAMES:
-        for v in os.listdir(annotations):
+        for v in os.listdir(sparse):
             ids = np.unique(np.concatenate([read_mask(os.path.join(sparse, v, f)).ravel()
                                             for f in os.listdir(os.path.join(sparse, v))]))
             for f in os.listdir(os.path.join(annotations, v)):
