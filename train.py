@@ -12,7 +12,7 @@ hyperparameters.json, TensorBoard events, <date>_<id>_<it>.pth (student), ..._<i
 
 Data: dataset/training_data.py (the datasets of each stage and data mode, the frame-skip
 curriculum), dataset/data_mode.py (which data each iteration trains on), dataset/sampling.py.
-The step: model/model.py (STCNModel.do_pass), its loss model/losses.py, the phase-2 bank
+The step: model/trainer.py (STCNModel.do_pass; DDP wraps model/triplet.py), its loss model/losses.py, the phase-2 bank
 write-back phase2/bank_writer.py. Every input (flags, data folders, split JSONs, banks,
 checkpoints, --save_root) is checked before the run folder is created: bad input ends in one
 line naming the file, exit status 2.
@@ -36,7 +36,7 @@ from dataset.data_mode import PHASE2, data_mode
 from dataset.reseed import reseed
 from dataset.sampling import LOAD_KEY
 from dataset.training_data import build_data, data_roots, max_skip_at
-from model.model import STCNModel
+from model.trainer import STCNModel
 from phase2.bank_writer import BankWriter
 from util.distributed import barrier, broadcast_object, cleanup, init_distributed, print_main
 from util.errors import UserError
@@ -49,6 +49,15 @@ from util.resume import (StopRequest, close_batches, end_on_sigterm, remove_stal
 from util.speed import SpeedMeter
 
 SPEED_REPORT_ITERS = 5            # the data / step speed line after this many iterations
+
+
+def batch_timing(batch, wait):
+    """The loop's timing of one batch: seconds waited for it and its samples' mean load
+    seconds, measured in the data workers (batch[LOAD_KEY] [B], where present)."""
+    timing = {'time/data_wait': wait}
+    if LOAD_KEY in batch:
+        timing['time/sample_load'] = float(torch.as_tensor(batch[LOAD_KEY]).mean())
+    return timing
 
 
 def weights_digest(net):
@@ -73,11 +82,15 @@ def main(argv=None):
         check_apart([('run folder root (--save_root)', para['save_root'])], data_roots(para))
         ensure_writable_dir(para['save_root'], 'run folder root (--save_root)', keep=True)
         data = build_data(para, dist_info, 0)      # every mode a run (or its resume) uses
+        date = broadcast_object(datetime.datetime.now().strftime('%b%d_%H.%M.%S'), dist_info)
+        run_name = f'{date}_{para["id"]}'
+        run_dir = os.path.join(para['save_root'], run_name)
+        bank_writer = (BankWriter(data[PHASE2].mix.bank, para['phase2_thres'],
+                                  para['phase2_keep_true_labels'], dist_info)
+                       if PHASE2 in data else None)
         reseed(para['seed'])              # identical model init on every rank
-        model = STCNModel(para, dist_info)
-        if PHASE2 in data:
-            model.bank_writer = BankWriter(data[PHASE2].mix.bank, para['phase2_thres'],
-                                           para['phase2_keep_true_labels'], dist_info)
+        model = STCNModel(para, dist_info, save_path=os.path.join(run_dir, run_name),
+                          bank_writer=bank_writer)
         start_it, resume = 0, {}
         if para['load_model']:
             if para['load_network']:
@@ -91,9 +104,6 @@ def main(argv=None):
             model.load_network(para['load_network'])
 
         # ---- the run folder
-        date = broadcast_object(datetime.datetime.now().strftime('%b%d_%H.%M.%S'), dist_info)
-        run_name = f'{date}_{para["id"]}'
-        run_dir = os.path.join(para['save_root'], run_name)
         para['run_dir'] = run_dir
         para['world_size'] = dist_info.world_size
         if dist_info.is_main:
@@ -109,8 +119,7 @@ def main(argv=None):
         elif para['load_network']:
             print_main(dist_info, f'loaded network {para["load_network"]}')
         logger = TensorboardLogger(run_dir, enabled=dist_info.is_main)
-        model.logger = logger
-        model.save_path = os.path.join(run_dir, run_name)
+        model.logger = logger             # its folder exists only now
         model.wrap()
         reseed(para['seed'] + dist_info.rank)   # different in-process randomness per rank
         restore_rng(resume.get('rng'), dist_info)
@@ -202,7 +211,7 @@ def train_loop(para, dist_info, model, it, data, stop, loop_state=None):
                             save_resume(model, dist_info, it, state, weights=False)   # then report
                         raise
                     wait = time.perf_counter() - start
-                    model.do_pass(batch, it, mode, data_wait=wait)
+                    model.do_pass(batch, it, mode, timing=batch_timing(batch, wait))
                     if it > first_it:       # the first batch also waits for workers to start
                         meter.add(wait, time.perf_counter() - start - wait,
                                   batch[LOAD_KEY].tolist() if LOAD_KEY in batch else [])

@@ -6,7 +6,7 @@
   phase2  from --phase2_train on: triplets over the pseudo-label bank
 
 train.py computes the mode of each iteration with `data_mode` and passes it down: to the
-data it builds (dataset.training_data) and to the step (model.model.STCNModel.do_pass).
+data it builds (dataset.training_data) and to the step (model.trainer.STCNModel.do_pass).
 """
 BASE, SEMI, PHASE2 = 'base', 'semi', 'phase2'
 MODES = (BASE, SEMI, PHASE2)          # the index is part of every sample's seed

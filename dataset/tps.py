@@ -27,8 +27,7 @@ def _lerp_rows(a, n_out):
 
 def _resize_corner_aligned(a, h, w):
     """Bilinear resize of a [gh, gw] to [h, w], corners aligned: row gathers, no matrix
-    product (a BLAS product of this size runs several times slower with BLAS threads on a
-    busy machine, e.g. beside DataLoader workers)."""
+    product (BLAS threads stall beside DataLoader workers)."""
     rows = _lerp_rows(np.ascontiguousarray(a), h)                  # [h, gw]
     return _lerp_rows(np.ascontiguousarray(rows.T), w).T          # [h, w]
 

@@ -3,7 +3,7 @@
 A change to the loss, or to the class maps it is computed against, is made here: the
 bootstrapped cross-entropy over frames 1 and 2 of each triplet (LossComputer), the warm-up /
 phase-1 / phase-2 targets (labeled_targets, semi_targets, refresh_targets) and the pseudo-label
-rule. The networks' forwards that give the pseudo labels' logits stay in model/model.py.
+rule. The networks' forwards that give the pseudo labels' logits stay in model/trainer.py.
 
 Class maps: long [B, H, W] (one frame) or [B, 3, H, W] (a triplet) with 0 background,
 1 target object, 2 second object, -1 ignored. Triplet logits: [B, K+1, H, W] per frame,

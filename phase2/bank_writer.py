@@ -5,7 +5,7 @@ A sample whose refresh asks for it (model.losses.bank_trigger) has frames 1-2 re
 at stored resolution and written back into the bank, by the one rank that owns the video
 (zlib.crc32(video) % world_size). The bank entries come from the phase-2 training data
 (dataset.training_data.DataMix.bank); the network forward from the trainer
-(model.model.STCNModel.label_forward).
+(model.trainer.STCNModel.label_forward).
 """
 import os
 import zlib

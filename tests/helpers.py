@@ -8,7 +8,7 @@ from PIL import Image
 from dataset.data_mode import data_mode
 from model.losses import IGNORE
 from model.memory import get_affinity, readout, softmax_topk
-from model.model import STCNModel
+from model.trainer import STCNModel
 from model.network import VALUE_DIM
 from phase2.bank_writer import BankWriter
 from util.distributed import DistInfo

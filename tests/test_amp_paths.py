@@ -12,7 +12,7 @@ import torch
 
 import eval_davis
 import inference_core
-import model.model as trainer
+import model.trainer as trainer
 from helpers import davis_tree, make_batch, make_model, step
 
 pytestmark = pytest.mark.usefixtures('one_thread')

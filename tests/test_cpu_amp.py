@@ -14,7 +14,7 @@ import torch.nn as nn
 
 import eval_davis
 import inference_core
-import model.model as trainer
+import model.trainer as trainer
 import util.device
 from helpers import davis_tree, make_batch, make_model, step
 

@@ -70,7 +70,7 @@ def test_eval_script_amp_on_cuda(tmp_path, ckpt, capsys):
 
 
 def cuda_model(*flags):
-    from model.model import STCNModel
+    from model.trainer import STCNModel
     from util.distributed import DistInfo
     from util.hyper_para import HyperParameters
     para = HyperParameters().parse(['--stage', '3', '--crop_size', '32', '--log_every', '1000',
@@ -114,7 +114,7 @@ def test_nccl_process_group_one_rank():
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from model.model import TripletModule
+    from model.triplet import TripletModule
     from model.network import STCN
     from util.distributed import DistInfo, all_gather_objects, average_over_ranks
     if not dist.is_nccl_available():

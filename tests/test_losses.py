@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from model.losses import IGNORE, BootstrappedCE, bootstrap_fraction, pseudo_labels
-from model.model import ema_decay, ema_update, make_teacher
+from model.trainer import ema_decay, ema_update, make_teacher
 
 
 def _spec_rule(bg, t, s, thres, has_second):

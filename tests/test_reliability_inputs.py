@@ -186,7 +186,7 @@ def test_nothing_sets_load_truncated_images():
     from PIL import ImageFile
     import dataset.test_datasets  # noqa: F401
     import dataset.vos_dataset  # noqa: F401
-    import model.model  # noqa: F401
+    import model.trainer  # noqa: F401
     import util.check_dataset  # noqa: F401
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
     offenders = []

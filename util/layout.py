@@ -250,7 +250,7 @@ def bank_output(bank):
 
 def bank_labels(bank):
     """The folder of a bank's <video>/<frame>.png when reading it: <bank>/Annotations if that
-    folder exists, else <bank> itself (banks of earlier versions of this project, any tree of
-    <video>/<frame>.png such as a data set's Annotations folder)."""
+    folder exists, else <bank> itself (any tree of <video>/<frame>.png, such as a data set's
+    Annotations folder)."""
     sub = bank_output(bank)
     return sub if os.path.isdir(sub) else str(bank)

@@ -191,7 +191,7 @@ def make_video(rng, frames, height, width, n_objects, ids=None, enter=None, spee
     motion per frame relative to the default (0.2 = five times finer time steps); drift (0..1):
     appearance change over time: each object's colours blend towards a second pair, its
     pattern frequency and scale vary more, and the z-order of the objects flips once in the
-    middle third of the video (0 = none: the video of earlier versions, byte for byte).
+    middle third of the video (0 = none).
     An object must cover at least `min_visible` of the image on its entry frame; the scene is
     redrawn (from the same rng, so still deterministic) up to `max_tries` times until it does.
     Returns (list of uint8 [H, W, 3] frames, list of uint8 [H, W] index masks).

@@ -25,8 +25,8 @@ def unpad(x, pad):
 
 def argmax_classes(p):
     """p [C, H, W] (finite, C <= 256) -> uint8 [H, W]: the index of the largest class, the
-    first on ties, as p.argmax(0). One elementwise pass per class (x10-15 faster on a CPU
-    than argmax along the outer, strided dimension)."""
+    first on ties, as p.argmax(0). One elementwise pass per class: argmax along the outer,
+    strided dimension is slow on a CPU."""
     best = p[0].clone()
     index = torch.zeros(p.shape[1:], dtype=torch.uint8, device=p.device)
     for c in range(1, p.shape[0]):

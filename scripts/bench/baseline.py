@@ -20,7 +20,7 @@ Training (`BaselineSTCNModel`): the trainer with the original behaviour around p
     exists, also before --end_warm when its output is unused;
   - where pseudo labels come from the student itself (no teacher), a separate no-grad student
     forward makes them instead of reusing the training forward's detached output.
-Everything else is `model.model.STCNModel.do_pass`.
+Everything else is `model.trainer.STCNModel.do_pass`.
 """
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from dataset.data_mode import BASE
 from model.aggregate import aggregate
 from model.memory import get_affinity
-from model.model import STCNModel, triplet_forward
+from model.trainer import STCNModel
+from model.triplet import triplet_forward
 from scripts.bench.common import NoTimer
 from util.tensor_util import pad_divide_by, unpad
 
@@ -195,7 +196,7 @@ class BaselineSTCNModel(STCNModel):
         return (bool(self.para['semi']) and self.use_teacher and self.teacher is not None
                 and mode == BASE)
 
-    def do_pass(self, data, it, mode, data_wait=None):
+    def do_pass(self, data, it, mode, timing=None):
         if self._wasted_teacher_forward(mode):
             dev = self.device
             rgb = data['rgb'].to(dev)
@@ -206,7 +207,7 @@ class BaselineSTCNModel(STCNModel):
             with torch.no_grad(), self.autocast():
                 triplet_forward(self.teacher, rgb, gt[:, 0], sec[:, 0], sel)
             self.baseline_extra_forwards += 1
-        return super().do_pass(data, it, mode, data_wait)
+        return super().do_pass(data, it, mode, timing)
 
     @torch.no_grad()
     def _reference_logits(self, out, rgb, gt0, sec0, selector):

@@ -8,7 +8,7 @@ Defaults: batch 4, 384x384 triplets on CUDA; batch 2, 192x192 on CPU (a 384 step
 minutes on a small CPU). One synthetic default-collated batch (two objects, random frames);
 the real trainer (util.hyper_para flags, util.distributed.init_distributed, STCNModel) runs
 one untimed step (it makes the EMA teacher) and then --iters timed steps, "ours"
-(model.model.STCNModel) and "base" (scripts.bench.baseline.BaselineSTCNModel) alternating,
+(model.trainer.STCNModel) and "base" (scripts.bench.baseline.BaselineSTCNModel) alternating,
 each its own seeded model. With --versus fp32 the two are ours in fp32 ("fp32") and ours
 with mixed precision ("amp": fp16 + gradient scaler on CUDA, bf16 autocast (--cpu_bf16) on a
 CPU that computes bf16 natively). Configurations:
@@ -28,7 +28,7 @@ import torch
 
 from dataset.data_mode import data_mode
 from inference_core import sync
-from model.model import STCNModel, training_amp
+from model.trainer import STCNModel, training_amp
 from scripts.bench.baseline import BaselineSTCNModel
 from scripts.bench.common import (PeakMemory, describe_device, load_note, median,
                                   write_json)

@@ -10,8 +10,8 @@ One step (STCNModel.do_pass) is forward -> targets -> loss -> step in the iterat
 mode (dataset/data_mode.py, decided by train.py): the targets and the loss are computed in
 model/losses.py, the phase-2 bank write-back in phase2/bank_writer.py (given to the trainer).
 
-The networks are always in eval() mode (frozen batch norm); only the student is trained. The
-student is wrapped (TripletModule) so that DDP sees one forward per iteration. Pseudo labels
+The networks are always in eval() mode (frozen batch norm); only the student is trained. DDP
+wraps the student's triplet forward (model/triplet.py), one forward per iteration. Pseudo labels
 (docs/method.md, "Pseudo labels") come from the teacher's forward of the same triplet
 (--use_teacher, once it exists); else from the student's own prediction, detached from its
 training forward: the same numbers a separate no_grad forward would give, one forward
@@ -24,16 +24,15 @@ import time
 from typing import NamedTuple
 
 import torch
-import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
 from dataset.data_mode import BASE, PHASE2, SEMI
 from dataset.range_transform import inv_im_trans
-from dataset.sampling import LOAD_KEY
 from model.checkpoint import load_network, read_checkpoint
 from model.losses import LossComputer, labeled_targets, refresh_targets, semi_targets
 from model.network import STCN
 from model.training_grid import training_grid
+from model.triplet import TripletModule, triplet_forward
 import util.device
 from util.distributed import average_over_ranks
 from util.errors import UserError
@@ -68,52 +67,6 @@ def make_teacher(student):
     return teacher
 
 
-# ----------------------------------------------------------------------------- triplet forward
-
-def triplet_forward(net, rgb, first_gt, first_sec_gt=None, selector=None):
-    """Triplet forward of the training STCN (docs/method.md, "Training").
-
-    rgb [B, 3, 3, H, W]; first_gt / first_sec_gt [B, 1, H, W] (frame 0 masks); selector [B, 2].
-    Keys of all 3 frames; values of frame 0 (each object with its mask and the other's);
-    segment frame 1 from frame 0; values of frame 1 from its predicted masks; segment frame 2
-    from frames 0 and 1. Returns {'logits_1', 'logits_2': [B, K+1, H, W],
-    'prob_1', 'prob_2': [B, K, H, W] object probabilities}.
-    """
-    k16, f16_thin, f16, f8, f4 = net.encode_key(rgb)
-
-    def seg(t, mk, mv):
-        return net.segment(k16[:, :, t], f16_thin[:, t], f8[:, t], f4[:, t], mk, mv, selector)
-
-    if net.single_object:
-        ref_v = net.encode_value(rgb[:, 0], f16[:, 0], first_gt)                 # [B, 512, 1, h, w]
-        logits1, prob1 = seg(1, k16[:, :, 0:1], ref_v)
-        prev_v = net.encode_value(rgb[:, 1], f16[:, 1], prob1[:, 0:1])
-        logits2, prob2 = seg(2, k16[:, :, 0:2], torch.cat([ref_v, prev_v], 2))
-    else:
-        if first_sec_gt is None:
-            first_sec_gt = torch.zeros_like(first_gt)
-        ref_v = torch.stack([net.encode_value(rgb[:, 0], f16[:, 0], first_gt, first_sec_gt),
-                             net.encode_value(rgb[:, 0], f16[:, 0], first_sec_gt, first_gt)],
-                            1)                                   # [B, 2, 512, 1, h, w]
-        logits1, prob1 = seg(1, k16[:, :, 0:1], ref_v)
-        p_t, p_s = prob1[:, 0:1], prob1[:, 1:2]
-        prev_v = torch.stack([net.encode_value(rgb[:, 1], f16[:, 1], p_t, p_s),
-                              net.encode_value(rgb[:, 1], f16[:, 1], p_s, p_t)], 1)
-        logits2, prob2 = seg(2, k16[:, :, 0:2], torch.cat([ref_v, prev_v], 3))
-    return {'logits_1': logits1, 'logits_2': logits2, 'prob_1': prob1, 'prob_2': prob2}
-
-
-class TripletModule(nn.Module):
-    """What DDP wraps: one forward = one triplet (so gradient sync happens once)."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, rgb, first_gt, first_sec_gt, selector):
-        return triplet_forward(self.net, rgb, first_gt, first_sec_gt, selector)
-
-
 # ----------------------------------------------------------------------------- the trainer
 
 def training_amp(device, cpu_bf16=False):
@@ -137,16 +90,6 @@ class Inputs(NamedTuple):
     selector: torch.Tensor         # [B, 2]
     labeled: torch.Tensor          # bool [B, 3]
     has_second: torch.Tensor       # bool [B]
-
-
-def load_stats(data, data_wait):
-    """Seconds waited for the batch and the samples' mean load seconds (where known)."""
-    stats = {}
-    if data_wait is not None:
-        stats['time/data_wait'] = data_wait
-    if LOAD_KEY in data:
-        stats['time/sample_load'] = float(torch.as_tensor(data[LOAD_KEY]).mean())
-    return stats
 
 
 LOSS_PATIENCE = 10      # non-finite losses in a row that fp16's gradient scaler may skip
@@ -274,14 +217,14 @@ class STCNModel:
             return triplet_forward(net, rgb, first_gt, first_sec_gt, selector)
 
     # -- one iteration
-    def do_pass(self, data, it, mode, data_wait=None):
+    def do_pass(self, data, it, mode, timing=None):
         """One training iteration in data mode `mode` (dataset.data_mode: BASE, SEMI, PHASE2):
         forward -> targets -> loss -> step, then the phase-2 bank write-back and logging.
 
-        data_wait: seconds the loop waited for this batch (logged with the samples' own load
-        seconds, data[LOAD_KEY] [B], where present). Returns the step's statistics."""
+        timing: the loop's 'time/...' statistics of this batch (train.py), logged with the
+        step's. Returns the step's statistics."""
         x = self._inputs(data)
-        stats = load_stats(data, data_wait)
+        stats = dict(timing or {})
         with self.autocast():
             out = self.forward_module(x.rgb, x.gt[:, 0], x.sec_gt[:, 0], x.selector)
         cls_gt, wanted, frozen = self._targets(x, out, it, mode, stats)    # [B, 3, H, W]
