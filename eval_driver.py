@@ -42,7 +42,7 @@ OUTPUT_FLAGS = ('top', 'mem_every', 'include_last', 'exact_readout', 'max_mem_fr
 def parser(description, mem_every=5, mem_every_help='a frame enters memory every this many '
                                                     'frames'):
     """An ArgumentParser holding the flags every eval script shares; the script adds its own.
-    mem_every: the default of --mem_every (None: the script decides after parsing)."""
+    mem_every: the default of --mem_every."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument('--model', default='ckpts/stcn.pth', help='checkpoint (state_dict)')
     p.add_argument('--output', required=True, help='output folder')

@@ -13,6 +13,7 @@ import torch
 
 import eval_davis
 import eval_youtube
+import eval_youtube_bank
 import inference_core
 from dataset.test_datasets import build_video
 from inference_core import InferenceCore, MemoryBank, label_tensor, segment_video
@@ -161,11 +162,11 @@ def test_flag_reaches_the_core_and_peak_memory_is_printed(data, ckpt, tmp_path, 
     # --resume with every video complete: the peak memory all the same
     _, printed = run_printed(eval_davis.main, davis + first + ['--resume'])
     assert '0 videos, 0 frames segmented; peak memory' in printed and len(seen) == 1
-    # the bank (four passes) and the benchmark mode of eval_youtube.py
+    # the bank (four passes) and the YouTube-VOS benchmark
     yt = ['--model', ckpt, '--yv_path', str(data / 'YouTube'), '--device', 'cpu',
           '--max_mem_frames', '1']
-    _, printed = run_printed(eval_youtube.main, yt + ['--output', str(tmp_path / 'b'),
-                                                      '--bank'])
+    _, printed = run_printed(eval_youtube_bank.main, yt + ['--output', str(tmp_path / 'b'),
+                                                           '--res', '-1'])
     assert set(seen[1:]) == {1} and len(seen) > 2 and PEAK.search(printed)
     done = len(seen)
     _, printed = run_printed(eval_youtube.main, yt + ['--output', str(tmp_path / 'y')])

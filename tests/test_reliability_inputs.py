@@ -19,6 +19,7 @@ import eval_davis
 import eval_driver
 import eval_generic
 import eval_youtube
+import eval_youtube_phase2
 import inference_core
 import train
 from phase2.merge import PASS_NAMES
@@ -264,8 +265,8 @@ def test_split_names_missing_video(data, fast_load):
     expect(train.main, flags, bad, "video 'ghost' has no frame folder", d['y_im'] / 'ghost')
     expect(prepare_sparse_gt.main, ['--annotations', d['y_gt'], '--split', bad, '--out',
                                     d['tmp'] / 'sparse'], bad, "video 'ghost' has no folder")
-    expect(eval_youtube.main, ['--model', 'x', '--yv_path', d['yv'], '--output',
-                               d['tmp'] / 'o', '--data_file', bad], bad,
+    expect(eval_youtube_phase2.main, ['--model', 'x', '--yv_path', d['yv'], '--res', '-1',
+                                      '--output', d['tmp'] / 'o', '--data_file', bad], bad,
            "video 'ghost' has no frame folder")
     assert not (d['tmp'] / 'sparse').exists() and not (d['tmp'] / 'o').exists()
     assert no_run(d)
@@ -283,8 +284,8 @@ def test_split_names_missing_frame(data, fast_load):
     expect(prepare_sparse_gt.main, ['--annotations', d['y_gt'], '--split', bad, '--out',
                                     d['tmp'] / 'sparse'], bad, "frame '00095.jpg'",
            'missing mask')
-    expect(eval_youtube.main, ['--model', 'x', '--yv_path', d['yv'], '--output',
-                               d['tmp'] / 'o', '--data_file', bad], bad,
+    expect(eval_youtube_phase2.main, ['--model', 'x', '--yv_path', d['yv'], '--res', '-1',
+                                      '--output', d['tmp'] / 'o', '--data_file', bad], bad,
            "labeled frame '00095' has no image")
     # a frame with an image but no mask
     split[v] = [split[v][0], '00010.jpg']
@@ -293,8 +294,8 @@ def test_split_names_missing_frame(data, fast_load):
     flags[flags.index(str(d['tmp'] / 'yv_split.json'))] = bad
     expect(train.main, flags, bad, "labeled frame '00010' has no mask",
            d['y_gt'] / v / '00010.png')
-    expect(eval_youtube.main, ['--model', 'x', '--yv_path', d['yv'], '--output',
-                               d['tmp'] / 'o', '--data_file', bad], bad,
+    expect(eval_youtube_phase2.main, ['--model', 'x', '--yv_path', d['yv'], '--res', '-1',
+                                      '--output', d['tmp'] / 'o', '--data_file', bad], bad,
            "labeled frame '00010' has no mask")
     assert not (d['tmp'] / 'sparse').exists() and not (d['tmp'] / 'o').exists()
 
@@ -369,8 +370,8 @@ def test_output_folder_not_writable(data, fast_load):
     shutil.copytree(d['d_gt'], gen / 'Annotations')
     expect(eval_generic.main, ['--model', 'x', '--data_path', gen, '--output', under_file],
            under_file, 'is not writable')
-    expect(eval_youtube.main, ['--model', 'x', '--yv_path', d['yv'], '--output', under_file,
-                               '--data_file', d['y_split']],
+    expect(eval_youtube_phase2.main, ['--model', 'x', '--yv_path', d['yv'], '--res', '-1',
+                                      '--output', under_file, '--data_file', d['y_split']],
            under_file / 'Annotations', 'is not writable (Not a directory)')
     expect(train.main, train_flags(d, '--save_root', under_file), under_file,
            'run folder root (--save_root) is not writable (Not a directory)')
@@ -415,7 +416,7 @@ def test_inconsistent_eval_flags(data):
     expect(eval_davis.main, davis_args(d, d['tmp'] / 'o', '--evaluate', '--split', 'testdev'),
            '--evaluate: test-dev has no public annotations')
     expect(eval_youtube.main, ['--yv_path', d['yv'], '--output', d['tmp'] / 'o',
-                               '--reverse', '--output_all'], '--output_all applies to')
+                               '--reverse'], '--reverse is not a flag of eval_youtube.py')
     assert not (d['tmp'] / 'o').exists()
 
 
