@@ -1,6 +1,6 @@
 """The evaluation driver: the flags, set-up and video loop every eval script shares.
 
-An eval script is its own flags, a test dataset (dataset/test_datasets.py) and a call here:
+An eval script is its own flags, a test dataset (dataset/*_test_dataset.py) and a call here:
 
     p = eval_driver.parser('...')            # --model --output --top --amp --mem_every ...
     p.add_argument('--data_path', ...)       # the script's own flags

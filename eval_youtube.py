@@ -17,7 +17,7 @@ import argparse
 import os
 
 import eval_driver
-from dataset.test_datasets import YouTubeVOSTestDataset
+from dataset.yv_test_dataset import YouTubeVOSTestDataset
 from util.errors import UserError, run_main
 
 # flags of the phase-2 commands: refused here with the command to use

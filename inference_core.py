@@ -15,7 +15,7 @@ Memory (docs/method.md, "Inference"): the labeled frame's key/value always stay 
 The last frame of a pass is never encoded. Frames that are needed neither for memory nor for
 output (`req_frames`) are skipped without encoding their key.
 
-`segment_video` runs a whole `dataset.test_datasets.Video` through a core, `run_dataset` the
+`segment_video` runs a whole `dataset.eval_dataset.Video` through a core, `run_dataset` the
 videos of a test dataset; `load_model`, `amp_context` and `amp_note` are the other pieces the
 eval driver (eval_driver.py) uses.
 """
@@ -467,7 +467,7 @@ def run_dataset(net, dataset, out_dir, videos=None, top_k=20, mem_every=5, inclu
 
     import progressbar
 
-    from dataset.test_datasets import prefetch
+    from dataset.eval_dataset import prefetch
     from util.io import CurrentStderr, write_mask
     names = list(dataset.videos if videos is None else videos)
     frames, seconds, written = 0, 0.0, 0

@@ -14,9 +14,10 @@ import shutil
 
 import torch
 
-from dataset.test_datasets import IntermediateDataset, prefetch
+from dataset.eval_dataset import prefetch
 from inference_core import segment_video
 from phase2.merge import PASS_NAMES, source_plan
+from phase2.passes_dataset import IntermediateDataset
 from util.errors import UserError
 from util.io import CurrentStderr, publish_folder, write_mask
 from util.layout import stem

@@ -7,8 +7,9 @@ util.layout.bank_output) with eval_driver.run and the YouTube-style memory sched
 import os
 
 import eval_driver
-from dataset.test_datasets import DAVIS_VOID, IntermediateDataset
+from dataset.eval_dataset import DAVIS_VOID
 from phase2.bank import BankDataset, run_bank
+from phase2.passes_dataset import IntermediateDataset
 from util.errors import UserError
 from util.layout import (bank_output, davis_2017_dir, davis_dirs, davis_sparse_labels,
                           davis_trainval, list_frames, stem, youtube_dirs,

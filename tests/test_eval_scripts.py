@@ -399,7 +399,7 @@ def test_a_new_dataset_is_a_class_and_a_short_script(tmp_path, ckpt):
     """docs/design.md, "Evaluation": a dataset class (here: <root>/<video>/*.jpg, the label of
     frame 0 in <root>/<video>.png, every other frame written) and the driver make a command;
     its output_frames is what is written and what --resume checks."""
-    from dataset.test_datasets import EvalDataset, build_video, load_frames, load_mask
+    from dataset.eval_dataset import EvalDataset, build_video, load_frames, load_mask
     from util.io import get_palette
     from util.layout import list_frames, stem
 

@@ -15,7 +15,7 @@ import eval_davis
 import eval_youtube
 import eval_youtube_bank
 import inference_core
-from dataset.test_datasets import build_video
+from dataset.eval_dataset import build_video
 from inference_core import InferenceCore, MemoryBank, label_tensor, segment_video
 from util.errors import UserError
 from util.synthetic_data import generate, make_video

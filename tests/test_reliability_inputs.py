@@ -185,7 +185,10 @@ def test_truncated_jpeg_and_corrupt_png(data, pristine, fast_load):
 def test_nothing_sets_load_truncated_images():
     """A truncated image must fail: no project module may switch PIL's global flag on."""
     from PIL import ImageFile
-    import dataset.test_datasets  # noqa: F401
+    import dataset.davis_test_dataset  # noqa: F401
+    import dataset.generic_test_dataset  # noqa: F401
+    import dataset.yv_test_dataset  # noqa: F401
+    import phase2.passes_dataset  # noqa: F401
     import dataset.vos_dataset  # noqa: F401
     import model.model  # noqa: F401
     import util.check_dataset  # noqa: F401

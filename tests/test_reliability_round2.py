@@ -178,10 +178,11 @@ def test_writes_never_follow_a_link_into_an_input(data, fast_load, capsys):
             f'{out2 / "Annotations"}: output folder (--output) is the annotation folder')
     # the bank: a video folder linking to the sparse labels
     bank = d['tmp'] / 'bank'
-    bank.mkdir()
-    (bank / 'yt_train_000').symlink_to(d['y_sparse'] / 'yt_train_000')
+    (bank / 'Annotations').mkdir(parents=True)             # the bank's layout
+    (bank / 'Annotations' / 'yt_train_000').symlink_to(d['y_sparse'] / 'yt_train_000')
     refused(eval_youtube_bank.main, ['--model', 'x', '--yv_path', d['yv'], '--res', '-1',
-                                     '--output', bank], capsys, f'{bank / "yt_train_000"}: this entry')
+                                     '--output', bank], capsys,
+            f'{bank / "Annotations" / "yt_train_000"}: this entry')
     assert snapshot(d['root']) == before
     # the split tools replace a linked PNG or video folder, the link's target untouched
     split = d['tmp'] / 'split.json'

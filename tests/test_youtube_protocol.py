@@ -18,7 +18,7 @@ from PIL import Image
 
 import eval_youtube
 import eval_youtube_phase2
-from dataset.test_datasets import load_frames, load_mask, resize_frame, working_size
+from dataset.eval_dataset import load_frames, load_mask, resize_frame, working_size
 from helpers import make_scene, write_frames
 from inference_core import InferenceCore
 from util.errors import UserError

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 import inference_core
-from dataset.test_datasets import DAVISTestDataset, prefetch
+from dataset.davis_test_dataset import DAVISTestDataset
+from dataset.eval_dataset import prefetch
 from scripts.bench.common import describe_device, load_note, median, write_json
 from util.device import pick_device
 from util.errors import UserError, run_main

@@ -205,7 +205,7 @@ def make_inputs(k, args):
     rng = np.random.default_rng(args.seed * 1000 + k)
     frames, masks = make_video(rng, args.frames, args.height, args.width, k)
     x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div_(255)
-    # contiguous [T, 3, H, W] like dataset.test_datasets.load_frames (not channels-last strides)
+    # contiguous [T, 3, H, W] like dataset.eval_dataset.load_frames (not channels-last strides)
     return im_normalization(x.contiguous())[None], masks
 
 
