@@ -94,15 +94,18 @@ def test_bank_in_the_original_layout_passed_as_its_readme_says(tmp_path, monkeyp
     assert bank_videos(mix)[1] == want[1]
 
 
-def fake_passes(vos, annotations, suffix):
+def fake_passes(vos, annotations, sparse, suffix):
     """The four pass trees as the original's passes write them (every frame, in
-    <pass>/Annotations/<video>/), each frame's mask filled with its pass number."""
-    for k, name in enumerate(PASS_NAMES):
+    <pass>/Annotations/<video>/): the hidden labels of the objects the video's sparse labels
+    hold (the ids a pass can predict)."""
+    for name in PASS_NAMES:
         for v in os.listdir(annotations):
+            ids = np.unique(np.concatenate([read_mask(os.path.join(sparse, v, f)).ravel()
+                                            for f in os.listdir(os.path.join(sparse, v))]))
             for f in os.listdir(os.path.join(annotations, v)):
                 m = read_mask(os.path.join(annotations, v, f))
                 write_mask(vos / f'phase1_{name}_{suffix}' / 'Annotations' / v / f,
-                           np.full(m.shape, 10 + k, np.uint8))
+                           np.where(np.isin(m, ids), m, 0).astype(np.uint8))
 
 
 @pytest.mark.parametrize('davis', [False, True])
@@ -121,7 +124,7 @@ def test_merge_without_flags_from_phase2_scripts(tmp_path, davis):
         ann, frames = (os.path.join(y['train_480p'], sub) for sub in ('Annotations', 'JPEGImages'))
         sparse, suffix = y['sparse'], '480p'
     vos = tmp_path / 'vos_phase2'
-    fake_passes(vos, ann, suffix)
+    fake_passes(vos, ann, sparse, suffix)
     r = subprocess.run([PY, 'merge_left_right.py'] + (['--davis'] if davis else []),
                        cwd=checkout / 'phase2_scripts', capture_output=True, text=True,
                        timeout=120)

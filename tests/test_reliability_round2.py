@@ -21,6 +21,7 @@ import eval_youtube_bank
 import eval_youtube_phase2
 import inference_core
 import train
+from helpers import NO_SUBSETS
 from phase2.merge import PASS_NAMES, source_plan
 from phase2_scripts import merge_left_right, prepare_sparse_gt
 from util import check_dataset, make_two_shot_split, visualize
@@ -95,7 +96,7 @@ def davis_args(d, out, *extra, model='unused.pth'):
 def train_flags(d, *extra):
     return ['--stage', '3', '--crop_size', '32', '-b', '1', '--num_workers', '0', '-i', '3',
             '--davis_root', d['davis'], '--yv_root', d['yv'], '--save_root', d['save'],
-            '--log_every', '1', *extra]
+            '--log_every', '1', *NO_SUBSETS, *extra]
 
 
 def pass_flags(d):
