@@ -23,7 +23,7 @@ import zipfile
 
 import torch
 
-from inference_core import amp_note, load_model, run_dataset
+from inference_core import amp_note
 from util.device import CUDA_AMP_DTYPES, pick_device
 from util.errors import UserError
 from util.io import atomic_write, complete_pngs, ensure_writable_dir
@@ -31,6 +31,7 @@ from util.outputs import (OutputLock, check_apart, check_file_output, check_fold
                           check_settings, file_digest, forget_settings, note_removed,
                           record_settings, refuse_links, remove_temporaries)
 from util.peak_memory import peak_memory, peak_memory_text
+from video_runner import load_model, run_dataset
 
 OUTPUT = 'output folder (--output)'
 # the flags that shape the outputs: a --resume with other values is refused (with the model)
@@ -96,7 +97,7 @@ def run(args, dataset, out_dir, mem_style, runner=None, shard=None, zip_path=Non
     """Segment the videos to do of `dataset` into `out_dir` (under --output).
 
     mem_style: inference_core's memory schedule. runner: what segments and writes the
-    videos (default inference_core.run_dataset; phase2.bank.run_bank for the bank).
+    videos (default video_runner.run_dataset; phase2.bank.run_bank for the bank).
     shard: (I, N) of --shard. zip_path: also pack --output's files into this zip (--zip).
     Returns the runner's stats plus 'skipped' (videos --resume found complete) and 'zip'.
     """

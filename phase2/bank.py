@@ -15,13 +15,13 @@ import shutil
 import torch
 
 from dataset.eval_dataset import prefetch
-from inference_core import segment_video
 from phase2.merge import PASS_NAMES, source_plan
 from phase2.passes_dataset import IntermediateDataset
 from util.errors import UserError
 from util.io import CurrentStderr, publish_folder, write_mask
 from util.layout import stem
 from util.peak_memory import peak_memory, peak_memory_text
+from video_runner import segment_video
 
 # pass -> (reverse, only_sec_gt), as eval_youtube_phase2.py's --reverse / --only_sec_gt
 PASS_FLAGS = {'left': (False, False), 'leftsecgt': (False, True),

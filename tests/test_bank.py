@@ -14,7 +14,7 @@ import pytest
 import eval_driver
 import eval_youtube_bank
 import eval_youtube_phase2
-import inference_core
+import video_runner
 import phase2.bank as bank
 from phase2 import intermediate
 from phase2.merge import merge
@@ -184,9 +184,9 @@ def test_segment_video_stop_keeps_the_masks_before_it(net, trees):
     dataset = intermediate.build_dataset(eval_youtube_phase2.build_parser().parse_args(
         ['--output', 'x'] + flags), bank=False)
     video = dataset[0]
-    whole, n_whole, _, _ = inference_core.segment_video(net, video, mem_every=5)
+    whole, n_whole, _, _ = video_runner.segment_video(net, video, mem_every=5)
     for stop in (video.labels[0].index + 1, video.labels[-1].index, FRAMES - 2):
-        part, n, _, _ = inference_core.segment_video(net, video, mem_every=5, stop=stop)
+        part, n, _, _ = video_runner.segment_video(net, video, mem_every=5, stop=stop)
         assert sorted(part) == [i for i in sorted(whole) if i < stop]
         assert n == stop - video.labels[0].index < n_whole
         for i, m in part.items():

@@ -23,11 +23,13 @@ import eval_generic
 import eval_youtube
 import eval_youtube_phase2
 import inference_core
+import video_runner
 from dataset.range_transform import im_normalization
 from helpers import H, TWO, W, davis_tree, make_scene, write_frames
-from inference_core import InferenceCore, label_tensor
+from inference_core import InferenceCore
 from util.errors import UserError
 from util.io import read_frame, read_mask, write_mask
+from video_runner import label_tensor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,12 +41,12 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 
 @pytest.fixture(scope='module')
 def cached_load():
-    """inference_core.load_model, building each checkpoint's network only once per module."""
+    """video_runner.load_model, building each checkpoint's network only once per module."""
     cache = {}
 
     def load(path, device, amp=False):
         if (path, amp) not in cache:
-            cache[path, amp] = inference_core.load_model(path, device, amp)
+            cache[path, amp] = video_runner.load_model(path, device, amp)
         return cache[path, amp]
     return load
 

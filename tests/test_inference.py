@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from inference_core import (InferenceCore, MemoryBank, amp_note, label_tensor,
-                            segment_video)
 from helpers import segment_with_query
+from inference_core import InferenceCore, MemoryBank, amp_note
 from model.aggregate import aggregate
+from video_runner import label_tensor, segment_video
 
 T, H, W = 10, 40, 56          # pads to 48 x 64
 

@@ -14,7 +14,7 @@ import eval_driver
 import eval_youtube
 import eval_youtube_bank
 import eval_youtube_phase2
-import inference_core
+import video_runner
 import phase2.bank as bank
 from util import synthetic_data
 
@@ -42,13 +42,13 @@ def davis12(tmp_path_factory):
 def memory_log(monkeypatch, net):
     """Every segment_video call's (video, permanent memory frames in processing order)."""
     log = []
-    real = inference_core.segment_video
+    real = video_runner.segment_video
 
     def spy(*args, **kw):
         out = real(*args, **kw)
         log.append((args[1].name, kw['mem_style'], out[3].mem_frames))
         return out
-    monkeypatch.setattr(inference_core, 'segment_video', spy)
+    monkeypatch.setattr(video_runner, 'segment_video', spy)
     monkeypatch.setattr(bank, 'segment_video', spy)
     monkeypatch.setattr(eval_driver, 'load_model', lambda path, device, amp=False: net)
     return log

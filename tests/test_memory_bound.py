@@ -15,10 +15,12 @@ import eval_davis
 import eval_youtube
 import eval_youtube_bank
 import inference_core
+import video_runner
 from dataset.eval_dataset import build_video
-from inference_core import InferenceCore, MemoryBank, label_tensor, segment_video
+from inference_core import InferenceCore, MemoryBank
 from util.errors import UserError
 from util.synthetic_data import generate, make_video
+from video_runner import label_tensor, segment_video
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -98,7 +100,7 @@ def test_object_added_later_keeps_its_labeled_frame(net, scene, monkeypatch):
     only2 = np.where(masks[6] == 2, 2, 0).astype(np.uint8)
     video = build_video('v', images[0], [f'{i:05d}' for i in range(T)], (H, W), b'\0' * 768,
                         [(0, only1), (6, only2)], complete=False, outputs=None)
-    monkeypatch.setattr(inference_core, 'InferenceCore', Recorder)
+    monkeypatch.setattr(video_runner, 'InferenceCore', Recorder)
     out, n, _, core = segment_video(net, video, mem_every=1, mem_style='youtube',
                                     max_mem_frames=2)
     assert isinstance(core, Recorder) and n == T
@@ -149,7 +151,7 @@ def test_flag_reaches_the_core_and_peak_memory_is_printed(data, ckpt, tmp_path, 
     def spy(*a, **kw):
         seen.append(kw.get('max_mem_frames'))
         return real(*a, **kw)
-    monkeypatch.setattr(inference_core, 'InferenceCore', spy)
+    monkeypatch.setattr(video_runner, 'InferenceCore', spy)
     davis = ['--model', ckpt, '--davis_path', str(data / 'DAVIS'), '--device', 'cpu']
     out = str(tmp_path / 'd')
     first = ['--output', out, '--mem_every', '1', '--max_mem_frames', '2']

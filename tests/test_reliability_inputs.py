@@ -20,7 +20,7 @@ import eval_driver
 import eval_generic
 import eval_youtube
 import eval_youtube_phase2
-import inference_core
+import video_runner
 import train
 from phase2.merge import PASS_NAMES
 from phase2_scripts import merge_left_right, prepare_sparse_gt
@@ -56,7 +56,7 @@ def data(pristine, tmp_path):
 
 @pytest.fixture(scope='module')
 def cached_net(ckpt):
-    return inference_core.load_model(ckpt, torch.device('cpu'))
+    return video_runner.load_model(ckpt, torch.device('cpu'))
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import eval_driver
 import eval_youtube
 import eval_youtube_bank
 import eval_youtube_phase2
-import inference_core
+import video_runner
 import train
 from helpers import NO_SUBSETS
 from phase2.merge import PASS_NAMES, source_plan
@@ -47,7 +47,7 @@ def data(pristine, tmp_path):
 
 @pytest.fixture(scope='module')
 def cached_net(ckpt):
-    return inference_core.load_model(ckpt, torch.device('cpu'))
+    return video_runner.load_model(ckpt, torch.device('cpu'))
 
 
 @pytest.fixture
