@@ -1,6 +1,6 @@
 """The evaluation driver: the flags, set-up and video loop every eval script shares.
 
-An eval script is its own flags, a test dataset (dataset/test_datasets.py) and a call here:
+An eval script is its own flags, a test dataset (dataset/*_test_dataset.py) and a call here:
 
     p = eval_driver.parser('...')            # --model --output --top --amp --mem_every ...
     p.add_argument('--data_path', ...)       # the script's own flags
@@ -23,7 +23,7 @@ import zipfile
 
 import torch
 
-from inference_core import amp_note, load_model, run_dataset
+from inference_core import amp_note
 from util.device import CUDA_AMP_DTYPES, pick_device
 from util.errors import UserError
 from util.io import atomic_write, complete_pngs, ensure_writable_dir
@@ -31,6 +31,7 @@ from util.outputs import (OutputLock, check_apart, check_file_output, check_fold
                           check_settings, file_digest, forget_settings, note_removed,
                           record_settings, refuse_links, remove_temporaries)
 from util.peak_memory import peak_memory, peak_memory_text
+from video_runner import load_model, run_dataset
 
 OUTPUT = 'output folder (--output)'
 # the flags that shape the outputs: a --resume with other values is refused (with the model)
@@ -42,7 +43,7 @@ OUTPUT_FLAGS = ('top', 'mem_every', 'include_last', 'exact_readout', 'max_mem_fr
 def parser(description, mem_every=5, mem_every_help='a frame enters memory every this many '
                                                     'frames'):
     """An ArgumentParser holding the flags every eval script shares; the script adds its own.
-    mem_every: the default of --mem_every (None: the script decides after parsing)."""
+    mem_every: the default of --mem_every."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument('--model', default='ckpts/stcn.pth', help='checkpoint (state_dict)')
     p.add_argument('--output', required=True, help='output folder')
@@ -96,7 +97,7 @@ def run(args, dataset, out_dir, mem_style, runner=None, shard=None, zip_path=Non
     """Segment the videos to do of `dataset` into `out_dir` (under --output).
 
     mem_style: inference_core's memory schedule. runner: what segments and writes the
-    videos (default inference_core.run_dataset; phase2.bank.run_bank for the bank).
+    videos (default video_runner.run_dataset; phase2.bank.run_bank for the bank).
     shard: (I, N) of --shard. zip_path: also pack --output's files into this zip (--zip).
     Returns the runner's stats plus 'skipped' (videos --resume found complete) and 'zip'.
     """

@@ -15,7 +15,7 @@ natively, fp32 elsewhere).
 Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted.
 """
 import eval_driver
-from dataset.test_datasets import GenericTestDataset
+from dataset.generic_test_dataset import GenericTestDataset
 from util.errors import run_main
 
 

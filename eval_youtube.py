@@ -1,51 +1,32 @@
-"""YouTube-VOS inference, and the intermediate inference of two-shot phase 2.
+"""YouTube-VOS valid/test inference, STCN's protocol.
 
-Benchmark mode (YouTube-VOS valid/test), STCN's protocol:
     python eval_youtube.py --model ckpts/stcn.pth --yv_path ../YouTube --output out/yv \
         [--split valid] [--output_all] [--res 480] [--zip] [--top 20] [--mem_every 5] ...
-  Every frame of <yv_path>/all_frames/<split>_all_frames/JPEGImages/<video>/ is segmented,
-  with the labels of <split>/Annotations (objects start where they are first labeled); only
-  the frames listed in <split>/meta.json are written (every frame with --output_all), from the
-  first label on. --sparse_input segments only <split>/JPEGImages (every 5th frame).
 
-Intermediate inference (any of --data_file, --reverse, --only_sec_gt, --davis):
-    python eval_youtube.py --model phase1.pth --output out/left [--reverse] [--only_sec_gt]
-        [--data_file <sparse label folder> | <two-frame split .json>] [--davis --davis_path ..]
-  Frames of <yv_path>/train_480p/JPEGImages (or DAVIS 2017 trainval 480p with --davis;
-  --davis_path is the folder holding 2017/ or the 2017 folder itself); labels from the sparse
-  label folder (default <yv_path>/phase2/yv_gt_480p or <DAVIS 2017>/phase2/davis_gt) or a
-  split JSON + the Annotations tree. The four passes left / leftsecgt / right / rightsecgt
-  add nothing / --only_sec_gt / --reverse / --reverse --only_sec_gt to `--data_file X` (the
-  left pass needs --data_file or --davis to select this mode). Every frame from the first
-  used label (processing order) on is written. Memory follows the YouTube-style schedule (a
-  frame enters memory once mem_every frames have passed since the last memory frame, counted
-  from the label where propagation starts or restarts), DAVIS included; mem_every defaults to
-  1 (5 with --davis, which also uses the stored 480p frames whatever --res says).
-  eval_youtube_phase2.py is this mode with the original's command line and defaults.
-
-The merged pseudo-label bank in one run (--bank; the same flags, without --reverse /
---only_sec_gt):
-    python eval_youtube.py --model phase1.pth --bank --output out/merge [--data_file ..] [--davis]
-  Runs each of the four passes only as far as the merge (phase2_scripts/merge_left_right.py)
-  uses it and writes <output>/Annotations/<video>/<frame>.png: byte for byte what the four
-  passes and the merge write, with about half the frames segmented (phase2/bank.py).
-
+Every frame of <yv_path>/all_frames/<split>_all_frames/JPEGImages/<video>/ is segmented, with
+the labels of <split>/Annotations (objects start where they are first labeled); only the
+frames listed in <split>/meta.json are written (every frame with --output_all), from the first
+label on. --sparse_input segments only <split>/JPEGImages (every 5th frame).
 Output: <output>/Annotations/<video>/<frame>.png; --zip also packs it into <output>.zip.
 --resume skips the videos whose PNGs are all present and readable. --shard I/N processes every
 N-th video from the I-th (0-based): N processes, one per GPU, share one data set and output.
+The intermediate inference of phase 2 is eval_youtube_phase2.py, the bank eval_youtube_bank.py.
 Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted.
 """
+import argparse
+import os
+
 import eval_driver
-from dataset.test_datasets import YouTubeVOSTestDataset
-from phase2 import intermediate
+from dataset.yv_test_dataset import YouTubeVOSTestDataset
 from util.errors import UserError, run_main
+
+# flags of the phase-2 commands: refused here with the command to use
+PHASE2_FLAGS = {'--data_file': 1, '--davis_path': 1, '--reverse': 0, '--only_sec_gt': 0,
+                '--davis': 0, '--bank': 0}
 
 
 def build_parser():
-    p = eval_driver.parser('STCN inference on YouTube-VOS / intermediate inference for two-shot '
-                           'phase 2.', mem_every=None,
-                           mem_every_help='default 5; 1 for intermediate inference (5 with '
-                                          '--davis)')
+    p = eval_driver.parser('STCN inference on YouTube-VOS valid/test.', mem_every=5)
     p.add_argument('--yv_path', default='../YouTube', help='YouTube-VOS root')
     p.add_argument('--split', default='valid')
     p.add_argument('--output_all', action='store_true',
@@ -57,26 +38,28 @@ def build_parser():
                    help='shorter side used for inference (-1: as stored)')
     p.add_argument('--zip', action='store_true', help='pack <output>/Annotations into '
                                                       '<output>.zip')
-    intermediate.add_flags(p, davis_path='../DAVIS')
+    for flag, nargs in PHASE2_FLAGS.items():
+        if nargs:
+            p.add_argument(flag, help=argparse.SUPPRESS)
+        else:
+            p.add_argument(flag, action='store_true', help=argparse.SUPPRESS)
     eval_driver.add_shard_flag(p)
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    mode = intermediate.select_mode(args)
-    if args.mem_every is None:
-        args.mem_every = 1 if mode != intermediate.BENCHMARK and not args.davis else 5
+    given = [f for f in PHASE2_FLAGS if getattr(args, f[2:]) not in (None, False)]
+    if given:
+        use = 'eval_youtube_bank.py' if '--bank' in given else 'eval_youtube_phase2.py'
+        raise UserError(f'{given[0]} is not a flag of eval_youtube.py (the YouTube-VOS '
+                        f'benchmark): use {use}')
     eval_driver.check_flags(args)
-    intermediate.check_flags(args, mode)
-    if args.sparse_input and mode != intermediate.BENCHMARK:
-        raise UserError('--sparse_input applies to YouTube-VOS valid/test only')
-    if mode == intermediate.BENCHMARK:
-        dataset = YouTubeVOSTestDataset(args.yv_path, args.split, args.output_all, args.res,
-                                        sparse_input=args.sparse_input)
-    else:
-        dataset = intermediate.build_dataset(args, mode)
-    return intermediate.run(args, mode, dataset)
+    dataset = YouTubeVOSTestDataset(args.yv_path, args.split, args.output_all, args.res,
+                                    sparse_input=args.sparse_input)
+    zip_path = os.path.normpath(args.output) + '.zip' if args.zip else None
+    return eval_driver.run(args, dataset, os.path.join(args.output, 'Annotations'), 'youtube',
+                           shard=args.shard, zip_path=zip_path)
 
 
 if __name__ == '__main__':

@@ -8,7 +8,7 @@
 #   bash run_intermediate.sh davis left right   # only these passes (no merge)
 #   bash run_intermediate.sh youtube merge      # only the merge
 #   bash run_intermediate.sh youtube bank       # the merged bank in one run, no pass trees:
-#       each pass only as far as the merge uses it (eval_youtube.py --bank), byte for byte
+#       each pass only as far as the merge uses it (eval_youtube_bank.py), byte for byte
 #       the same phase1_merge_* folder with about half the frames segmented
 #
 # Everything is overridable by environment variables (defaults: the paper's layout):
@@ -19,7 +19,7 @@
 #   (DAVIS_ROOT may be the folder holding 2017/ or the 2017 folder itself)
 #   OUT_ROOT    ../vos_phase2       GPUS (CUDA_VISIBLE_DEVICES, default 0)   PYTHON (python)
 # Several GPUs (GPUS=0,1,2,3): each inference step runs one process per GPU, each on every
-# N-th video (eval_youtube.py --shard j/N), and goes on once all have finished.
+# N-th video (--shard j/N), and goes on once all have finished.
 # Extra eval flags can be given in EVAL_ARGS (e.g. EVAL_ARGS="--amp --device cpu").
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -97,8 +97,8 @@ for step in "${STEPS[@]}"; do
              --out "$OUT_ROOT/phase1_merge_$SUFFIX" --frames_dir "$FRAMES")
     else
         if [ "$step" = bank ]; then
-            script=eval_youtube.py
-            target=(--bank --output "$OUT_ROOT/phase1_merge_$SUFFIX")
+            script=eval_youtube_bank.py
+            target=(--output "$OUT_ROOT/phase1_merge_$SUFFIX")
         else
             script=eval_youtube_phase2.py
             target=(--output_all $(pass_flags "$step") --output "$OUT_ROOT/phase1_${step}_$SUFFIX")

@@ -1,5 +1,5 @@
 """The pseudo-label bank straight from the network: the four intermediate passes run only as
-far as the merge uses them (`eval_youtube.py --bank`).
+far as the merge uses them (`eval_youtube_bank.py`).
 
 The merge (phase2/merge.py, docs/method.md) keeps, for labeled frames a < b, `rightsecgt` before
 a, `left` up to the middle of (a, b), `right` after it, `leftsecgt` after b. Propagation only
@@ -14,15 +14,16 @@ import shutil
 
 import torch
 
-from dataset.test_datasets import IntermediateDataset, prefetch
-from inference_core import segment_video
+from dataset.eval_dataset import prefetch
 from phase2.merge import PASS_NAMES, source_plan
+from phase2.passes_dataset import IntermediateDataset
 from util.errors import UserError
 from util.io import CurrentStderr, publish_folder, write_mask
 from util.layout import stem
 from util.peak_memory import peak_memory, peak_memory_text
+from video_runner import segment_video
 
-# pass -> (reverse, only_sec_gt), as eval_youtube.py's --reverse / --only_sec_gt
+# pass -> (reverse, only_sec_gt), as eval_youtube_phase2.py's --reverse / --only_sec_gt
 PASS_FLAGS = {'left': (False, False), 'leftsecgt': (False, True),
               'right': (True, False), 'rightsecgt': (True, True)}
 

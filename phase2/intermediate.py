@@ -1,85 +1,83 @@
-"""Intermediate inference from the command line: what eval_youtube.py and
-eval_youtube_phase2.py share.
+"""Intermediate inference from the command line: what eval_youtube_phase2.py (the four
+passes of docs/method.md) and eval_youtube_bank.py (the merged bank in one run) share.
 
-A run of either script is in one of three modes, decided once by `select_mode` from the
-parsed flags:
-  BENCHMARK     YouTube-VOS valid/test (eval_youtube.py without the flags below)
-  INTERMEDIATE  one of the four passes of docs/method.md (--data_file, --reverse,
-                --only_sec_gt or --davis; eval_youtube_phase2.py always)
-  BANK          the four passes as far as the merge uses them, merged (--bank)
-`run` writes <output>/Annotations/<video>/ in every mode (for the bank the original's bank
-layout, util.layout.bank_output), with eval_driver.run.
+`run` writes <output>/Annotations/<video>/ (for the bank the original's bank layout,
+util.layout.bank_output) with eval_driver.run and the YouTube-style memory schedule.
 """
 import os
 
 import eval_driver
-from dataset.test_datasets import DAVIS_VOID, IntermediateDataset
+from dataset.eval_dataset import DAVIS_VOID
 from phase2.bank import BankDataset, run_bank
+from phase2.passes_dataset import IntermediateDataset
 from util.errors import UserError
 from util.layout import (bank_output, davis_2017_dir, davis_dirs, davis_sparse_labels,
                           davis_trainval, list_frames, stem, youtube_dirs,
                           youtube_sparse_labels)
 
-BENCHMARK, INTERMEDIATE, BANK = 'benchmark', 'intermediate', 'bank'
 
-
-def add_flags(p, davis_path):
-    """The flag group of intermediate inference; davis_path: the default of --davis_path."""
-    g = p.add_argument_group('intermediate inference (phase 2)')
-    g.add_argument('--reverse', action='store_true', help='process frames backwards in time')
-    g.add_argument('--only_sec_gt', action='store_true',
-                   help='use only the second labeled frame met in processing order')
-    g.add_argument('--davis', action='store_true', help='DAVIS 2017 trainval frames')
-    g.add_argument('--davis_path', default=davis_path,
+def build_parser(description, bank):
+    """The command line of both commands (the original's, with its defaults); bank: no
+    --reverse / --only_sec_gt / --zip (the bank command runs all four passes)."""
+    p = eval_driver.parser(description, mem_every=1,
+                           mem_every_help='default 1 (the original\'s DAVIS scripts pass 5)')
+    p.add_argument('--yv_path', default='../YouTube', help='YouTube-VOS root')
+    p.add_argument('--split', default='valid', help='accepted for the original\'s command '
+                                                    'lines (unused here)')
+    p.add_argument('--output_all', action='store_true',
+                   help='accepted for the original\'s command lines: intermediate inference '
+                        'writes every frame from the first label on')
+    p.add_argument('--res', type=int, default=480,
+                   help='-1: frames of train_480p, labels of phase2/yv_gt_480p; else frames of '
+                        'train resized to this shorter side, labels of phase2/yv_gt')
+    if not bank:
+        p.add_argument('--zip', action='store_true', help='pack <output>/Annotations into '
+                                                          '<output>.zip')
+        p.add_argument('--reverse', action='store_true',
+                       help='process frames backwards in time')
+        p.add_argument('--only_sec_gt', action='store_true',
+                       help='use only the second labeled frame met in processing order')
+    p.add_argument('--davis', action='store_true', help='DAVIS 2017 trainval frames')
+    p.add_argument('--davis_path', default='../DAVIS/2017',
                    help='DAVIS root: the folder holding 2017/ or the 2017 folder itself')
-    g.add_argument('--data_file', default=None,
+    p.add_argument('--data_file', default=None,
                    help='sparse label folder <video>/<pngs>, or a two-frame split .json')
-    g.add_argument('--bank', action='store_true',
-                   help='write the merged pseudo-label bank to --output/Annotations/<video>/ '
-                        'directly: the four passes, each only as far as the merge uses it')
+    eval_driver.add_shard_flag(p)
+    return p
 
 
-def select_mode(args, always_intermediate=False):
-    """The mode of a run (the one place it is decided). always_intermediate:
-    eval_youtube_phase2.py, whose runs are intermediate inference whatever the flags."""
-    if args.bank:
-        return BANK
-    if always_intermediate or args.data_file or args.reverse or args.only_sec_gt or args.davis:
-        return INTERMEDIATE
-    return BENCHMARK
+def main(args, bank):
+    """Check the flags, build the dataset of the passes (BankDataset for the bank) and run."""
+    eval_driver.check_flags(args)
+    dataset = build_dataset(args, bank)
+    if bank:
+        return eval_driver.run(args, dataset, bank_output(args.output), 'youtube',
+                               runner=run_bank, shard=args.shard)
+    zip_path = os.path.normpath(args.output) + '.zip' if args.zip else None
+    return eval_driver.run(args, dataset, os.path.join(args.output, 'Annotations'), 'youtube',
+                           shard=args.shard, zip_path=zip_path)
 
 
-def check_flags(args, mode, output_all_ok=False):
-    """Refuse flags that the mode cannot honour. output_all_ok: --output_all is accepted as
-    the no-op it is in intermediate inference (eval_youtube_phase2.py)."""
-    if mode == BENCHMARK:
-        return
-    if args.output_all and not output_all_ok:
-        raise UserError('--output_all applies to YouTube-VOS valid/test only; intermediate '
-                        'inference writes every frame from the first label on')
-    if mode == BANK and (args.reverse or args.only_sec_gt or args.zip):
-        raise UserError('--bank runs all four passes: drop --reverse / --only_sec_gt '
-                        '(and --zip, which packs benchmark outputs)')
-
-
-def build_dataset(args, mode, original_roots=False):
-    """The dataset of the passes (BankDataset for BANK). YouTube frames come from train_480p;
-    with original_roots (eval_youtube_phase2.py) only at --res -1, from train otherwise,
-    with labels from phase2/yv_gt."""
+def build_dataset(args, bank):
+    """The dataset of the passes. YouTube frames come from train_480p at --res -1, from
+    train otherwise, with labels from phase2/yv_gt_480p or phase2/yv_gt."""
     if args.davis:
         d17 = davis_2017_dir(args.davis_path)
         image_dir, ann_dir = davis_dirs(davis_trainval(d17))
         labels = args.data_file or davis_sparse_labels(d17)
         void = DAVIS_VOID
     else:
-        stored = args.res == -1 or not original_roots
+        stored = args.res == -1
         image_dir, ann_dir = youtube_dirs(args.yv_path, 'train_480p' if stored else 'train')
         labels = args.data_file or youtube_sparse_labels(args.yv_path, stored)
         void = None
     res = -1 if args.davis else args.res        # DAVIS: 480p as stored (docs/method.md)
-    cls = BankDataset if mode == BANK else IntermediateDataset
-    dataset = cls(image_dir, labels, annotation_dir=ann_dir, reverse=args.reverse,
-                  only_sec_gt=args.only_sec_gt, res=res, void=void)
+    if bank:
+        dataset = BankDataset(image_dir, labels, annotation_dir=ann_dir, res=res, void=void)
+    else:
+        dataset = IntermediateDataset(image_dir, labels, annotation_dir=ann_dir,
+                                      reverse=args.reverse, only_sec_gt=args.only_sec_gt,
+                                      res=res, void=void)
     if labels.lower().endswith('.json') and not os.path.isdir(labels):
         check_split_frames(dataset, labels)
     return dataset
@@ -99,14 +97,3 @@ def check_split_frames(dataset, split_path):
             if not os.path.isfile(path):
                 raise UserError(f'{split_path}: video {v!r}: labeled frame {s!r} has no mask '
                                 f'{path}')
-
-
-def run(args, mode, dataset):
-    """eval_driver.run in `mode`, with the YouTube-style memory schedule (DAVIS intermediate
-    inference too, as the original), --shard and --zip."""
-    if mode == BANK:
-        return eval_driver.run(args, dataset, bank_output(args.output), 'youtube',
-                               runner=run_bank, shard=args.shard)
-    zip_path = os.path.normpath(args.output) + '.zip' if args.zip else None
-    return eval_driver.run(args, dataset, os.path.join(args.output, 'Annotations'), 'youtube',
-                           shard=args.shard, zip_path=zip_path)

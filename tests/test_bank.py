@@ -1,4 +1,4 @@
-"""eval_youtube.py --bank: the merged pseudo-label bank in one run must be byte for byte what
+"""eval_youtube_bank.py: the merged pseudo-label bank in one run must be byte for byte what
 the four full intermediate passes and the merge (phase2/merge.py) write, with about half the
 frames segmented. Synthetic DAVIS / YouTube trees (util.synthetic_data), seeded random network, CPU.
 """
@@ -12,8 +12,9 @@ import sys
 import pytest
 
 import eval_driver
-import eval_youtube
-import inference_core
+import eval_youtube_bank
+import eval_youtube_phase2
+import video_runner
 import phase2.bank as bank
 from phase2 import intermediate
 from phase2.merge import merge
@@ -56,7 +57,7 @@ def trees(tmp_path_factory):
     dv = sorted(os.listdir(ann))[:len(LABELS)]
     yv = sorted(os.listdir(os.path.join(y['train_480p'], 'Annotations')))
     return {
-        'davis': ['--davis', '--davis_path', d['root'], '--data_file',
+        'davis': ['--davis', '--davis_path', d['root'], '--mem_every', '5', '--data_file',
                   sparse_labels(ann, str(root / 'davis_sparse'), dv)],
         'youtube': ['--yv_path', y['root'], '--res', '-1', '--data_file',
                     sparse_labels(os.path.join(y['train_480p'], 'Annotations'),
@@ -68,7 +69,7 @@ def four_passes_and_merge(tmp, ckpt, flags):
     outs = {}
     for name, extra in PASSES.items():
         outs[name] = str(tmp / name)
-        eval_youtube.main(['--model', ckpt, '--output', outs[name]] + flags + extra)
+        eval_youtube_phase2.main(['--model', ckpt, '--output', outs[name]] + flags + extra)
     sparse = flags[flags.index('--data_file') + 1]
     frames = (os.path.join(flags[flags.index('--davis_path') + 1], '2017', 'trainval',
                            'JPEGImages', '480p') if '--davis' in flags else
@@ -104,7 +105,7 @@ def same_trees(a, b):
 def test_bank_equals_four_passes_and_merge(tmp_path, ckpt, trees, mode, extra):
     flags = trees[mode] + extra
     merged = four_passes_and_merge(tmp_path, ckpt, flags)
-    stats = eval_youtube.main(['--model', ckpt, '--output', str(tmp_path / 'bank'), '--bank']
+    stats = eval_youtube_bank.main(['--model', ckpt, '--output', str(tmp_path / 'bank')]
                               + flags)
     videos = same_trees(merged, tmp_path / 'bank')
     assert len(videos) == len(LABELS)
@@ -119,9 +120,9 @@ def test_bank_equals_four_passes_and_merge(tmp_path, ckpt, trees, mode, extra):
 
 
 def test_bank_resume_redoes_only_missing_videos(tmp_path, ckpt, trees, monkeypatch):
-    args = ['--model', ckpt, '--output', str(tmp_path / 'bank'), '--bank'] + trees['youtube']
+    args = ['--model', ckpt, '--output', str(tmp_path / 'bank')] + trees['youtube']
     out = tmp_path / 'bank' / 'Annotations'
-    eval_youtube.main(args)
+    eval_youtube_bank.main(args)
     videos = videos_in(out)
     shutil.rmtree(out / videos[1])
     os.remove(out / videos[2] / sorted(os.listdir(out / videos[2]))[-1])
@@ -131,7 +132,7 @@ def test_bank_resume_redoes_only_missing_videos(tmp_path, ckpt, trees, monkeypat
     monkeypatch.setattr(bank, 'bank_video',
                         lambda net, passes, *a, **kw: done.append(passes['left'].name)
                         or real(net, passes, *a, **kw))
-    stats = eval_youtube.main(args + ['--resume'])
+    stats = eval_youtube_bank.main(args + ['--resume'])
     assert sorted(done) == [videos[1], videos[2]] and stats['skipped'] == len(videos) - 2
     assert videos_in(out) == videos
     for v in videos:
@@ -152,7 +153,7 @@ def test_bank_killed_mid_video_leaves_nothing_half_written(tmp_path, ckpt, trees
     real = bank.write_mask
     monkeypatch.setattr(bank, 'write_mask', failing_write)
     with pytest.raises(KeyboardInterrupt):
-        eval_youtube.main(['--model', ckpt, '--output', str(out.parent), '--bank']
+        eval_youtube_bank.main(['--model', ckpt, '--output', str(out.parent)]
                           + trees['davis'])
     left = videos_in(out)
     assert len(left) == 1 and len(os.listdir(out / left[0])) == FRAMES   # first video whole
@@ -160,9 +161,9 @@ def test_bank_killed_mid_video_leaves_nothing_half_written(tmp_path, ckpt, trees
 
 def test_bank_bad_input(tmp_path, ckpt, trees):
     flags = trees['youtube']
-    with pytest.raises(UserError, match='--bank runs all four passes'):
-        eval_youtube.main(['--model', ckpt, '--output', str(tmp_path / 'o'), '--bank',
-                           '--reverse'] + flags)
+    with pytest.raises(SystemExit):                 # the bank runs all four passes
+        eval_youtube_bank.main(['--model', ckpt, '--output', str(tmp_path / 'o'),
+                                '--reverse'] + flags)
     # a video with three labeled frames: refused before anything is written
     sparse = tmp_path / 'sparse'
     shutil.copytree(flags[flags.index('--data_file') + 1], sparse)
@@ -173,19 +174,19 @@ def test_bank_bad_input(tmp_path, ckpt, trees):
         shutil.copyfile(os.path.join(frames, name), sparse / video / name)
     flags = flags[:flags.index('--data_file')] + ['--data_file', str(sparse)]
     with pytest.raises(UserError, match=re.escape(f'{sparse / video}: video ') + '.* labeled'):
-        eval_youtube.main(['--model', ckpt, '--output', str(tmp_path / 'o'), '--bank'] + flags)
+        eval_youtube_bank.main(['--model', ckpt, '--output', str(tmp_path / 'o')] + flags)
     assert not (tmp_path / 'o').exists()
 
 
 def test_segment_video_stop_keeps_the_masks_before_it(net, trees):
     """segment_video(stop=s) gives the masks of the whole run for every frame before s."""
     flags = trees['davis']
-    dataset = intermediate.build_dataset(eval_youtube.build_parser().parse_args(
-        ['--output', 'x'] + flags), intermediate.INTERMEDIATE)
+    dataset = intermediate.build_dataset(eval_youtube_phase2.build_parser().parse_args(
+        ['--output', 'x'] + flags), bank=False)
     video = dataset[0]
-    whole, n_whole, _, _ = inference_core.segment_video(net, video, mem_every=5)
+    whole, n_whole, _, _ = video_runner.segment_video(net, video, mem_every=5)
     for stop in (video.labels[0].index + 1, video.labels[-1].index, FRAMES - 2):
-        part, n, _, _ = inference_core.segment_video(net, video, mem_every=5, stop=stop)
+        part, n, _, _ = video_runner.segment_video(net, video, mem_every=5, stop=stop)
         assert sorted(part) == [i for i in sorted(whole) if i < stop]
         assert n == stop - video.labels[0].index < n_whole
         for i, m in part.items():
@@ -204,24 +205,26 @@ def test_run_intermediate_bank_step_on_two_gpus(tmp_path, ckpt, trees, repo_root
     run = subprocess.run(['bash', 'run_intermediate.sh', 'youtube', 'bank'], cwd=repo_root,
                          env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert '--bank --output ' + str(tmp_path / 'vos' / 'phase1_merge_480p') in run.stdout
+    assert 'eval_youtube_bank.py --model ' in run.stdout
+    assert '--output ' + str(tmp_path / 'vos' / 'phase1_merge_480p') in run.stdout
     assert '--shard 0/2: 3 videos' in run.stdout and '--shard 1/2: 2 videos' in run.stdout
-    eval_youtube.main(['--model', ckpt, '--output', str(tmp_path / 'bank'), '--bank'] + flags)
+    eval_youtube_bank.main(['--model', ckpt, '--output', str(tmp_path / 'bank')] + flags)
     assert len(same_trees(tmp_path / 'vos' / 'phase1_merge_480p', tmp_path / 'bank')) == \
         len(LABELS)
 
 
 def test_shard_flag(tmp_path, ckpt, trees):
-    flags = ['--model', ckpt, '--bank'] + trees['youtube']
+    flags = ['--model', ckpt] + trees['youtube']
     for bad in ('2/2', '1', 'a/2', '-1/2'):
         with pytest.raises(SystemExit):
-            eval_youtube.build_parser().parse_args(['--output', 'x', '--shard', bad])
+            eval_youtube_bank.build_parser().parse_args(['--output', 'x', '--shard', bad])
     with pytest.raises(UserError, match='--zip with --shard'):
-        eval_youtube.main(['--output', str(tmp_path / 'z'), '--zip', '--shard', '0/2',
-                           '--model', ckpt] + trees['youtube'])
+        eval_youtube_phase2.main(['--output', str(tmp_path / 'z'), '--zip', '--shard', '0/2',
+                                  '--model', ckpt] + trees['youtube'])
     done = []
     for i in range(3):
-        s = eval_youtube.main(flags + ['--output', str(tmp_path / 'out'), '--shard', f'{i}/3'])
+        s = eval_youtube_bank.main(flags + ['--output', str(tmp_path / 'out'),
+                                    '--shard', f'{i}/3'])
         done.append(videos_in(tmp_path / 'out' / 'Annotations'))
         assert s['written'] == FRAMES * len(range(i, len(LABELS), 3))
     videos = done[-1]
@@ -294,13 +297,13 @@ def test_bank_corrupt_frame_names_the_file_and_keeps_finished_videos(tmp_path, c
     bad.write_bytes(raw[:200])                               # no complete header
     out = tmp_path / 'bank'
     with pytest.raises(UserError, match=re.escape(str(bad))):
-        eval_youtube.main(['--model', ckpt, '--output', str(out), '--bank', '--yv_path',
+        eval_youtube_bank.main(['--model', ckpt, '--output', str(out), '--yv_path',
                            str(root)] + flags[flags.index('--res'):])
     assert not out.exists()
     bad.write_bytes(raw[:len(raw) * 3 // 4])                 # truncated JPEG data
     flags = ['--yv_path', str(root)] + flags[flags.index('--res'):]
     with pytest.raises(UserError, match=re.escape(str(bad))):
-        eval_youtube.main(['--model', ckpt, '--output', str(out), '--bank'] + flags)
+        eval_youtube_bank.main(['--model', ckpt, '--output', str(out)] + flags)
     done = videos_in(out / 'Annotations')
     assert done == sorted(os.listdir(frames))[:2]
     assert all(len(os.listdir(out / 'Annotations' / v)) == FRAMES for v in done)

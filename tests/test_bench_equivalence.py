@@ -19,12 +19,13 @@ import numpy as np
 import pytest
 import torch
 
-from inference_core import InferenceCore, label_tensor
+from inference_core import InferenceCore
 from model.memory import (dense_topk_readout, get_affinity, readout, softmax_topk,
                           topk_readout)
 from scripts.bench.baseline import BaselineCore
 from util.errors import UserError
 from util.synthetic_data import make_video
+from video_runner import label_tensor
 
 T, H, W = 6, 40, 56          # pads to 48 x 64: 12 memory positions per frame
 

@@ -15,6 +15,7 @@ import torch.nn as nn
 import eval_davis
 import inference_core
 import model.trainer as trainer
+import video_runner
 import util.device
 from helpers import davis_tree, make_batch, make_model, step
 
@@ -119,7 +120,7 @@ def test_cpu_bf16_runs_in_channels_last_and_fp32_keeps_the_layout(native, net, c
         hook.remove()
     assert amp_layouts and set(amp_layouts) == {native} and set(layouts) == {False}
     for amp in (True, False):
-        loaded = inference_core.load_model(ckpt, 'cpu', amp=amp)
+        loaded = video_runner.load_model(ckpt, 'cpu', amp=amp)
         convs = [m for m in loaded.modules() if isinstance(m, nn.Conv2d)]
         prepared = native and amp
         assert {channels_last(m.weight) for m in convs if m.kernel_size[0] > 1} == {prepared}

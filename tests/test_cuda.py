@@ -142,7 +142,8 @@ def test_nccl_process_group_one_rank():
 
 
 def test_pinned_prefetch_of_test_videos(tmp_path):
-    from dataset.test_datasets import DAVISTestDataset, prefetch
+    from dataset.davis_test_dataset import DAVISTestDataset
+    from dataset.eval_dataset import prefetch
     davis_tree(str(tmp_path / 'DAVIS'), t=3)
     ds = DAVISTestDataset(str(tmp_path / 'DAVIS'), 2017, 'val')
     videos = list(prefetch(ds, pin_memory=True))

@@ -23,11 +23,13 @@ import eval_generic
 import eval_youtube
 import eval_youtube_phase2
 import inference_core
+import video_runner
 from dataset.range_transform import im_normalization
 from helpers import H, TWO, W, davis_tree, make_scene, write_frames
-from inference_core import InferenceCore, label_tensor
+from inference_core import InferenceCore
 from util.errors import UserError
 from util.io import read_frame, read_mask, write_mask
+from video_runner import label_tensor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,12 +41,12 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 
 @pytest.fixture(scope='module')
 def cached_load():
-    """inference_core.load_model, building each checkpoint's network only once per module."""
+    """video_runner.load_model, building each checkpoint's network only once per module."""
     cache = {}
 
     def load(path, device, amp=False):
         if (path, amp) not in cache:
-            cache[path, amp] = inference_core.load_model(path, device, amp)
+            cache[path, amp] = video_runner.load_model(path, device, amp)
         return cache[path, amp]
     return load
 
@@ -224,8 +226,8 @@ def test_four_intermediate_passes(tmp_path, ckpt):
         outs[name] = str(tmp_path / name)
         if '--data_file' not in flags:
             flags = flags + ['--data_file', sparse]
-        eval_youtube.main(['--model', ckpt, '--yv_path', root, '--output', outs[name],
-                           '--res', '-1'] + flags)
+        eval_youtube_phase2.main(['--model', ckpt, '--yv_path', root, '--output', outs[name],
+                                  '--res', '-1'] + flags)
         folder = os.path.join(outs[name], 'Annotations', 'A')
         assert png_files(folder) == [names[i] for i in expect[name]], name
         for i in gt_frames[name]:
@@ -264,7 +266,7 @@ def test_youtube_mode_and_defaults(tmp_path, monkeypatch):
     assert (seen['mem_style'], seen['mem_every']) == ('youtube', 5)
     assert type(seen['dataset']).__name__ == 'YouTubeVOSTestDataset'
     assert seen['out_dir'] == os.path.join('o1', 'Annotations')
-    eval_youtube.main(['--yv_path', root, '--output', 'o2', '--reverse'])
+    eval_youtube_phase2.main(['--yv_path', root, '--output', 'o2', '--reverse', '--res', '-1'])
     assert (seen['mem_style'], seen['mem_every']) == ('youtube', 1)
     assert seen['dataset'].reverse and seen['dataset'].videos == ['A', 'B']
     tv = davis_tree(str(tmp_path / 'DAVIS'))
@@ -273,31 +275,35 @@ def test_youtube_mode_and_defaults(tmp_path, monkeypatch):
                             '00003.png'), read_mask(os.path.join(tv, 'Annotations', '480p',
                                                                  'vid_a', '00003.png')))
     for davis_path in (tmp_path / 'DAVIS', tmp_path / 'DAVIS' / '2017'):   # both spellings
-        eval_youtube.main(['--davis', '--davis_path', str(davis_path), '--output', 'o3'])
-        assert (seen['mem_style'], seen['mem_every']) == ('youtube', 5)   # the original's
+        eval_youtube_phase2.main(['--davis', '--davis_path', str(davis_path), '--output', 'o3',
+                                  '--mem_every', '5'])          # as the original's DAVIS scripts
+        assert (seen['mem_style'], seen['mem_every']) == ('youtube', 5)
         video = seen['dataset'][0]
         assert [lab.index for lab in video.labels] == [3] and video.size == (H, W)
         assert tuple(video.images.shape[-2:]) == (H, W)      # DAVIS: as stored, not --res 480
 
 
-@pytest.mark.parametrize('flags, mode, mode_phase2', [
-    ([], 'benchmark', 'intermediate'),
-    (['--output_all', '--zip', '--res', '-1'], 'benchmark', 'intermediate'),
-    (['--data_file', 'x'], 'intermediate', 'intermediate'),
-    (['--reverse'], 'intermediate', 'intermediate'),
-    (['--only_sec_gt'], 'intermediate', 'intermediate'),
-    (['--davis'], 'intermediate', 'intermediate'),
-    (['--bank'], 'bank', 'bank'),
-    (['--bank', '--davis', '--data_file', 'x'], 'bank', 'bank'),
+@pytest.mark.parametrize('flags, command', [
+    (['--data_file', 'x'], 'eval_youtube_phase2.py'),
+    (['--reverse'], 'eval_youtube_phase2.py'),
+    (['--only_sec_gt'], 'eval_youtube_phase2.py'),
+    (['--davis', '--davis_path', 'd'], 'eval_youtube_phase2.py'),
+    (['--bank', '--davis'], 'eval_youtube_bank.py'),
 ])
-def test_the_youtube_mode_is_decided_once(flags, mode, mode_phase2):
-    """phase2.intermediate.select_mode: the mode of eval_youtube.py and
-    eval_youtube_phase2.py from the parsed flags."""
-    from phase2 import intermediate
-    args = eval_youtube.build_parser().parse_args(['--output', 'o'] + flags)
-    assert intermediate.select_mode(args) == mode
-    args = eval_youtube_phase2.build_parser().parse_args(['--output', 'o'] + flags)
-    assert intermediate.select_mode(args, always_intermediate=True) == mode_phase2
+def test_eval_youtube_is_the_benchmark_only(flags, command):
+    """eval_youtube.py given a flag of the phase-2 commands names the command to use."""
+    with pytest.raises(UserError, match=f'is not a flag of eval_youtube.py .*: use {command}$'):
+        eval_youtube.main(['--output', 'o'] + flags)
+
+
+def test_eval_youtube_phase2_flag_exits_2_with_one_line(tmp_path):
+    r = subprocess.run([sys.executable, 'eval_youtube.py', '--output', str(tmp_path / 'o'),
+                        '--bank'], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and r.stdout == ''
+    assert r.stderr.strip().splitlines() == [
+        'error: --bank is not a flag of eval_youtube.py (the YouTube-VOS benchmark): use '
+        'eval_youtube_bank.py']
+    assert not (tmp_path / 'o').exists()
 
 
 # ---------------------------------------------------------------------- generic
@@ -337,8 +343,8 @@ def test_exact_readout_flag_reaches_the_core(tmp_path, ckpt, monkeypatch, script
         main, args = eval_davis.main, ['--davis_path', os.path.dirname(os.path.dirname(tv))]
     elif script == 'youtube':
         _, _, sparse, _ = intermediate_tree(str(tmp_path / 'YouTube'))
-        main, args = eval_youtube.main, ['--yv_path', str(tmp_path / 'YouTube'), '--res', '-1',
-                                         '--data_file', sparse]
+        main, args = eval_youtube_phase2.main, ['--yv_path', str(tmp_path / 'YouTube'),
+                                                '--res', '-1', '--data_file', sparse]
     else:
         frames, masks = make_scene(4, TWO)
         write_frames(str(tmp_path / 'data' / 'JPEGImages' / 'clip'), list('abcd'), frames)
@@ -378,8 +384,8 @@ def test_bad_input_names_the_file(tmp_path, ckpt):
     os.makedirs(yv / 'train_480p' / 'JPEGImages')
     write_mask(str(yv / 'phase2' / 'yv_gt_480p' / 'ghost' / '00000.png'), np.ones((4, 4)))
     with pytest.raises(UserError, match='ghost'):
-        eval_youtube.main(['--model', ckpt, '--yv_path', str(yv), '--output',
-                           str(tmp_path / 'o'), '--reverse'])
+        eval_youtube_phase2.main(['--model', ckpt, '--yv_path', str(yv), '--output',
+                                  str(tmp_path / 'o'), '--reverse', '--res', '-1'])
     # the command line: exit status 2 and one line naming the file
     r = subprocess.run([sys.executable, 'eval_davis.py', '--model', ckpt, '--davis_path',
                         davis, '--output', str(tmp_path / 'o')], cwd=ROOT,
@@ -395,7 +401,7 @@ def test_a_new_dataset_is_a_class_and_a_short_script(tmp_path, ckpt):
     """docs/design.md, "Evaluation": a dataset class (here: <root>/<video>/*.jpg, the label of
     frame 0 in <root>/<video>.png, every other frame written) and the driver make a command;
     its output_frames is what is written and what --resume checks."""
-    from dataset.test_datasets import EvalDataset, build_video, load_frames, load_mask
+    from dataset.eval_dataset import EvalDataset, build_video, load_frames, load_mask
     from util.io import get_palette
     from util.layout import list_frames, stem
 

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from inference_core import (InferenceCore, MemoryBank, amp_note, label_tensor,
-                            segment_video)
 from helpers import segment_with_query
+from inference_core import InferenceCore, MemoryBank, amp_note
 from model.aggregate import aggregate
+from video_runner import label_tensor, segment_video
 
 T, H, W = 10, 40, 56          # pads to 48 x 64
 
@@ -135,7 +135,7 @@ def test_amp_is_fp32_on_a_cpu_without_native_bf16(net, video, monkeypatch):
 
 
 def test_segment_video_maps_ids_back(net, video):
-    from dataset.test_datasets import build_video
+    from dataset.eval_dataset import build_video
     images, mask = video
     raw = np.select([mask == 1, mask == 2], [7, 3], 0).astype(np.uint8)   # ids {3, 7}
     v = build_video('v', images[0], [f'{i:05d}' for i in range(T)], (H, W), b'\0' * 768,
@@ -151,7 +151,7 @@ def test_a_label_propagates_up_to_the_next_label_inclusive(net, video):
     """STCN's YouTube-VOS loop: object 1 (labeled at 0) propagates through frame 4, where object
     2 is labeled; frame 3 is a memory frame of that first pass (mem_every 1), object 1 keeps
     its propagated mask outside object 2 at frame 4, and every frame counts once."""
-    from dataset.test_datasets import build_video
+    from dataset.eval_dataset import build_video
     images, mask = video
     only1 = np.where(mask == 1, 1, 0).astype(np.uint8)
     only2 = np.where(mask == 2, 2, 0).astype(np.uint8)

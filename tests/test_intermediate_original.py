@@ -12,8 +12,9 @@ import pytest
 
 import eval_driver
 import eval_youtube
+import eval_youtube_bank
 import eval_youtube_phase2
-import inference_core
+import video_runner
 import phase2.bank as bank
 from util import synthetic_data
 
@@ -41,13 +42,13 @@ def davis12(tmp_path_factory):
 def memory_log(monkeypatch, net):
     """Every segment_video call's (video, permanent memory frames in processing order)."""
     log = []
-    real = inference_core.segment_video
+    real = video_runner.segment_video
 
     def spy(*args, **kw):
         out = real(*args, **kw)
         log.append((args[1].name, kw['mem_style'], out[3].mem_frames))
         return out
-    monkeypatch.setattr(inference_core, 'segment_video', spy)
+    monkeypatch.setattr(video_runner, 'segment_video', spy)
     monkeypatch.setattr(bank, 'segment_video', spy)
     monkeypatch.setattr(eval_driver, 'load_model', lambda path, device, amp=False: net)
     return log
@@ -68,10 +69,9 @@ def test_davis_memory_schedule_is_the_originals(davis12, memory_log, tmp_path, s
         memory_log.clear()
         eval_youtube_phase2.main(flags + extra + ['--output', str(tmp_path / name)])
         assert memory_log == [(davis12['video'], 'youtube', want[name])], name
-    # --bank --davis: the same schedule; each pass stops where the merge stops using it
+    # the bank of DAVIS: the same schedule; each pass stops where the merge stops using it
     memory_log.clear()
-    eval_youtube.main([f for f in flags if f != '--output_all'] +
-                      ['--bank', '--output', str(tmp_path / 'bank')])
+    eval_youtube_bank.main(flags + ['--output', str(tmp_path / 'bank')])
     assert [m[1:] for m in memory_log] == [('youtube', [2]), ('youtube', [9]),
                                            ('youtube', [2]), ('youtube', [9])]
     assert sorted(os.listdir(tmp_path / 'bank' / 'Annotations' / davis12['video'])) == \
@@ -145,7 +145,7 @@ def test_original_command_lines_give_run_intermediate_pngs(tmp_path, ckpt):
 
 def test_eval_youtube_phase2_defaults(tmp_path, monkeypatch):
     """Always intermediate inference; the original's frame / label roots, --mem_every 1,
-    --output_all accepted; eval_youtube.py's own modes as they were."""
+    --output_all accepted; eval_youtube.py is the benchmark and names the command to use."""
     from util.two_shot_split import prepare_sparse_gt
     from util.errors import UserError
     seen = {}
@@ -170,7 +170,10 @@ def test_eval_youtube_phase2_defaults(tmp_path, monkeypatch):
         assert files and all(f.startswith(os.path.join(y['root'], 'phase2', labels, ''))
                              for f in files)
         assert (seen['mem_style'], seen['mem_every']) == ('youtube', 1)
-    with pytest.raises(UserError, match='--output_all applies to YouTube-VOS valid'):
+    with pytest.raises(UserError, match='--reverse is not a flag of eval_youtube.py .*: use '
+                                        'eval_youtube_phase2.py'):
         eval_youtube.main(base + ['--reverse'])
+    with pytest.raises(UserError, match='use eval_youtube_bank.py'):
+        eval_youtube.main(base + ['--bank'])
     eval_youtube.main(base[:-1] + ['--split', 'valid'])          # no flag: the benchmark
     assert type(seen['dataset']).__name__ == 'YouTubeVOSTestDataset'

@@ -13,11 +13,14 @@ import torch
 
 import eval_davis
 import eval_youtube
+import eval_youtube_bank
 import inference_core
-from dataset.test_datasets import build_video
-from inference_core import InferenceCore, MemoryBank, label_tensor, segment_video
+import video_runner
+from dataset.eval_dataset import build_video
+from inference_core import InferenceCore, MemoryBank
 from util.errors import UserError
 from util.synthetic_data import generate, make_video
+from video_runner import label_tensor, segment_video
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -97,7 +100,7 @@ def test_object_added_later_keeps_its_labeled_frame(net, scene, monkeypatch):
     only2 = np.where(masks[6] == 2, 2, 0).astype(np.uint8)
     video = build_video('v', images[0], [f'{i:05d}' for i in range(T)], (H, W), b'\0' * 768,
                         [(0, only1), (6, only2)], complete=False, outputs=None)
-    monkeypatch.setattr(inference_core, 'InferenceCore', Recorder)
+    monkeypatch.setattr(video_runner, 'InferenceCore', Recorder)
     out, n, _, core = segment_video(net, video, mem_every=1, mem_style='youtube',
                                     max_mem_frames=2)
     assert isinstance(core, Recorder) and n == T
@@ -148,7 +151,7 @@ def test_flag_reaches_the_core_and_peak_memory_is_printed(data, ckpt, tmp_path, 
     def spy(*a, **kw):
         seen.append(kw.get('max_mem_frames'))
         return real(*a, **kw)
-    monkeypatch.setattr(inference_core, 'InferenceCore', spy)
+    monkeypatch.setattr(video_runner, 'InferenceCore', spy)
     davis = ['--model', ckpt, '--davis_path', str(data / 'DAVIS'), '--device', 'cpu']
     out = str(tmp_path / 'd')
     first = ['--output', out, '--mem_every', '1', '--max_mem_frames', '2']
@@ -161,11 +164,11 @@ def test_flag_reaches_the_core_and_peak_memory_is_printed(data, ckpt, tmp_path, 
     # --resume with every video complete: the peak memory all the same
     _, printed = run_printed(eval_davis.main, davis + first + ['--resume'])
     assert '0 videos, 0 frames segmented; peak memory' in printed and len(seen) == 1
-    # the bank (four passes) and the benchmark mode of eval_youtube.py
+    # the bank (four passes) and the YouTube-VOS benchmark
     yt = ['--model', ckpt, '--yv_path', str(data / 'YouTube'), '--device', 'cpu',
           '--max_mem_frames', '1']
-    _, printed = run_printed(eval_youtube.main, yt + ['--output', str(tmp_path / 'b'),
-                                                      '--bank'])
+    _, printed = run_printed(eval_youtube_bank.main, yt + ['--output', str(tmp_path / 'b'),
+                                                           '--res', '-1'])
     assert set(seen[1:]) == {1} and len(seen) > 2 and PEAK.search(printed)
     done = len(seen)
     _, printed = run_printed(eval_youtube.main, yt + ['--output', str(tmp_path / 'y')])

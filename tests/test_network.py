@@ -203,6 +203,7 @@ def test_inference_does_not_import_torchvision():
     import subprocess
     import sys
     code = ('import sys, eval_davis, eval_youtube, eval_generic, eval_youtube_phase2, '
+            'eval_youtube_bank, '
             'inference_core, phase2.bank; print(sorted(m for m in sys.modules '
             'if m.startswith(("torchvision", "torch._dynamo"))))')
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

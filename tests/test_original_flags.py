@@ -113,9 +113,7 @@ def test_the_originals_eval_command_lines_parse(script):
     assert args.top == 20 and args.mem_every == 5
     defaults = parser.parse_args(['--output', 'o'] + (['--data_path', 'G']
                                                       if script == 'eval_generic' else []))
-    expected = DEFAULTS if script != 'eval_youtube' else \
-        dict(DEFAULTS, mem_every=None)     # 5 for the benchmark, decided by the mode
-    for k, v in expected.items():
+    for k, v in DEFAULTS.items():
         assert getattr(defaults, k) == v, (script, k)
     assert defaults.amp is False and defaults.amp_dtype == 'fp16'
     if script == 'eval_youtube':

@@ -19,7 +19,8 @@ import eval_davis
 import eval_driver
 import eval_generic
 import eval_youtube
-import inference_core
+import eval_youtube_phase2
+import video_runner
 import train
 from phase2.merge import PASS_NAMES
 from phase2_scripts import merge_left_right, prepare_sparse_gt
@@ -55,7 +56,7 @@ def data(pristine, tmp_path):
 
 @pytest.fixture(scope='module')
 def cached_net(ckpt):
-    return inference_core.load_model(ckpt, torch.device('cpu'))
+    return video_runner.load_model(ckpt, torch.device('cpu'))
 
 
 @pytest.fixture
@@ -184,7 +185,10 @@ def test_truncated_jpeg_and_corrupt_png(data, pristine, fast_load):
 def test_nothing_sets_load_truncated_images():
     """A truncated image must fail: no project module may switch PIL's global flag on."""
     from PIL import ImageFile
-    import dataset.test_datasets  # noqa: F401
+    import dataset.davis_test_dataset  # noqa: F401
+    import dataset.generic_test_dataset  # noqa: F401
+    import dataset.yv_test_dataset  # noqa: F401
+    import phase2.passes_dataset  # noqa: F401
     import dataset.vos_dataset  # noqa: F401
     import model.trainer  # noqa: F401
     import util.check_dataset  # noqa: F401
@@ -264,8 +268,8 @@ def test_split_names_missing_video(data, fast_load):
     expect(train.main, flags, bad, "video 'ghost' has no frame folder", d['y_im'] / 'ghost')
     expect(prepare_sparse_gt.main, ['--annotations', d['y_gt'], '--split', bad, '--out',
                                     d['tmp'] / 'sparse'], bad, "video 'ghost' has no folder")
-    expect(eval_youtube.main, ['--model', 'x', '--yv_path', d['yv'], '--output',
-                               d['tmp'] / 'o', '--data_file', bad], bad,
+    expect(eval_youtube_phase2.main, ['--model', 'x', '--yv_path', d['yv'], '--res', '-1',
+                                      '--output', d['tmp'] / 'o', '--data_file', bad], bad,
            "video 'ghost' has no frame folder")
     assert not (d['tmp'] / 'sparse').exists() and not (d['tmp'] / 'o').exists()
     assert no_run(d)
@@ -283,8 +287,8 @@ def test_split_names_missing_frame(data, fast_load):
     expect(prepare_sparse_gt.main, ['--annotations', d['y_gt'], '--split', bad, '--out',
                                     d['tmp'] / 'sparse'], bad, "frame '00095.jpg'",
            'missing mask')
-    expect(eval_youtube.main, ['--model', 'x', '--yv_path', d['yv'], '--output',
-                               d['tmp'] / 'o', '--data_file', bad], bad,
+    expect(eval_youtube_phase2.main, ['--model', 'x', '--yv_path', d['yv'], '--res', '-1',
+                                      '--output', d['tmp'] / 'o', '--data_file', bad], bad,
            "labeled frame '00095' has no image")
     # a frame with an image but no mask
     split[v] = [split[v][0], '00010.jpg']
@@ -293,8 +297,8 @@ def test_split_names_missing_frame(data, fast_load):
     flags[flags.index(str(d['tmp'] / 'yv_split.json'))] = bad
     expect(train.main, flags, bad, "labeled frame '00010' has no mask",
            d['y_gt'] / v / '00010.png')
-    expect(eval_youtube.main, ['--model', 'x', '--yv_path', d['yv'], '--output',
-                               d['tmp'] / 'o', '--data_file', bad], bad,
+    expect(eval_youtube_phase2.main, ['--model', 'x', '--yv_path', d['yv'], '--res', '-1',
+                                      '--output', d['tmp'] / 'o', '--data_file', bad], bad,
            "labeled frame '00010' has no mask")
     assert not (d['tmp'] / 'sparse').exists() and not (d['tmp'] / 'o').exists()
 
@@ -369,8 +373,8 @@ def test_output_folder_not_writable(data, fast_load):
     shutil.copytree(d['d_gt'], gen / 'Annotations')
     expect(eval_generic.main, ['--model', 'x', '--data_path', gen, '--output', under_file],
            under_file, 'is not writable')
-    expect(eval_youtube.main, ['--model', 'x', '--yv_path', d['yv'], '--output', under_file,
-                               '--data_file', d['y_split']],
+    expect(eval_youtube_phase2.main, ['--model', 'x', '--yv_path', d['yv'], '--res', '-1',
+                                      '--output', under_file, '--data_file', d['y_split']],
            under_file / 'Annotations', 'is not writable (Not a directory)')
     expect(train.main, train_flags(d, '--save_root', under_file), under_file,
            'run folder root (--save_root) is not writable (Not a directory)')
@@ -415,7 +419,7 @@ def test_inconsistent_eval_flags(data):
     expect(eval_davis.main, davis_args(d, d['tmp'] / 'o', '--evaluate', '--split', 'testdev'),
            '--evaluate: test-dev has no public annotations')
     expect(eval_youtube.main, ['--yv_path', d['yv'], '--output', d['tmp'] / 'o',
-                               '--reverse', '--output_all'], '--output_all applies to')
+                               '--reverse'], '--reverse is not a flag of eval_youtube.py')
     assert not (d['tmp'] / 'o').exists()
 
 

@@ -26,6 +26,7 @@ import eval_davis
 import eval_driver
 import eval_generic
 import eval_youtube
+import eval_youtube_phase2
 import train
 from dataset.sampling import EpochSampler, SeededSamples
 from util.errors import UserError, run_main
@@ -492,10 +493,10 @@ def test_davis_and_intermediate_resume(davis, fast_load, tmp_path):
             shutil.copy(os.path.join(tv, 'Annotations', '480p', v, f), sparse / v / f)
     iargs = ['--model', 'x', '--yv_path', str(yv), '--output', str(tmp_path / 'i'),
              '--data_file', str(sparse), '--reverse', '--res', '-1']
-    s1 = eval_youtube.main(iargs + ['--resume'])
+    s1 = eval_youtube_phase2.main(iargs + ['--resume'])
     written = sorted(os.listdir(tmp_path / 'i' / 'Annotations' / 'davis_001'))
     assert written == ['00000.png', '00001.png', '00002.png'] and s1['written'] == 6
-    s2 = eval_youtube.main(iargs + ['--resume'])
+    s2 = eval_youtube_phase2.main(iargs + ['--resume'])
     assert s2['skipped'] == 2 and s2['written'] == 0
 
 

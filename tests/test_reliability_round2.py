@@ -17,7 +17,9 @@ import torch
 import eval_davis
 import eval_driver
 import eval_youtube
-import inference_core
+import eval_youtube_bank
+import eval_youtube_phase2
+import video_runner
 import train
 from helpers import NO_SUBSETS
 from phase2.merge import PASS_NAMES, source_plan
@@ -45,7 +47,7 @@ def data(pristine, tmp_path):
 
 @pytest.fixture(scope='module')
 def cached_net(ckpt):
-    return inference_core.load_model(ckpt, torch.device('cpu'))
+    return video_runner.load_model(ckpt, torch.device('cpu'))
 
 
 @pytest.fixture
@@ -128,12 +130,12 @@ def test_names_from_lists_are_names_not_paths(data, fast_load, capsys):
                                      '--out', sparse], capsys,
             f"{split}: video name '../Annotations/yt_train_000' holds a path separator")
     # the same split for intermediate inference; a frame name with a separator; '..'
-    refused(eval_youtube.main, ['--model', 'x', '--yv_path', d['yv'], '--data_file', split,
-                                '--output', d['tmp'] / 'p'], capsys,
+    refused(eval_youtube_phase2.main, ['--model', 'x', '--yv_path', d['yv'], '--res', '-1',
+                                       '--data_file', split, '--output', d['tmp'] / 'p'], capsys,
             f'{split}: video name', 'holds a path separator')
     split.write_text(json.dumps({'yt_train_000': ['../00000.jpg']}))
-    refused(eval_youtube.main, ['--model', 'x', '--yv_path', d['yv'], '--data_file', split,
-                                '--output', d['tmp'] / 'p'], capsys,
+    refused(eval_youtube_phase2.main, ['--model', 'x', '--yv_path', d['yv'], '--res', '-1',
+                                       '--data_file', split, '--output', d['tmp'] / 'p'], capsys,
             f"{split}: frame name '../00000.jpg' holds a path separator")
     meta = d['root'] / 'YouTube' / 'valid' / 'meta.json'
     m = json.loads(meta.read_text())
@@ -172,15 +174,16 @@ def test_writes_never_follow_a_link_into_an_input(data, fast_load, capsys):
     out2 = d['tmp'] / 'pass'
     out2.mkdir()
     (out2 / 'Annotations').symlink_to(d['y_gt'])
-    refused(eval_youtube.main, ['--model', 'x', '--yv_path', d['yv'], '--data_file',
-                                d['y_sparse'], '--output', out2], capsys,
+    refused(eval_youtube_phase2.main, ['--model', 'x', '--yv_path', d['yv'], '--res', '-1',
+                                       '--data_file', d['y_sparse'], '--output', out2], capsys,
             f'{out2 / "Annotations"}: output folder (--output) is the annotation folder')
     # the bank: a video folder linking to the sparse labels
     bank = d['tmp'] / 'bank'
-    (bank / 'Annotations').mkdir(parents=True)
+    (bank / 'Annotations').mkdir(parents=True)             # the bank's layout
     (bank / 'Annotations' / 'yt_train_000').symlink_to(d['y_sparse'] / 'yt_train_000')
-    refused(eval_youtube.main, ['--model', 'x', '--yv_path', d['yv'], '--bank', '--output',
-                                bank], capsys, f'{bank / "Annotations" / "yt_train_000"}: this entry')
+    refused(eval_youtube_bank.main, ['--model', 'x', '--yv_path', d['yv'], '--res', '-1',
+                                     '--output', bank], capsys,
+            f'{bank / "Annotations" / "yt_train_000"}: this entry')
     assert snapshot(d['root']) == before
     # the split tools replace a linked PNG or video folder, the link's target untouched
     split = d['tmp'] / 'split.json'
@@ -349,9 +352,9 @@ def test_folder_or_link_loop_where_a_file_is_expected(data, fast_load, capsys):
     refused(train.main, train_flags(d), capsys, f'{loops[0]}: cannot be read')
     vloop = d['y_sparse'] / 'yt_loop'
     vloop.symlink_to(vloop)                                        # a link loop as a video
-    refused(eval_youtube.main, ['--model', 'x', '--yv_path', d['yv'], '--data_file',
-                                d['y_sparse'], '--output', d['tmp'] / 'p'], capsys,
-            f'{vloop}: cannot be read (Too many levels of symbolic links)')
+    refused(eval_youtube_phase2.main, ['--model', 'x', '--yv_path', d['yv'], '--res', '-1',
+                                       '--data_file', d['y_sparse'], '--output', d['tmp'] / 'p'],
+            capsys, f'{vloop}: cannot be read (Too many levels of symbolic links)')
     flags = pass_flags(d)
     refused(merge_left_right.main, flags + ['--out', d['tmp'] / 'bank'], capsys, f'{vloop}')
     vloop.unlink()

@@ -117,7 +117,7 @@ def test_output_that_is_contains_or_lies_inside_an_input_is_refused(data, ckpt, 
     from phase2.merge import PASS_NAMES
     from phase2_scripts import merge_left_right, prepare_sparse_gt
     from util import evaluate as jf
-    import eval_youtube
+    import eval_youtube_phase2
     d = data
     before = tree(d['root'])
     gt = d['d_gt']
@@ -125,8 +125,8 @@ def test_output_that_is_contains_or_lies_inside_an_input_is_refused(data, ckpt, 
         refused(eval_davis.main, davis_args(d, out, model=ckpt), capsys,
                 f'{out}: output folder (--output) {how} the annotation folder')
     sparse = d['root'] / 'YouTube' / 'phase2' / 'yv_gt_480p'
-    refused(eval_youtube.main, ['--model', ckpt, '--yv_path', d['yv'], '--data_file', sparse,
-                                '--output', sparse], capsys,
+    refused(eval_youtube_phase2.main, ['--model', ckpt, '--yv_path', d['yv'], '--res', '-1',
+                                       '--data_file', sparse, '--output', sparse], capsys,
             f'{sparse}: output folder (--output) is the label source')
     passes = [d['tmp'] / p for p in PASS_NAMES]
     for p in passes:
@@ -162,9 +162,9 @@ def test_training_save_root_apart_from_every_data_root(data, capsys):
 
 
 def test_davis_and_youtube_paths_from_one_layout(data, ckpt, capsys):
-    """train.py, eval_youtube.py's intermediate mode and check_dataset read DAVIS / YouTube
-    where util.layout says, for either spelling of the DAVIS root; a missing part is named."""
-    import eval_youtube
+    """train.py, eval_youtube_phase2.py and check_dataset read DAVIS / YouTube where
+    util.layout says, for either spelling of the DAVIS root; a missing part is named."""
+    import eval_youtube_phase2
     from util import check_dataset
     from util import layout
     d = data
@@ -179,15 +179,16 @@ def test_davis_and_youtube_paths_from_one_layout(data, ckpt, capsys):
     os.rename(sparse, sparse + '.away')
     for root in (d['davis'], d17):
         refused(train.main, train_flags(d, '--davis_root', root), capsys, imageset)
-        refused(eval_youtube.main, ['--model', ckpt, '--davis', '--davis_path', root,
-                                    '--output', d['tmp'] / 'o'], capsys, sparse)
+        refused(eval_youtube_phase2.main, ['--model', ckpt, '--davis', '--davis_path', root,
+                                           '--output', d['tmp'] / 'o'], capsys, sparse)
     assert any(p.startswith(imageset) for p in check_dataset.check_dataset(d['davis'], 'davis'))
     os.rename(imageset + '.away', imageset)
     os.rename(sparse + '.away', sparse)
     os.rename(y_frames, y_frames + '.away')
     refused(train.main, train_flags(d), capsys, y_frames)
-    refused(eval_youtube.main, ['--model', ckpt, '--yv_path', d['yv'], '--reverse',
-                                '--output', d['tmp'] / 'o'], capsys, y_frames)
+    refused(eval_youtube_phase2.main, ['--model', ckpt, '--yv_path', d['yv'], '--reverse',
+                                       '--res', '-1', '--output', d['tmp'] / 'o'], capsys,
+            y_frames)
     assert any(p.startswith(y_frames) for p in check_dataset.check_dataset(d['yv'], 'youtube'))
     bl = d['tmp'] / 'bl'
     bl.mkdir()

@@ -1,6 +1,6 @@
 """Outputs that a refactoring must not change, against values recorded by the code before it.
 
-Every eval script, the four intermediate passes + merge, `eval_youtube.py --bank` (YouTube and
+Every eval script, the four intermediate passes + merge, `eval_youtube_bank.py` (YouTube and
 DAVIS) and two short CPU training runs (phase 1 with the teacher's pseudo labels, phase 2 with
 the bank refresh and write-back) run on one small synthetic data set with one seeded network;
 their masks (decoded pixels and palette), the training losses (TensorBoard scalars), image
@@ -100,6 +100,8 @@ def eval_outputs(root):
     import eval_davis_2016
     import eval_generic
     import eval_youtube
+    import eval_youtube_bank
+    import eval_youtube_phase2
     from phase2.merge import merge
     d, y = make_data(root)
     ckpt = os.path.join(root, 'stcn.pth')
@@ -118,14 +120,15 @@ def eval_outputs(root):
     passes = {'left': [], 'leftsecgt': ['--only_sec_gt'], 'right': ['--reverse'],
               'rightsecgt': ['--reverse', '--only_sec_gt']}
     yv_pass = m + ['--yv_path', y['root'], '--res', '-1', '--data_file', y['sparse']]
-    dv_pass = m + ['--davis', '--davis_path', d['root'], '--data_file', d['sparse']]
+    dv_pass = m + ['--davis', '--davis_path', d['root'], '--data_file', d['sparse'],
+                   '--mem_every', '5']
     for name, flags in passes.items():
-        eval_youtube.main(yv_pass + flags + ['--output', out(name)])
+        eval_youtube_phase2.main(yv_pass + flags + ['--output', out(name)])
     merge(y['sparse'], *[out(n) for n in passes], out('merged'), progress=False)
-    eval_youtube.main(yv_pass + ['--bank', '--output', out('bank')])
-    eval_youtube.main(dv_pass + ['--output', out('davis_left')])
-    eval_youtube.main(dv_pass + ['--bank', '--output', out('davis_bank')])
-    eval_youtube.main(dv_pass + ['--bank', '--exact_readout', '--output', out('davis_bank_exact')])
+    eval_youtube_bank.main(yv_pass + ['--output', out('bank')])
+    eval_youtube_phase2.main(dv_pass + ['--output', out('davis_left')])
+    eval_youtube_bank.main(dv_pass + ['--output', out('davis_bank')])
+    eval_youtube_bank.main(dv_pass + ['--exact_readout', '--output', out('davis_bank_exact')])
     banks = ('merged', 'bank', 'davis_bank', 'davis_bank_exact')    # <bank>/Annotations/<video>
     assert foreground_beyond_labels(os.path.join(out('merged'), 'Annotations'), y['sparse'])
     names = ['d17', 'd17_testdev', 'd16', 'yv', 'yv_all', 'generic', *passes, 'merged', 'bank',

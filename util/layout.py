@@ -244,7 +244,7 @@ BANK_LABELS = 'Annotations'    # a pseudo-label bank keeps <bank>/Annotations/<v
 
 def bank_output(bank):
     """Where a pseudo-label bank's videos are written: <bank>/Annotations (the original's
-    layout: the merge, eval_youtube.py --bank and the passes all write there)."""
+    layout: the merge, eval_youtube_bank.py and the passes all write there)."""
     return os.path.join(str(bank), BANK_LABELS)
 
 

@@ -31,7 +31,9 @@ import numpy as np
 import torch
 
 import inference_core
-from dataset.test_datasets import DAVISTestDataset, prefetch
+import video_runner
+from dataset.davis_test_dataset import DAVISTestDataset
+from dataset.eval_dataset import prefetch
 from scripts.bench.common import describe_device, load_note, median, write_json
 from util.device import pick_device
 from util.errors import UserError, run_main
@@ -105,7 +107,7 @@ def segment_all(nets, dataset, out, device, top_k, mem_every):
     for j, video in enumerate(prefetch(dataset, pin_memory=device.type == 'cuda')):
         masks = {}
         for way in (WAYS if j % 2 == 0 else WAYS[::-1]):
-            m, n, secs, _ = inference_core.segment_video(nets[way], video, top_k=top_k,
+            m, n, secs, _ = video_runner.segment_video(nets[way], video, top_k=top_k,
                                                          mem_every=mem_every, device=device,
                                                          amp=way == 'amp')
             stats[way]['frames'] += n
@@ -144,7 +146,7 @@ def main(argv=None):
 
 def measure(args, device):
     dtype = inference_core.amp_dtype(device)
-    nets = {way: inference_core.load_model(args.model, device, amp=way == 'amp')
+    nets = {way: video_runner.load_model(args.model, device, amp=way == 'amp')
             for way in WAYS}      # as the eval scripts load it with and without --amp
     dataset = DAVISTestDataset(args.davis_path, 2017, args.split)
     if args.videos:

@@ -1,4 +1,4 @@
-"""Intermediate inference benchmark: the four full passes + merge against `--bank`.
+"""Intermediate inference benchmark: the four full passes + merge against eval_youtube_bank.py.
 
     python -m scripts.bench.bank [--layout davis --videos 2 --frames 24 --height 480
         --width 854 --objects 2 --repeats 1 --device cpu --threads N --model PATH --json OUT]
@@ -7,9 +7,9 @@ Writes a seeded synthetic data set (util.synthetic_data: frames, full labels, a 
 split and its sparse label folder) in a temporary folder, then produces the pseudo-label bank
 of its training videos in two ways, in one process, with the same network (seeded random
 weights or --model), in turns (the order alternates over --repeats):
-  four   eval_youtube.main for the passes left, leftsecgt, right, rightsecgt (each a whole
+  four   eval_youtube_phase2.main for the passes left, leftsecgt, right, rightsecgt (each a whole
          Annotations tree, as run_intermediate.sh runs them), then phase2.merge.merge
-  bank   eval_youtube.main --bank (each pass only as far as the merge uses it)
+  bank   eval_youtube_bank.main (each pass only as far as the merge uses it)
 Reported for each: frames segmented, processing seconds (IO excluded, summed over the
 videos as the eval scripts report FPS), wall seconds (reading frames, writing PNGs and the
 merge included; the network is built once, outside the timing) and the four/bank ratios;
@@ -25,7 +25,8 @@ import time
 import torch
 
 import eval_driver
-import eval_youtube
+import eval_youtube_bank
+import eval_youtube_phase2
 from model.eval_network import STCN
 from phase2.bank import PASS_FLAGS
 from phase2.merge import PASS_NAMES, merge
@@ -38,7 +39,7 @@ from util.layout import bank_labels
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description='Time the four intermediate passes + merge '
-                                            'against eval_youtube.py --bank.')
+                                            'against eval_youtube_bank.py.')
     p.add_argument('--layout', default='davis', choices=['davis', 'youtube'],
                    help='davis: 480p DAVIS-style memory, mem_every 5; youtube: train_480p, '
                         'mem_every 1')
@@ -53,19 +54,19 @@ def parse_args(argv):
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     p.add_argument('--model', default=None, help='weights to load (default: seeded random)')
     p.add_argument('--eval_args', nargs=argparse.REMAINDER, default=[],
-                   help='more eval_youtube.py flags for both ways (e.g. --amp), last')
+                   help='more eval_youtube_phase2.py flags for both ways (e.g. --amp), last')
     p.add_argument('--json', default=None, help='also write the results to this JSON file')
     p.add_argument('--debug', action='store_true', help='full tracebacks on errors')
     return p.parse_args(argv)
 
 
 def make_data(tmp, args):
-    """Synthetic data set -> (eval_youtube data flags, {video: labeled frame names})."""
+    """Synthetic data set -> (intermediate inference data flags, {video: labeled frame names})."""
     if args.layout == 'davis':
         d = synthetic_data.generate(tmp, 'davis', videos=args.videos + 1, frames=args.frames,
                                height=args.height, width=args.width, objects=args.objects,
                                seed=args.seed, val_videos=1)
-        flags = ['--davis', '--davis_path', d['root']]
+        flags = ['--davis', '--davis_path', d['root'], '--mem_every', '5']
     else:
         d = synthetic_data.generate(tmp, 'youtube', videos=args.videos, frames=args.frames,
                                height=args.height, width=args.width, objects=args.objects,
@@ -84,9 +85,9 @@ def run_four(out, base):
     for name in PASS_NAMES:
         reverse, only_sec_gt = PASS_FLAGS[name]
         trees[name] = os.path.join(out, name)
-        s = eval_youtube.main(base + ['--output', trees[name]]
-                              + (['--reverse'] if reverse else [])
-                              + (['--only_sec_gt'] if only_sec_gt else []))
+        s = eval_youtube_phase2.main(base + ['--output', trees[name]]
+                                     + (['--reverse'] if reverse else [])
+                                     + (['--only_sec_gt'] if only_sec_gt else []))
         frames, seconds = frames + s['frames'], seconds + s['seconds']
     sparse = base[base.index('--data_file') + 1]
     bank = os.path.join(out, 'merged')
@@ -98,7 +99,7 @@ def run_four(out, base):
 def run_bank(out, base):
     start = time.perf_counter()
     bank = os.path.join(out, 'bank')
-    s = eval_youtube.main(base + ['--bank', '--output', bank])
+    s = eval_youtube_bank.main(base + ['--output', bank])
     return s['frames'], s['seconds'], time.perf_counter() - start, bank
 
 

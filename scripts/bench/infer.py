@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from dataset.range_transform import im_normalization
-from inference_core import InferenceCore, MemoryBank, amp_note, label_tensor, sync
+from inference_core import InferenceCore, MemoryBank, amp_note, sync
 from model.eval_network import STCN
 from model.memory import get_affinity, softmax_topk, topk_readout
 from scripts.bench.baseline import BaselineCore
@@ -43,6 +43,7 @@ from util.device import pick_device
 from util.errors import UserError, run_main
 from util.metrics import evaluate_sequence
 from util.synthetic_data import make_video
+from video_runner import label_tensor
 
 
 def parse_args(argv):
@@ -205,7 +206,7 @@ def make_inputs(k, args):
     rng = np.random.default_rng(args.seed * 1000 + k)
     frames, masks = make_video(rng, args.frames, args.height, args.width, k)
     x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div_(255)
-    # contiguous [T, 3, H, W] like dataset.test_datasets.load_frames (not channels-last strides)
+    # contiguous [T, 3, H, W] like dataset.eval_dataset.load_frames (not channels-last strides)
     return im_normalization(x.contiguous())[None], masks
 
 
@@ -506,7 +507,7 @@ def main(argv):
     if args.model:
         if not os.path.isfile(args.model):
             raise UserError(f'{args.model}: no such weights file')
-        from inference_core import load_model
+        from video_runner import load_model
         net = load_model(args.model, device)
     else:
         net = STCN().to(device).eval()

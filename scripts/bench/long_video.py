@@ -37,11 +37,12 @@ import numpy as np
 import torch
 
 from dataset.range_transform import im_normalization
-from inference_core import InferenceCore, label_tensor, load_model
+from inference_core import InferenceCore
 from scripts.bench.common import PeakMemory, describe_device, load_note, write_json
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.synthetic_data import make_video
+from video_runner import label_tensor, load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO_DATA = dict(videos=10, val_videos=4, height=96, width=160, objects=2, seed=0)

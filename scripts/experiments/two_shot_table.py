@@ -12,7 +12,7 @@ DAVIS-layout validation videos (eval_davis.py --evaluate):
   naive   the two labeled frames per video only (--davis_data / --yv_data, no --semi)
   phase1  --semi --use_teacher: warm-up on the labeled frames, then semi triplets
   phase2  from the stage-0 weights again, on the merged bank of the phase-1 model
-          (eval_youtube.py --bank) with the original's phase-2 flags (run_phase2.sh: in-batch
+          (eval_youtube_bank.py) with the original's phase-2 flags (run_phase2.sh: in-batch
           refresh from --phase2_start_update, no teacher)
   bank    the phase-1 bank itself against the hidden full labels of the training videos
 
@@ -230,12 +230,12 @@ def run_seed(run, p, data, s0, out, seed):
     ckpt = {}
     for arm in ARMS:
         if arm == 'phase2':          # the bank of the phase-1 model, then phase 2 on it
-            run(f'{tag}_bank_davis', ['eval_youtube.py', '--model', ckpt['phase1'], '--davis',
-                                      '--davis_path', davis, '--data_file', d_gt, '--bank',
-                                      '--output', bank_d] + dev)
-            run(f'{tag}_bank_youtube', ['eval_youtube.py', '--model', ckpt['phase1'],
+            run(f'{tag}_bank_davis', ['eval_youtube_bank.py', '--model', ckpt['phase1'],
+                                      '--davis', '--davis_path', davis, '--mem_every', 5,
+                                      '--data_file', d_gt, '--output', bank_d] + dev)
+            run(f'{tag}_bank_youtube', ['eval_youtube_bank.py', '--model', ckpt['phase1'],
                                         '--yv_path', yt, '--res', -1, '--data_file', y_gt,
-                                        '--bank', '--output', bank_y] + dev)
+                                        '--output', bank_y] + dev)
         run(f'{tag}_train_{arm}', base + ['--id', f'{arm}_{tag}'] + arms[arm])
         ckpt[arm] = latest(saves, f'{arm}_{tag}', n)
     results = {}
