@@ -26,7 +26,8 @@ import torch
 from inference_core import amp_note
 from util.device import CUDA_AMP_DTYPES, pick_device
 from util.errors import UserError
-from util.io import atomic_write, complete_pngs, ensure_writable_dir
+from util.files import atomic_write, ensure_writable_dir
+from util.image_io import complete_pngs
 from util.outputs import (OutputLock, check_apart, check_file_output, check_folder_output,
                           check_settings, file_digest, forget_settings, note_removed,
                           record_settings, refuse_links, remove_temporaries)

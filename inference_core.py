@@ -178,7 +178,7 @@ class InferenceCore:
     it equals the original dense readout up to float rounding (~1e-7), which can flip a
     pixel whose two best classes are that close. exact_readout=True uses the dense form: in
     fp32 on CPU the probabilities are then bitwise those of the original per-object loop
-    (tests/test_bench_equivalence.py), at the cost of the readout speed-up.
+    (tests/commands/test_bench_equivalence.py), at the cost of the readout speed-up.
 
     max_mem_frames: None (keep every memory frame) or N >= 1, the most non-labeled permanent
     memory frames kept (the labeled frames and the include_last entry come on top).

@@ -41,7 +41,7 @@ from phase2.bank_writer import BankWriter
 from util.distributed import barrier, broadcast_object, cleanup, init_distributed, print_main
 from util.errors import UserError
 from util.hyper_para import HyperParameters, check_flags
-from util.io import atomic_write, ensure_writable_dir
+from util.files import atomic_write, ensure_writable_dir
 from util.logger import TensorboardLogger
 from util.outputs import OutputLock, check_apart
 from util.resume import (StopRequest, close_batches, end_on_sigterm, remove_stale_saves,

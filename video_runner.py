@@ -16,7 +16,8 @@ from dataset.eval_dataset import prefetch
 from inference_core import InferenceCore, prepare_for_amp, sync
 from model.checkpoint import load_network
 from model.eval_network import STCN
-from util.io import CurrentStderr, write_mask
+from util.files import CurrentStderr
+from util.image_io import write_mask
 from util.peak_memory import peak_memory, peak_memory_text
 
 

@@ -3,7 +3,8 @@ import os
 
 from dataset.eval_dataset import DAVIS_VOID, EvalDataset, build_video, load_frames, load_mask
 from util.errors import UserError
-from util.io import get_palette, read_list, require_dir
+from util.files import read_list, require_dir
+from util.image_io import get_palette
 from util.layout import (davis_2017_dir, davis_dirs, davis_imageset, davis_part, davis_trainval,
                          list_frames, stem)
 

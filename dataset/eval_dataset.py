@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from dataset.range_transform import im_normalization
 from util.errors import UserError
-from util.io import check_frame_sizes, read_frame, read_mask
+from util.image_io import check_frame_sizes, read_frame, read_mask
 from util.layout import list_frames, list_masks, stem
 
 

@@ -5,7 +5,8 @@ import os
 
 from dataset.eval_dataset import EvalDataset, build_video, first_object_frame
 from util.errors import UserError
-from util.io import get_palette, require_dir
+from util.files import require_dir
+from util.image_io import get_palette
 from util.layout import generic_dirs, list_videos
 
 

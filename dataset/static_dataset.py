@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from dataset import augment as A
 from dataset.tps import random_tps_warp
 from util.errors import UserError
-from util.io import read_frame, read_mask
+from util.image_io import read_frame, read_mask
 from util.layout import JPEG_EXTS
 
 TPS_SCALE = 0.02

@@ -22,7 +22,7 @@ from dataset.static_dataset import StaticTransformDataset
 from dataset.vos_dataset import VOSDataset
 from util.distributed import print_main
 from util.errors import UserError
-from util.io import read_list, require_dir
+from util.files import read_list, require_dir
 from util.layout import (bank_labels, davis_2017_dir, davis_dirs, davis_imageset,
                           davis_trainval, generic_dirs, list_videos, youtube_dirs)
 from util.resume import QuietWorkerInit

@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 
 from dataset import augment as A
 from util.errors import UserError
-from util.io import check_frame_sizes, read_frame, read_mask
+from util.image_io import check_frame_sizes, read_frame, read_mask
 from util.layout import MASK_EXT, check_unique, image_files, list_videos, stem
 
 MAX_TRIALS = 5                 # STCN: resample up to 5 times until a target is visible

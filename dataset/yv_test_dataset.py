@@ -3,7 +3,8 @@ import os
 
 from dataset.eval_dataset import EvalDataset, build_video, first_object_frame
 from util.errors import UserError
-from util.io import get_palette, read_json, require_dir
+from util.files import read_json, require_dir
+from util.image_io import get_palette
 from util.layout import (check_name, sort_frames, stem, youtube_all_frames, youtube_dirs,
                          youtube_meta)
 

@@ -20,7 +20,8 @@ import torch.nn as nn
 from dataset.range_transform import im_normalization
 from model.network import STCN
 from util.errors import UserError, run_main
-from util.io import read_frame, save_checkpoint
+from util.files import save_checkpoint
+from util.image_io import read_frame
 from util.layout import JPEG_EXTS, image_files
 
 

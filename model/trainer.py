@@ -36,7 +36,7 @@ from model.triplet import TripletModule, triplet_forward
 import util.device
 from util.distributed import average_over_ranks
 from util.errors import UserError
-from util.io import save_checkpoint
+from util.files import save_checkpoint
 from util.logger import ScalarAverager
 from util.resume import check_resume
 

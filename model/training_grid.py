@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from util.io import DAVIS_PALETTE
+from util.image_io import DAVIS_PALETTE
 from util.overlay import label_image, text_width
 
 

@@ -7,7 +7,7 @@ looks back, so every pass can stop after the last frame the merge takes from it:
 stops at the middle instead of running to the end, `right` at the middle instead of the
 first frame. All four passes then segment about T frames of a T-frame video instead of
 about 2T, and the bank is byte for byte the one that the four full passes and the merge
-write (tests/test_bank.py).
+write (tests/phase2/test_bank.py).
 """
 import os
 import shutil
@@ -18,7 +18,8 @@ from dataset.eval_dataset import prefetch
 from phase2.merge import PASS_NAMES, source_plan
 from phase2.passes_dataset import IntermediateDataset
 from util.errors import UserError
-from util.io import CurrentStderr, publish_folder, write_mask
+from util.files import CurrentStderr, publish_folder
+from util.image_io import write_mask
 from util.layout import stem
 from util.peak_memory import peak_memory, peak_memory_text
 from video_runner import segment_video

@@ -16,7 +16,7 @@ import torch
 from dataset.range_transform import im_normalization
 from model.losses import class_probs, pseudo_labels
 from util.distributed import all_gather_objects
-from util.io import get_palette, read_frame, read_mask, write_mask
+from util.image_io import get_palette, read_frame, read_mask, write_mask
 from util.layout import FRAME_EXTS, JPEG_EXTS
 from util.tensor_util import pad_divide_by, unpad
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from util.errors import UserError
-from util.io import CurrentStderr, ensure_writable_dir, publish_folder, read_mask
+from util.files import CurrentStderr, ensure_writable_dir, publish_folder
+from util.image_io import read_mask
 from util.layout import (bank_labels, bank_output, list_frames, list_masks, list_videos,
                           sort_frames, sparse_label_frames, stem)
 from util.outputs import OutputLock, check_apart
@@ -151,7 +152,7 @@ def check_plan(video, plan):
 
 
 def write_video(out, video, plan):
-    """Copy one video's planned files into <out>/<video> atomically (util.io.publish_folder:
+    """Copy one video's planned files into <out>/<video> atomically (util.files.publish_folder:
     neither a kill nor a crash leaves a video folder with truncated PNGs in the bank)."""
     def fill(tmp):
         for frame, (_, src) in plan.items():

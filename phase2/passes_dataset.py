@@ -5,7 +5,8 @@ import os
 
 from dataset.eval_dataset import EvalDataset, Video, build_video, load_frames, load_mask
 from util.errors import UserError
-from util.io import get_palette, require_dir
+from util.files import require_dir
+from util.image_io import get_palette
 from util.layout import list_frames, list_masks, list_videos, stem
 
 

@@ -4,7 +4,7 @@
 
 For every video of the split JSON ({video: ["00030.jpg", "00065.jpg"]}) the masks
 DIR/<video>/00030.png and 00065.png are copied byte for byte (palette kept) to OUT/<video>/,
-each video folder published whole (util.io.publish_folder: never one label of two).
+each video folder published whole (util.files.publish_folder: never one label of two).
 Everything is checked before anything is written: a video or frame named in the JSON but
 absent under DIR, a labeled mask that holds no object, an OUT that cannot be written, or an
 OUT/<video> folder already holding other PNGs, is an error (one line naming the file, exit 2).

@@ -39,13 +39,13 @@ DAVIS=$DATA/DAVIS
 YT=$DATA/YouTube
 
 echo "== 1. synthetic two-shot data (DAVIS and YouTube layouts; the split and sparse labels come with it)"
-run python -m util.synthetic --out "$DATA" --layout davis --videos "$DAVIS_VIDEOS" --val_videos "$DAVIS_VAL" \
+run python -m scripts.data.synthetic --out "$DATA" --layout davis --videos "$DAVIS_VIDEOS" --val_videos "$DAVIS_VAL" \
     --frames "$FRAMES" --height "$HEIGHT" --width "$WIDTH" --objects 2 --seed "$SEED"
-run python -m util.synthetic --out "$DATA" --layout youtube --videos "$YT_VIDEOS" --val_videos 2 \
+run python -m scripts.data.synthetic --out "$DATA" --layout youtube --videos "$YT_VIDEOS" --val_videos 2 \
     --frames "$FRAMES" --height "$HEIGHT" --width "$WIDTH" --objects 2 --seed "$((SEED + 1))"
-run python -m util.synthetic --out "$DATA" --layout static --videos "$STATIC_IMAGES" \
+run python -m scripts.data.synthetic --out "$DATA" --layout static --videos "$STATIC_IMAGES" \
     --height "$HEIGHT" --width "$WIDTH" --seed "$((SEED + 2))"
-run python -m util.check_dataset --root "$DAVIS" --layout davis \
+run python -m scripts.data.check_dataset --root "$DAVIS" --layout davis \
     --split_json "$DAVIS/2017/davis_rand_2frames.json" --sparse "$DAVIS/2017/phase2/davis_gt"
 
 echo "== 2. starting weights: no ImageNet weights offline, so a seeded random init with batch-norm"
@@ -92,7 +92,7 @@ for name in untrained s0 phase1 phase2; do
     run python eval_davis.py --model "$ckpt" --davis_path "$DAVIS" --split val \
         --output "$OUT/eval/$name" --evaluate "${DEV_ARGS[@]}"
 done
-run python -m util.evaluate --gt_path "$DAVIS/2017/trainval" --split train \
+run python -m scripts.evaluate --gt_path "$DAVIS/2017/trainval" --split train \
     --imageset "$DAVIS/2017/trainval/ImageSets/2017/train.txt" \
     --pred_path "$OUT/vos_phase2/phase1_merge_davis/Annotations" --out "$OUT/eval/bank"
 
@@ -105,7 +105,7 @@ echo "== 7. pictures: contact sheets (masks over frames) of a validation video a
 TV=$DAVIS/2017/trainval
 VAL_VIDEO=$(head -n 1 "$TV/ImageSets/2017/val.txt")
 TRAIN_VIDEO=$(head -n 1 "$TV/ImageSets/2017/train.txt")
-run python -m util.visualize --frames "$TV/JPEGImages/480p" --videos "$VAL_VIDEO" \
+run python -m scripts.visualize --frames "$TV/JPEGImages/480p" --videos "$VAL_VIDEO" \
     --masks "$TV/Annotations/480p" --masks "$OUT/eval/untrained" --masks "$OUT/eval/phase1" \
     --masks "$OUT/eval/phase2" --labels "ground truth" untrained "phase 1" "phase 2" \
     --out "$OUT/pictures/val_$VAL_VIDEO.png"
@@ -117,7 +117,7 @@ for pass in left leftsecgt right rightsecgt; do       # the pass trees, where th
         BANK_LABELS+=("pass $pass")
     fi
 done
-run python -m util.visualize --frames "$TV/JPEGImages/480p" --videos "$TRAIN_VIDEO" \
+run python -m scripts.visualize --frames "$TV/JPEGImages/480p" --videos "$TRAIN_VIDEO" \
     "${BANK_ROWS[@]}" --masks "$OUT/vos_phase2/phase1_merge_davis/Annotations" \
     --labels "${BANK_LABELS[@]}" "bank (merged)" --out "$OUT/pictures/bank_$TRAIN_VIDEO.png"
 echo "contact sheet, validation video $VAL_VIDEO: $OUT/pictures/val_$VAL_VIDEO.png"

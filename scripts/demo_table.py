@@ -1,4 +1,4 @@
-"""Print the demo's summary table from the global_results CSVs written by util.evaluate."""
+"""Print the demo's summary table from the global_results CSVs written by scripts.evaluate."""
 import argparse
 import csv
 import os

@@ -46,11 +46,11 @@ EOF
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 
 # 1. CUDA tests
-step cuda_tests 240 "$PYTHON" -m pytest -q -m cuda tests/test_cuda.py -rs
+step cuda_tests 240 "$PYTHON" -m pytest -q -m cuda tests/inference/test_cuda.py -rs
 
 # 2. inference at 480p: synthetic DAVIS (2 val videos x 24 frames, 2 objects), seeded weights
 #    with calibrated batch norm (no trained weights here: speed does not depend on them)
-step data480 120 "$PYTHON" -m util.synthetic --out "$OUT/data" --layout davis --videos 3 \
+step data480 120 "$PYTHON" -m scripts.data.synthetic --out "$OUT/data" --layout davis --videos 3 \
     --val_videos 2 --frames 24 --height 480 --width 854 --objects 2 --seed 7
 step weights 120 "$PYTHON" -m model.init_weights --out "$OUT/init.pth" --seed 0 \
     --calibrate_bn "$OUT/data/DAVIS/2017/trainval/JPEGImages/480p" --calibrate_frames 16

@@ -50,7 +50,7 @@ def ckpt(tmp_path_factory, net):
 def pristine(tmp_path_factory):
     """Synthetic DAVIS (davis_000 train, davis_001 val) and YouTube (1 train, 1 valid) at
     32x48, for tests that copy it and break the copy."""
-    from util.synthetic_data import generate
+    from scripts.data.synthetic_data import generate
     root = tmp_path_factory.mktemp('pristine')
     generate(root, 'davis', videos=2, frames=4, height=32, width=48, objects=2, seed=1,
              val_videos=1)

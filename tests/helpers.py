@@ -13,7 +13,7 @@ from model.network import VALUE_DIM
 from phase2.bank_writer import BankWriter
 from util.distributed import DistInfo
 from util.hyper_para import HyperParameters
-from util.io import write_mask
+from util.image_io import write_mask
 
 H, W = 60, 90                       # not a multiple of 16: exercises padding
 
@@ -68,8 +68,8 @@ NO_SUBSETS = ['--yv_subset', 'none', '--davis_subset', 'none']
 
 def training_layouts(root, davis_videos, yt_videos, frames, height, width):
     """A DAVIS-layout (one val video) and a YouTube-layout (no val) training set under root,
-    2 objects, seed 1: (davis paths, youtube paths) as util.synthetic_data.generate gives them."""
-    from util.synthetic_data import generate
+    2 objects, seed 1: (davis paths, youtube paths) as scripts.data.synthetic_data.generate gives them."""
+    from scripts.data.synthetic_data import generate
     kw = dict(frames=frames, height=height, width=width, objects=2, seed=1)
     return (generate(root, 'davis', videos=davis_videos, val_videos=1, **kw),
             generate(root, 'youtube', videos=yt_videos, val_videos=0, **kw))

@@ -2,7 +2,7 @@
 
 A command is a file with an `if __name__ == '__main__':` block; every other file is a library
 module. The layers only import downward (util < dataset < model < inference < phase2 <
-scripts), commands inside a layer's folder included (`python -m util.synthetic` imports only
+scripts), commands inside a layer's folder included (`python -m scripts.data.synthetic` imports only
 util); no file imports a command, nothing uses sys.path, and no test module imports another
 test module (shared helpers live in tests/helpers.py).
 """
@@ -23,7 +23,7 @@ ALLOWED = {
 
 
 def module_name(path):
-    """'util/io.py' -> 'util.io', 'phase2/__init__.py' -> 'phase2'."""
+    """'util/files.py' -> 'util.files', 'phase2/__init__.py' -> 'phase2'."""
     parts = path[:-3].split('/')
     return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
 

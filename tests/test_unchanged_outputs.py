@@ -76,7 +76,7 @@ def foreground_beyond_labels(folder, sparse):
 
 
 def make_data(root):
-    from util.synthetic_data import generate
+    from scripts.data.synthetic_data import generate
     d = generate(root, 'davis', videos=3, frames=7, height=48, width=64, objects=2, seed=7,
                  val_videos=1)
     y = generate(root, 'youtube', videos=2, frames=7, height=48, width=64, objects=2, seed=8,
@@ -210,7 +210,7 @@ STEP_CASES = {
 
 def step_bank(root):
     """{video: bank entry} of a 3-frame 40x56 video (frames, true labels, bank; ids 1-3)."""
-    from util.io import write_mask
+    from util.image_io import write_mask
     rng = np.random.default_rng(0)
     dirs = {k: os.path.join(root, k) for k in ('im', 'gt', 'bank')}
     for t in range(3):

@@ -17,7 +17,7 @@ Choices (documented where the official code leaves room):
 - A sequence with fewer than 3 gt frames has no evaluated frame: it is reported and left out
   (res['excluded']).
 
-The command is `python -m util.evaluate`.
+The command is `python -m scripts.evaluate`.
 """
 import csv
 import io
@@ -29,7 +29,8 @@ import cv2
 import numpy as np
 
 from util.errors import UserError, quiet_worker
-from util.io import CurrentStderr, atomic_write, read_list, read_mask
+from util.files import CurrentStderr, atomic_write, read_list
+from util.image_io import read_mask
 from util.layout import (check_name, davis_dirs, davis_imageset, frame_key, list_masks,
                          list_videos, stem)
 from util.outputs import check_apart, check_file_output

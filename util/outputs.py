@@ -107,7 +107,7 @@ def check_settings(folder, settings):
     """--resume into `folder`: UserError naming the first of `settings` ({flag: value}) that
     differs from those recorded there by the run that wrote it (record_settings); an output
     without a record (older runs) is resumed as before."""
-    from util.io import read_json
+    from util.files import read_json
     path = os.path.join(str(folder), SETTINGS_NAME)
     if not os.path.isfile(path):
         return
@@ -132,7 +132,7 @@ def forget_settings(folder):
 def record_settings(folder, settings):
     """Write `settings` to <folder>/.settings.json (atomically) for a later --resume."""
     import json
-    from util.io import atomic_write
+    from util.files import atomic_write
     def write(tmp):
         with open(tmp, 'w') as f:
             json.dump(settings, f, indent=1, sort_keys=True)
@@ -219,7 +219,7 @@ class OutputLock:
         self.created = []
 
 
-STALE_PREFIXES = ('.tmp_', '.old_')          # util.io's atomic writers
+STALE_PREFIXES = ('.tmp_', '.old_')          # util.files's atomic writers
 
 
 def remove_temporaries(folder, depth=0):

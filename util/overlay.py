@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image
 
 from util.errors import UserError
-from util.io import DAVIS_PALETTE, atomic_write
+from util.files import atomic_write
+from util.image_io import DAVIS_PALETTE
 
 VIDEO_EXTS = ('.mp4', '.gif')
 FONT = cv2.FONT_HERSHEY_SIMPLEX

@@ -20,7 +20,8 @@ from functools import partial
 import numpy as np
 
 from util.errors import UserError
-from util.io import atomic_write, ensure_writable_dir, publish_folder, read_json, read_mask
+from util.files import atomic_write, ensure_writable_dir, publish_folder, read_json
+from util.image_io import read_mask
 from util.layout import FRAME_EXTS, MASK_EXT, check_name, image_files, list_videos, sort_frames
 from util.outputs import OutputLock, check_apart
 

@@ -8,7 +8,7 @@ with InferenceCore twice per video in one process, in fp32 and with AMP (the eva
 --amp: autocast in bf16 where the GPU supports it, else fp16; on a CPU bf16 where it computes
 bf16 natively; each way's model loaded as the eval scripts load it), the order alternating from video to video, and reports per way: FPS (frames /
 processing seconds, IO excluded, as the eval scripts print it), J&F-Mean against the
-annotations (util.evaluate, on the written PNGs), and the share of pixels whose mask differs
+annotations (scripts.evaluate, on the written PNGs), and the share of pixels whose mask differs
 between the two ways, with where they lie: within EDGE_PX pixels of an object edge (in either
 way's mask), and in object-frames the two ways disagree on as a whole (an object's masks of the
 two ways overlapping by IoU < 0.5 in a frame where either way has it).
@@ -37,7 +37,7 @@ from dataset.eval_dataset import prefetch
 from scripts.bench.common import describe_device, load_note, median, write_json
 from util.device import pick_device
 from util.errors import UserError, run_main
-from util.io import write_mask
+from util.image_io import write_mask
 from util.metrics import evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

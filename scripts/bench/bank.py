@@ -3,7 +3,7 @@
     python -m scripts.bench.bank [--layout davis --videos 2 --frames 24 --height 480
         --width 854 --objects 2 --repeats 1 --device cpu --threads N --model PATH --json OUT]
 
-Writes a seeded synthetic data set (util.synthetic_data: frames, full labels, a random two-shot
+Writes a seeded synthetic data set (scripts.data.synthetic_data: frames, full labels, a random two-shot
 split and its sparse label folder) in a temporary folder, then produces the pseudo-label bank
 of its training videos in two ways, in one process, with the same network (seeded random
 weights or --model), in turns (the order alternates over --repeats):
@@ -31,7 +31,7 @@ from model.eval_network import STCN
 from phase2.bank import PASS_FLAGS
 from phase2.merge import PASS_NAMES, merge
 from scripts.bench.common import describe_device, load_note, write_json
-from util import synthetic_data
+from scripts.data import synthetic_data
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.layout import bank_labels

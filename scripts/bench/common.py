@@ -12,7 +12,7 @@ import time
 import torch
 
 from inference_core import sync
-from util.io import atomic_write
+from util.files import atomic_write
 
 
 def _status_kb(field):

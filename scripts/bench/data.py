@@ -18,7 +18,7 @@ With --step_time S (seconds of one training step, e.g. from scripts.bench.train)
 workers needed to keep up are ceil(batch * seconds per sample / S). --workers N... also runs
 the trainer's DataLoader set-up with N workers and reports its batches/s against the step.
 
-Data: without train.py flags, a synthetic set (util.synthetic_data) at --height x --width
+Data: without train.py flags, a synthetic set (scripts.data.synthetic_data) at --height x --width
 (480x854) is written to a temporary folder (or --data_dir, kept) and its annotations stand in
 for the pseudo-label banks. With train.py flags after `--` (--davis_root, --yv_root, --davis_data,
 --yv_data, --phase2_davis, --phase2_yv, --static_root, --bl_root, --crop_size), those data
@@ -82,7 +82,7 @@ def parse_args(argv):
 
 def synthetic_flags(root, height, width, seed):
     """Write a small synthetic copy of every data set under root -> train.py flags."""
-    from util.synthetic_data import generate
+    from scripts.data.synthetic_data import generate
     size = dict(height=height, width=width, seed=seed)
     d = generate(root, 'davis', videos=4, frames=8, objects=2, val_videos=1, **size)
     y = generate(root, 'youtube', videos=3, frames=8, objects=2, val_videos=0, **size)

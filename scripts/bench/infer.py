@@ -4,7 +4,7 @@
         --mem_every 5 --repeats 1 --device cpu --threads N --sweep 1 4 8 16 --ablate
         --json OUT]
 
-For every object count K: one synthetic video (util.synthetic_data.make_video, seeded), labeled on
+For every object count K: one synthetic video (scripts.data.synthetic_data.make_video, seeded), labeled on
 frame 0, propagated to the end by InferenceCore ("ours") and by BaselineCore ("base"), both
 with the same seeded random-weight eval STCN (or --model weights), in one process. The two
 run in turns, frame by frame (two threads, one working at a time), so that both see the
@@ -42,7 +42,7 @@ from scripts.bench.common import (PARTS, PartTimer, PeakMemory, describe_device,
 from util.device import pick_device
 from util.errors import UserError, run_main
 from util.metrics import evaluate_sequence
-from util.synthetic_data import make_video
+from scripts.data.synthetic_data import make_video
 from video_runner import label_tensor
 
 

@@ -4,14 +4,14 @@
         --bound 10] [--model PATH | --demo_out DIR | --train_iters 60] [--val 12:5 40:1]
         [--jf_bounds 5 10 20] [--out bench_out/long_video] [--device cpu] [--threads N]
 
-1. Curve. One synthetic video of --frames frames (util.synthetic_data, two objects, frame 0
+1. Curve. One synthetic video of --frames frames (scripts.data.synthetic_data, two objects, frame 0
    labeled) segmented twice in this process, bounded (--bound N) then unbounded, with the
    schedule of the DAVIS eval script (a frame enters memory when index % mem_every == 0).
    Recorded when each frame starts: the memory bank's tensor bytes (keys and values of the
    frames read, and the storage allocated), the process's resident set (VmRSS); then the
    seconds each frame took (key, readout, decoding, value encoding) and each way's peak RSS
    (VmHWM, reset between the ways where Linux allows it; scripts/bench/common.PeakMemory).
-2. J&F. The validation videos of the demo (scripts/demo.sh: util.synthetic, DAVIS layout, 10
+2. J&F. The validation videos of the demo (scripts/demo.sh: scripts.data.synthetic, DAVIS layout, 10
    videos of which the last 4 are val, 96x160, 2 objects, seed 0) written with F frames and
    segmented by `eval_davis.py --evaluate --mem_every M` for each F:M of --val (12:5 = the
    demo's own videos and evaluation), unbounded and with --max_mem_frames N for each of
@@ -41,7 +41,7 @@ from inference_core import InferenceCore
 from scripts.bench.common import PeakMemory, describe_device, load_note, write_json
 from util.device import pick_device
 from util.errors import UserError, run_main
-from util.synthetic_data import make_video
+from scripts.data.synthetic_data import make_video
 from video_runner import label_tensor, load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -116,10 +116,10 @@ def command(args, log):
 def train_stage0(work, iters, device, log):
     """Stage 0 as scripts/demo.sh trains it (its data, init and flags), `iters` iterations."""
     data = os.path.join(work, 'train_data')
-    command(['-m', 'util.synthetic', '--out', data, '--layout', 'youtube', '--videos', '6',
+    command(['-m', 'scripts.data.synthetic', '--out', data, '--layout', 'youtube', '--videos', '6',
              '--val_videos', '2', '--frames', '12', '--height', '96', '--width', '160',
              '--objects', '2', '--seed', '1'], log)
-    command(['-m', 'util.synthetic', '--out', data, '--layout', 'static', '--videos', '40',
+    command(['-m', 'scripts.data.synthetic', '--out', data, '--layout', 'static', '--videos', '40',
              '--height', '96', '--width', '160', '--seed', '2'], log)
     init = os.path.join(work, 'init.pth')
     command(['-m', 'model.init_weights', '--out', init, '--seed', '0', '--calibrate_bn',
@@ -244,7 +244,7 @@ def jf(work, model, frames, mem_every, bounds, device, log):
     at `frames` frames, eval_davis.py --mem_every `mem_every`."""
     data = os.path.join(work, f'val_{frames}')
     if not os.path.isdir(os.path.join(data, 'DAVIS')):
-        command(['-m', 'util.synthetic', '--out', data, '--layout', 'davis', '--frames',
+        command(['-m', 'scripts.data.synthetic', '--out', data, '--layout', 'davis', '--frames',
                  str(frames)] + [f'--{k}={v}' for k, v in DEMO_DATA.items()], log)
     out = {}
     for n in [None] + list(bounds):

@@ -3,7 +3,7 @@
     python scripts/experiments/two_shot_table.py --preset {cpu,gpu,tiny} [--seeds 3] [--out DIR]
         [--jobs N] [--threads N]
 
-On synthetic two-shot data (util.synthetic; no downloads) every arm starts from the same
+On synthetic two-shot data (scripts.data.synthetic; no downloads) every arm starts from the same
 stage-0 weights (trained once and cached under OUT/cache), trains on the same videos for the
 same number of iterations and is evaluated the same way, on held-out fully labeled
 DAVIS-layout validation videos (eval_davis.py --evaluate):
@@ -16,7 +16,7 @@ DAVIS-layout validation videos (eval_davis.py --evaluate):
           refresh from --phase2_start_update, no teacher)
   bank    the phase-1 bank itself against the hidden full labels of the training videos
 
-Each seed s draws its own labeled frames (util.make_two_shot_split --seed s) and trains with
+Each seed s draws its own labeled frames (phase2_scripts.make_two_shot_split --seed s) and trains with
 --seed s; the videos are the same for every seed. Every step is one of the project's own
 commands, run as a subprocess and echoed (its output in OUT/logs/); the schedule flags of the
 original (lr drop, --end_warm, --phase2_start_update, the bootstrapped-CE ramp, the teacher's
@@ -155,13 +155,13 @@ def read_global(folder, split):
 def make_data(run, p, data, seed):
     common = ['--height', p['height'], '--width', p['width'], '--objects', 2,
               '--frames', p['frames'], '--max_frames', p['max_frames'], '--drift', p['drift']]
-    run('data_davis', ['-m', 'util.synthetic', '--out', data, '--layout', 'davis',
+    run('data_davis', ['-m', 'scripts.data.synthetic', '--out', data, '--layout', 'davis',
                        '--videos', p['davis_train'] + p['davis_val'],
                        '--val_videos', p['davis_val'], '--seed', seed] + common)
-    run('data_youtube', ['-m', 'util.synthetic', '--out', data, '--layout', 'youtube',
+    run('data_youtube', ['-m', 'scripts.data.synthetic', '--out', data, '--layout', 'youtube',
                          '--videos', p['yt_train'], '--val_videos', 0, '--seed', seed + 1]
         + common)
-    run('data_static', ['-m', 'util.synthetic', '--out', data, '--layout', 'static',
+    run('data_static', ['-m', 'scripts.data.synthetic', '--out', data, '--layout', 'static',
                         '--videos', p['static'], '--height', p['height'], '--width', p['width'],
                         '--seed', seed + 2])
 
@@ -199,9 +199,9 @@ def run_seed(run, p, data, s0, out, seed):
     d_split, y_split = (os.path.join(split, n) for n in ('davis_rand_2frames.json',
                                                           'yv_rand_2frames.json'))
     d_gt, y_gt = os.path.join(split, 'davis_gt'), os.path.join(split, 'yv_gt_480p')
-    run(f'{tag}_split_davis', ['-m', 'util.make_two_shot_split', '--annotations', d_ann,
+    run(f'{tag}_split_davis', ['-m', 'phase2_scripts.make_two_shot_split', '--annotations', d_ann,
                                '--video_list', d_list, '--seed', seed, '--out', d_split])
-    run(f'{tag}_split_youtube', ['-m', 'util.make_two_shot_split', '--annotations', y_ann,
+    run(f'{tag}_split_youtube', ['-m', 'phase2_scripts.make_two_shot_split', '--annotations', y_ann,
                                  '--seed', seed, '--out', y_split])
     run(f'{tag}_sparse_davis', ['phase2_scripts/prepare_sparse_gt.py', '--annotations', d_ann,
                                 '--split', d_split, '--out', d_gt])
@@ -248,7 +248,7 @@ def run_seed(run, p, data, s0, out, seed):
         run(f'{tag}_eval_{arm}', ['eval_davis.py', '--model', model, '--davis_path', davis,
                                   '--split', 'val', '--output', folder, '--evaluate'] + dev)
         results[arm] = read_global(folder, 'val')
-    run(f'{tag}_eval_bank_davis', ['-m', 'util.evaluate', '--gt_path', d_ann.rsplit(os.sep, 2)[0],
+    run(f'{tag}_eval_bank_davis', ['-m', 'scripts.evaluate', '--gt_path', d_ann.rsplit(os.sep, 2)[0],
                                    '--split', 'train', '--imageset', d_list,
                                    '--pred_path', bank_output(bank_d), '--out',
                                    os.path.join(out, 'eval', 'bank_davis')])

@@ -1,0 +1,502 @@
+"""Deterministic synthetic VOS data in the on-disk layouts of docs/data.md.
+
+Each video is a drifting textured background with K textured objects (ellipses and
+polygons, each with its own colours and pattern drawn in object coordinates, so the texture
+moves, rotates and scales with the object). Objects move smoothly (velocity + small random
+acceleration, bouncing off the borders), change scale smoothly, rotate slowly and occlude
+each other in a fixed z-order. Everything is drawn from a numpy Generator seeded per video,
+frames are JPEG at a fixed quality, masks palette PNGs: two runs with the same seed write
+byte-identical trees.
+
+The command `python -m scripts.data.synthetic` writes one data set.
+
+Layouts written under DIR (see `generate` for the details):
+  davis   DAVIS/2017/trainval, DAVIS/2017/test-dev, DAVIS/2016, DAVIS/2017/davis_rand_2frames.json,
+          DAVIS/2017/phase2/davis_gt
+  youtube YouTube/{train_480p,train,valid,valid_full,all_frames/valid_all_frames},
+          YouTube/yv_rand_2frames.json, YouTube/phase2/yv_gt_480p
+  static  static/{fss/<class>,DUTS-TR,DUTS-TE,ecssd,BIG_small,HRSOD_small}
+  bl30k   BL30K/{JPEGImages,Annotations}
+"""
+import io
+import json
+import os
+import shutil
+import zlib
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from util.errors import UserError
+from util.files import atomic_write
+from util.image_io import write_mask
+from util.two_shot_split import make_split, prepare_sparse_gt, write_split
+
+JPEG_QUALITY = 90
+MARKER = '.synthetic.json'     # marks a tree this module wrote (safe to replace)
+LAYOUT_ROOTS = {'davis': 'DAVIS', 'youtube': 'YouTube', 'static': 'static', 'bl30k': 'BL30K'}
+STATIC_SETS = ('fss', 'DUTS-TR', 'DUTS-TE', 'ecssd', 'BIG_small', 'HRSOD_small')
+CATEGORIES = ('ball', 'fish', 'car', 'bird', 'leaf', 'hat', 'cup', 'kite', 'frisbee', 'toy')
+YT_STEP = 5                    # YouTube-VOS annotates (and train_480p keeps) every 5th frame
+
+
+# ----------------------------------------------------------------------------- drawing
+
+def _smooth_noise(rng, h, w, cells):
+    """Smooth random field in [0, 1], float32 [h, w]: a coarse random grid, bicubic upsampled."""
+    ch, cw = max(2, int(round(cells * h / max(h, w)))), max(2, int(cells))
+    small = rng.random((ch, cw)).astype(np.float32)
+    big = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    lo, hi = float(big.min()), float(big.max())
+    return (big - lo) / max(hi - lo, 1e-6)
+
+
+def _make_background(rng, h, w):
+    """A muted textured image float32 [h, w, 3] (0..255), larger than a frame so it can drift."""
+    c1, c2 = rng.uniform(40, 200, 3), rng.uniform(40, 200, 3)
+    t = 0.7 * _smooth_noise(rng, h, w, rng.uniform(3, 6)) \
+        + 0.3 * _smooth_noise(rng, h, w, rng.uniform(12, 24))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ang, freq = rng.uniform(0, np.pi), rng.uniform(0.05, 0.15)
+    stripes = np.sin(freq * (xx * np.cos(ang) + yy * np.sin(ang)))
+    img = c1 * (1 - t[..., None]) + c2 * t[..., None] + 12.0 * stripes[..., None]
+    return img.astype(np.float32)
+
+
+class _Object:
+    """One moving object: shape, texture and motion state (pixels, per listed frame)."""
+
+    def __init__(self, rng, height, width, enter, speed, drift=0.0):
+        self.enter = enter
+        short = min(height, width)
+        self.radius = rng.uniform(0.12, 0.24) * short            # base size in px
+        self.kind = 'ellipse' if rng.random() < 0.5 else 'polygon'
+        self.aspect = rng.uniform(0.55, 1.0)                       # ellipse b / a
+        n_vert = int(rng.integers(3, 9))
+        ang = np.sort(rng.uniform(0, 2 * np.pi, n_vert))
+        if n_vert <= 4:                                            # spread few vertices out
+            ang = np.linspace(0, 2 * np.pi, n_vert, endpoint=False) + rng.uniform(0, 1)
+        self.poly = np.stack([np.cos(ang), np.sin(ang)], 1) * rng.uniform(0.7, 1.2, (n_vert, 1))
+        # texture: two saturated colours mixed by a pattern in object coordinates + a noise patch
+        hue = rng.uniform(0, 1)
+        self.c1 = _hsv_to_rgb(hue, rng.uniform(0.6, 1.0), rng.uniform(0.6, 1.0))
+        self.c2 = _hsv_to_rgb((hue + rng.uniform(0.15, 0.5)) % 1, rng.uniform(0.4, 1.0),
+                              rng.uniform(0.3, 0.9))
+        self.pattern = ('stripes', 'checker', 'dots', 'rings')[int(rng.integers(0, 4))]
+        self.freq = rng.uniform(2.0, 5.0)                          # cycles per radius
+        self.pat_angle = rng.uniform(0, np.pi)
+        self.patch = rng.uniform(-25, 25, (8, 8)).astype(np.float32)
+        # motion: centre, velocity (px / listed frame), acceleration noise, scale, rotation
+        self.speed = speed
+        self.vmax = 0.05 * width
+        v = rng.uniform(0.01, 0.035) * width
+        heading = rng.uniform(0, 2 * np.pi)
+        if enter > 0:                      # late objects come in from a border, moving inward
+            side = int(rng.integers(0, 4))
+            x = (0.05 * width, 0.95 * width, rng.uniform(0.2, 0.8) * width,
+                 rng.uniform(0.2, 0.8) * width)[side]
+            y = (rng.uniform(0.2, 0.8) * height, rng.uniform(0.2, 0.8) * height,
+                 0.05 * height, 0.95 * height)[side]
+            heading = (0.0, np.pi, np.pi / 2, -np.pi / 2)[side] + rng.uniform(-0.6, 0.6)
+        else:
+            x, y = rng.uniform(0.15, 0.85) * width, rng.uniform(0.15, 0.85) * height
+        self.pos = np.array([x, y])
+        self.vel = v * np.array([np.cos(heading), np.sin(heading)])
+        self.acc_sigma = 0.004 * width
+        self.scale_amp = rng.uniform(0.1, 0.3)
+        self.scale_w = rng.uniform(0.08, 0.25)                     # rad / listed frame
+        self.scale_phase = rng.uniform(0, 2 * np.pi)
+        self.theta0 = rng.uniform(0, 2 * np.pi)
+        self.theta_w = rng.uniform(-0.06, 0.06)
+        self.bounds = np.array([[0.05 * width, 0.95 * width], [0.05 * height, 0.95 * height]])
+        self.drift = float(drift)
+        if self.drift > 0:      # appearance drift: colours blend towards a second pair
+            self.d1 = _hsv_to_rgb((hue + rng.uniform(0.25, 0.75)) % 1, rng.uniform(0.6, 1.0),
+                                  rng.uniform(0.6, 1.0))
+            self.d2 = _hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.4, 1.0), rng.uniform(0.3, 0.9))
+            self.drift_w = rng.uniform(0.05, 0.12)                 # rad / listed frame
+            self.drift_phase = rng.uniform(0, 2 * np.pi)
+            self.scale_amp += 0.35 * self.drift                    # larger scale changes
+            self.freq_amp = 0.4 * self.drift                       # pattern frequency change
+
+    def step(self, rng):
+        """Advance one frame: random acceleration, speed cap, move, bounce off the borders."""
+        dt = self.speed
+        self.vel = self.vel + rng.normal(0, self.acc_sigma, 2) * np.sqrt(dt)  # random walk
+        s = float(np.hypot(*self.vel))
+        if s > self.vmax:
+            self.vel = self.vel * (self.vmax / s)
+        self.pos = self.pos + self.vel * dt
+        for d in range(2):
+            lo, hi = self.bounds[d]
+            if self.pos[d] < lo:
+                self.pos[d], self.vel[d] = 2 * lo - self.pos[d], abs(self.vel[d])
+            elif self.pos[d] > hi:
+                self.pos[d], self.vel[d] = 2 * hi - self.pos[d], -abs(self.vel[d])
+
+    def render(self, t, xx, yy):
+        """Shape mask bool [H, W] and colour float32 [H, W, 3] at (listed-frame) time t."""
+        tt = t * self.speed
+        scale = self.radius * np.exp(self.scale_amp * np.sin(self.scale_w * tt + self.scale_phase))
+        th = self.theta0 + self.theta_w * tt
+        cos, sin = np.cos(th), np.sin(th)
+        dx, dy = xx - self.pos[0], yy - self.pos[1]
+        u = (dx * cos + dy * sin) / scale                          # object coordinates
+        v = (-dx * sin + dy * cos) / scale
+        if self.kind == 'ellipse':
+            inside = u * u + (v / self.aspect) ** 2 <= 1.0
+        else:
+            pts = self.poly @ np.array([[cos, sin], [-sin, cos]]) * scale + self.pos
+            canvas = np.zeros(xx.shape, np.uint8)
+            cv2.fillPoly(canvas, [np.round(pts * 16).astype(np.int32)], 1,
+                         lineType=cv2.LINE_8, shift=4)
+            inside = canvas > 0
+        c1, c2, freq = self.c1, self.c2, self.freq
+        if self.drift > 0:
+            w = self.drift * 0.5 * (1 - np.cos(self.drift_w * tt + self.drift_phase))
+            c1, c2 = (1 - w) * c1 + w * self.d1, (1 - w) * c2 + w * self.d2
+            freq = freq * (1 + self.freq_amp * np.sin(self.drift_w * tt + self.drift_phase))
+        f = 2 * np.pi * freq
+        if self.pattern == 'stripes':
+            p = np.sin(f * (u * np.cos(self.pat_angle) + v * np.sin(self.pat_angle)))
+        elif self.pattern == 'checker':
+            p = np.sign(np.sin(f * u) * np.sin(f * v))
+        elif self.pattern == 'dots':
+            p = np.sin(f * u) + np.sin(f * v) - 0.5
+        else:
+            p = np.sin(f * np.sqrt(u * u + v * v))
+        p = (np.clip(p, -1, 1) + 1) / 2                            # [H, W] in [0, 1]
+        n = self.patch.shape[0]
+        iv, iu = np.floor(v * n).astype(np.int64) % n, np.floor(u * n).astype(np.int64) % n
+        noise = self.patch[iv, iu]                                 # [H, W] texture noise
+        colour = c1 * (1 - p[..., None]) + c2 * p[..., None] + noise[..., None]
+        return inside, colour
+
+
+def _hsv_to_rgb(h, s, v):
+    """One HSV colour (all in [0, 1]) as float RGB 0..255."""
+    i = int(h * 6) % 6
+    f = h * 6 - int(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    rgb = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
+    return np.array(rgb) * 255.0
+
+
+def make_video(rng, frames, height, width, n_objects, ids=None, enter=None, speed=1.0,
+               noise=3.0, min_visible=0.004, max_tries=20, drift=0.0):
+    """Render one synthetic video.
+
+    rng: numpy Generator (all randomness comes from it). ids: label of each object
+    (default 1..K); enter: frame index at which each object appears (default all 0); speed:
+    motion per frame relative to the default (0.2 = five times finer time steps); drift (0..1):
+    appearance change over time: each object's colours blend towards a second pair, its
+    pattern frequency and scale vary more, and the z-order of the objects flips once in the
+    middle third of the video (0 = none).
+    An object must cover at least `min_visible` of the image on its entry frame; the scene is
+    redrawn (from the same rng, so still deterministic) up to `max_tries` times until it does.
+    Returns (list of uint8 [H, W, 3] frames, list of uint8 [H, W] index masks).
+    """
+    ids = list(range(1, n_objects + 1)) if ids is None else [int(i) for i in ids]
+    enter = [0] * n_objects if enter is None else [int(e) for e in enter]
+    if len(ids) != n_objects or len(enter) != n_objects:
+        raise ValueError('ids and enter need one entry per object')
+    if any(not 1 <= i <= 255 for i in ids) or len(set(ids)) != n_objects:
+        raise ValueError(f'object ids must be distinct values in 1..255, got {ids}')
+    min_px = max(8, int(min_visible * height * width))
+    for _ in range(max_tries):
+        out = _render(rng, frames, height, width, ids, enter, speed, noise, drift)
+        if all(enter[k] >= frames or (out[1][enter[k]] == ids[k]).sum() >= min_px
+               for k in range(n_objects)):
+            break
+    return out
+
+
+def _render(rng, frames, height, width, ids, enter, speed, noise, appear=0.0):
+    n = len(ids)
+    # background: a larger texture cropped by a slowly drifting window
+    drift = rng.uniform(-0.004, 0.004, 2) * np.array([width, height]) * speed
+    margin = int(np.ceil(np.abs(drift).max() * frames)) + 2
+    bg = _make_background(rng, height + 2 * margin, width + 2 * margin)
+    objs = [_Object(rng, height, width, enter[k], speed, appear) for k in range(n)]
+    order = rng.permutation(n)                                     # z-order, back to front
+    flip_at = int(rng.integers(frames // 3, 2 * frames // 3 + 1)) if appear > 0 else frames
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    brightness = rng.uniform(-6, 6)
+    imgs, masks = [], []
+    for t in range(frames):
+        off = np.round(margin + drift * t).astype(int)
+        img = bg[off[1]:off[1] + height, off[0]:off[0] + width].copy()
+        mask = np.zeros((height, width), np.uint8)
+        for k in (order if t < flip_at else order[::-1]):
+            o = objs[k]
+            if t < o.enter:
+                continue
+            inside, colour = o.render(t - o.enter, xx, yy)
+            img[inside] = colour[inside]
+            mask[inside] = ids[k]
+        flicker = brightness * np.sin(0.3 * t * speed)
+        img = img + flicker + rng.normal(0, noise, img.shape)
+        imgs.append(np.clip(np.round(img), 0, 255).astype(np.uint8))
+        masks.append(mask)
+        for o in objs:
+            if t >= o.enter:
+                o.step(rng)
+    return imgs, masks
+
+
+# ----------------------------------------------------------------------------- writing
+
+def _jpeg_bytes(img):
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format='JPEG', quality=JPEG_QUALITY, subsampling=0)
+    return buf.getvalue()
+
+
+def _write_bytes(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(data)
+
+
+def _write_lines(path, lines):
+    _write_bytes(path, ''.join(f'{x}\n' for x in lines).encode())
+
+
+def _write_video(jpg_dirs, ann_dirs, names, imgs, masks, mask_frames=None):
+    """Write frames (to every dir in jpg_dirs) and masks (to ann_dirs) of one video.
+
+    mask_frames: indices whose masks are written (all when None).
+    """
+    for i, (name, img) in enumerate(zip(names, imgs)):
+        data = _jpeg_bytes(img)
+        for d in jpg_dirs:
+            _write_bytes(os.path.join(d, name + '.jpg'), data)
+        if mask_frames is None or i in mask_frames:
+            for d in ann_dirs:
+                write_mask(os.path.join(d, name + '.png'), masks[i])
+
+
+def _video_rng(seed, tag, index):
+    """One Generator per video, from (seed, tag, index): adding videos never changes others."""
+    return np.random.default_rng([seed, zlib.crc32(tag.encode()), index])
+
+
+def _video_length(seed, tag, index, frames, max_frames):
+    """Frames of one video: `frames`, or uniform in frames..max_frames (its own Generator)."""
+    if not max_frames or max_frames <= frames:
+        return frames
+    return int(_video_rng(seed, tag + '-length', index).integers(frames, max_frames + 1))
+
+
+def _prepare_root(out, layout, params):
+    """Create OUT/<layout root>; replace it only if it is a tree this module wrote before."""
+    root = os.path.join(out, LAYOUT_ROOTS[layout])
+    if os.path.isdir(root) and os.listdir(root):
+        if not os.path.isfile(os.path.join(root, MARKER)):
+            raise UserError(f'{root}: exists and was not written by scripts.data.synthetic; '
+                            'choose another --out (refusing to overwrite real data)')
+        shutil.rmtree(root)
+    os.makedirs(root, exist_ok=True)
+    atomic_write(os.path.join(root, MARKER), lambda tmp: _write_bytes(
+        tmp, json.dumps(dict(params, layout=layout), sort_keys=True, indent=1).encode()))
+    return root
+
+
+def _two_shot(annotations, split_path, sparse_dir, seed, videos):
+    split = make_split(annotations, frames=2, seed=seed, videos=videos)
+    write_split(split, split_path)
+    prepare_sparse_gt(annotations, split, sparse_dir, split_name=split_path)
+
+
+def _gen_davis(root, videos, frames, height, width, objects, seed, val_videos, max_frames=None,
+               drift=0.0):
+    tv = os.path.join(root, '2017', 'trainval')
+    names = [f'davis_{i:03d}' for i in range(videos)]
+    n_val = min(max(val_videos, 0), videos - 1)
+    train, val = names[:videos - n_val], names[videos - n_val:]
+    d16 = os.path.join(root, '2016')
+    for i, v in enumerate(names):
+        n = _video_length(seed, 'davis', i, frames, max_frames)
+        fnames = [f'{t:05d}' for t in range(n)]
+        imgs, masks = make_video(_video_rng(seed, 'davis', i), n, height, width, objects,
+                                 drift=drift)
+        _write_video([os.path.join(tv, 'JPEGImages', '480p', v)],
+                     [os.path.join(tv, 'Annotations', '480p', v)], fnames, imgs, masks)
+        if v in val:   # DAVIS 2016: single object (object 1 as id 1)
+            _write_video([os.path.join(d16, 'JPEGImages', '480p', v)],
+                         [os.path.join(d16, 'Annotations', '480p', v)], fnames, imgs,
+                         [(m == 1).astype(np.uint8) for m in masks])
+    _write_lines(os.path.join(tv, 'ImageSets', '2017', 'train.txt'), train)
+    _write_lines(os.path.join(tv, 'ImageSets', '2017', 'val.txt'), val)
+    _write_lines(os.path.join(d16, 'ImageSets', '2016', 'val.txt'), val)
+    td = os.path.join(root, '2017', 'test-dev')
+    td_names = [f'davis_testdev_{i:03d}' for i in range(2)]
+    fnames = [f'{t:05d}' for t in range(frames)]
+    for i, v in enumerate(td_names):
+        imgs, masks = make_video(_video_rng(seed, 'davis-testdev', i), frames, height, width,
+                                 objects, drift=drift)
+        _write_video([os.path.join(td, 'JPEGImages', '480p', v)],
+                     [os.path.join(td, 'Annotations', '480p', v)], fnames, imgs, masks,
+                     mask_frames={0})
+    _write_lines(os.path.join(td, 'ImageSets', '2017', 'test-dev.txt'), td_names)
+    split = os.path.join(root, '2017', 'davis_rand_2frames.json')
+    sparse = os.path.join(root, '2017', 'phase2', 'davis_gt')
+    _two_shot(os.path.join(tv, 'Annotations', '480p'), split, sparse, seed, train)
+    return {'root': root, 'trainval': tv, 'test_dev': td, 'davis16': d16,
+            'train_list': os.path.join(tv, 'ImageSets', '2017', 'train.txt'),
+            'val_list': os.path.join(tv, 'ImageSets', '2017', 'val.txt'),
+            'split': split, 'sparse': sparse}
+
+
+def _yt_objects(rng, objects, frames, step):
+    """Non-contiguous ids and entry frames (multiples of `step`) for one YouTube-style video.
+
+    ids are drawn from 1..2K+1 and are never exactly 1..K; with K >= 2 the last object enters
+    between a fifth and a half of the video.
+    """
+    while True:
+        ids = sorted(int(i) for i in rng.choice(np.arange(1, 2 * objects + 2), objects,
+                                                replace=False))
+        if ids != list(range(1, objects + 1)):
+            break
+    enter = [0] * objects
+    if objects >= 2 and frames >= 3:
+        lo, hi = max(1, frames // 5), max(1, frames // 2)
+        enter[-1] = int(rng.integers(lo, hi + 1)) * step
+    return ids, enter
+
+
+def _gen_youtube(root, videos, frames, height, width, objects, seed, val_videos,
+                 max_frames=None, drift=0.0):
+    tr480, tr = os.path.join(root, 'train_480p'), os.path.join(root, 'train')
+    train = [f'yt_train_{i:03d}' for i in range(videos)]
+    for i, v in enumerate(train):
+        rng = _video_rng(seed, 'youtube-train', i)
+        n = _video_length(seed, 'youtube-train', i, frames, max_frames)
+        names = [f'{YT_STEP * t:05d}' for t in range(n)]
+        ids, enter = _yt_objects(rng, objects, n, 1)
+        imgs, masks = make_video(rng, n, height, width, objects, ids=ids, enter=enter,
+                                 drift=drift)
+        _write_video([os.path.join(tr480, 'JPEGImages', v), os.path.join(tr, 'JPEGImages', v)],
+                     [os.path.join(tr480, 'Annotations', v), os.path.join(tr, 'Annotations', v)],
+                     names, imgs, masks)
+    valid, full = os.path.join(root, 'valid'), os.path.join(root, 'valid_full')
+    allf = os.path.join(root, 'all_frames', 'valid_all_frames')
+    meta = {'videos': {}}
+    for i in range(max(val_videos, 0)):
+        v = f'yt_valid_{i:03d}'
+        rng = _video_rng(seed, 'youtube-valid', i)
+        n = _video_length(seed, 'youtube-valid', i, frames, max_frames)
+        names = [f'{YT_STEP * t:05d}' for t in range(n)]
+        n_all = (n - 1) * YT_STEP + 1
+        ids, enter = _yt_objects(rng, objects, n, YT_STEP)
+        imgs, masks = make_video(rng, n_all, height, width, objects, ids=ids, enter=enter,
+                                 speed=1.0 / YT_STEP, drift=drift)
+        all_names = [f'{t:05d}' for t in range(n_all)]
+        _write_video([os.path.join(allf, 'JPEGImages', v)], [], all_names, imgs, masks,
+                     mask_frames=set())
+        listed = list(range(0, n_all, YT_STEP))
+        l_imgs, l_masks = [imgs[t] for t in listed], [masks[t] for t in listed]
+        _write_video([os.path.join(valid, 'JPEGImages', v)], [os.path.join(full, 'Annotations', v)],
+                     names, l_imgs, l_masks)
+        objs, first = {}, {}
+        for oid in ids:
+            present = [j for j, m in enumerate(l_masks) if (m == oid).any()]
+            if not present:
+                continue
+            first[oid] = present[0]
+            objs[str(oid)] = {'category': CATEGORIES[int(rng.integers(0, len(CATEGORIES)))],
+                              'frames': [names[j] for j in present]}
+        meta['videos'][v] = {'objects': objs}
+        for j in sorted(set(first.values())):   # only objects that first appear on frame j
+            new = [oid for oid, f in first.items() if f == j]
+            write_mask(os.path.join(valid, 'Annotations', v, names[j] + '.png'),
+                       np.where(np.isin(l_masks[j], new), l_masks[j], 0).astype(np.uint8))
+    meta_path = os.path.join(valid, 'meta.json')
+    atomic_write(meta_path, lambda tmp: _write_bytes(
+        tmp, json.dumps(meta, indent=1, sort_keys=True).encode()))
+    split = os.path.join(root, 'yv_rand_2frames.json')
+    sparse = os.path.join(root, 'phase2', 'yv_gt_480p')
+    _two_shot(os.path.join(tr480, 'Annotations'), split, sparse, seed, None)
+    return {'root': root, 'train_480p': tr480, 'train': tr, 'valid': valid, 'meta': meta_path,
+            'valid_all_frames': allf, 'valid_full': full, 'split': split, 'sparse': sparse}
+
+
+def _gen_static(root, videos, height, width, seed):
+    n = max(videos, 2)
+    out = {'root': root}
+    for s, name in enumerate(STATIC_SETS):
+        folder = os.path.join(root, name)
+        out[name] = folder
+        for i in range(n):
+            img, mask = make_video(_video_rng(seed, 'static-' + name, i), 1, height, width, 1)
+            if name == 'fss':    # one folder per class, files 1.jpg/1.png, 2.jpg/2.png ...
+                d, stem = os.path.join(folder, f'class_{i % 2}'), str(i // 2 + 1)
+            else:
+                d, stem = folder, f'{name.lower()}_{i:05d}'
+            _write_bytes(os.path.join(d, stem + '.jpg'), _jpeg_bytes(img[0]))
+            write_mask(os.path.join(d, stem + '.png'), mask[0])
+    return out
+
+
+def _gen_bl30k(root, videos, frames, height, width, objects, seed, max_frames=None, drift=0.0):
+    for i in range(videos):
+        v = f'bl30k_{i:03d}'
+        n = _video_length(seed, 'bl30k', i, frames, max_frames)
+        fnames = [f'{t:05d}' for t in range(n)]
+        imgs, masks = make_video(_video_rng(seed, 'bl30k', i), n, height, width, objects,
+                                 drift=drift)
+        _write_video([os.path.join(root, 'JPEGImages', v)], [os.path.join(root, 'Annotations', v)],
+                     fnames, imgs, masks)
+    return {'root': root, 'JPEGImages': os.path.join(root, 'JPEGImages'),
+            'Annotations': os.path.join(root, 'Annotations')}
+
+
+def generate(out, layout, videos=10, frames=20, height=120, width=216, objects=2, seed=0,
+             val_videos=2, max_frames=None, drift=0.0):
+    """Write one synthetic data set under `out` and return a dict of the paths it wrote.
+
+    davis:   `videos` trainval videos (the last `val_videos` are val), all frames labeled with
+             ids 1..K; 2 test-dev videos (frame 0 labeled); DAVIS 2016 = the val videos with
+             object 1 only; two-shot split + sparse labels of the train videos.
+             keys: root, trainval, test_dev, davis16, train_list, val_list, split, sparse
+    youtube: `videos` train videos (train_480p and train, frames 00000, 00005, ...) and
+             `val_videos` valid videos (valid/JPEGImages every 5th frame, valid/Annotations
+             first appearances only, meta.json, all_frames/valid_all_frames every frame,
+             valid_full/Annotations dense ground truth of the listed frames); ids skip numbers
+             and with K >= 2 one object per video enters late. Two-shot split + sparse labels of
+             train_480p. keys: root, train_480p, train, valid, meta, valid_all_frames,
+             valid_full, split, sparse
+    static:  `videos` (at least 2) single-object images per data set (binary masks, ids
+             {0, 1}); keys: root and each data set name.
+    bl30k:   `videos` videos, all frames labeled; keys: root, JPEGImages, Annotations.
+    max_frames: each video (not static) gets its own length, uniform in frames..max_frames
+    (YouTube: listed frames). drift (0..1): appearance change over time (see make_video).
+    The layout root (OUT/DAVIS, OUT/YouTube, OUT/static, OUT/BL30K) is replaced when it was
+    written by this function before, and refused when it holds anything else.
+    """
+    if layout not in LAYOUT_ROOTS:
+        raise UserError(f'unknown layout {layout!r}; choose one of {sorted(LAYOUT_ROOTS)}')
+    if min(videos, frames, objects) < 1 or height < 16 or width < 16:
+        raise UserError('need videos, frames, objects >= 1 and height, width >= 16')
+    if max_frames is not None and max_frames < frames:
+        raise UserError(f'--max_frames {max_frames} is below --frames {frames}')
+    if not 0.0 <= drift <= 1.0:
+        raise UserError(f'--drift must be in [0, 1], got {drift}')
+    if layout == 'davis' and videos < 2:
+        raise UserError('the davis layout needs --videos >= 2 (train and val)')
+    params = dict(videos=videos, frames=frames, height=height, width=width, objects=objects,
+                  seed=seed, val_videos=val_videos)
+    if max_frames or drift:          # recorded only when used: older trees stay byte-identical
+        params.update(max_frames=max_frames, drift=drift)
+    extra = dict(max_frames=max_frames, drift=drift)
+    root = _prepare_root(str(out), layout, params)
+    if layout == 'davis':
+        return _gen_davis(root, videos, frames, height, width, objects, seed, val_videos, **extra)
+    if layout == 'youtube':
+        return _gen_youtube(root, videos, frames, height, width, objects, seed, val_videos,
+                            **extra)
+    if layout == 'static':
+        return _gen_static(root, videos, height, width, seed)
+    return _gen_bl30k(root, videos, frames, height, width, objects, seed, **extra)
