@@ -3,7 +3,7 @@ phase2/bank.py's BankDataset extends it).
 """
 import os
 
-from dataset.eval_dataset import EvalDataset, Video, build_video, load_frames, load_mask
+from dataset.eval_dataset import EvalDataset, build_video, load_frames, load_mask
 from util.errors import UserError
 from util.files import require_dir
 from util.image_io import get_palette

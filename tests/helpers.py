@@ -1,7 +1,9 @@
-"""Helpers shared by several test modules: tiny scenes and DAVIS trees, trainer batches."""
+"""Helpers shared by several test modules: tiny scenes and DAVIS trees, trainer batches, the
+bad-input assertions."""
 import os
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -12,6 +14,7 @@ from model.trainer import STCNModel
 from model.network import VALUE_DIM
 from phase2.bank_writer import BankWriter
 from util.distributed import DistInfo
+from util.errors import run_main
 from util.hyper_para import HyperParameters
 from util.image_io import write_mask
 
@@ -153,3 +156,26 @@ def checkout_copy(dest):
     shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(
         '.git', '.venv', '__pycache__', '.pytest_cache', 'demo_out', 'saves', 'tests', '*.pth'))
     return dest
+
+
+def refused(main, argv, capsys, *fragments):
+    """run_main(main, argv) must exit 2 with one stderr line 'error: ...' holding every
+    fragment, and no traceback. Returns the line."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        run_main(main, [str(a) for a in argv])
+    out = capsys.readouterr()
+    lines = [ln for ln in out.err.splitlines() if ln.strip()]
+    assert e.value.code == 2, out.err[-2000:]
+    assert lines and lines[-1].startswith('error: '), out.err[-2000:]
+    assert [ln for ln in lines if ln.startswith('error')] == lines[-1:]
+    assert 'Traceback' not in out.err + out.out
+    for f in fragments:
+        assert str(f) in lines[-1], (f, lines[-1])
+    print(f'[{main.__module__}] {lines[-1]}')
+    return lines[-1]
+
+
+def davis_args(d, out, *extra, model='unused.pth'):
+    return [str(a) for a in ('--model', model, '--davis_path', d['davis'], '--output', out,
+                             *extra)]

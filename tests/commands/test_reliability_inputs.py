@@ -16,12 +16,11 @@ import torch
 from PIL import Image
 
 import eval_davis
-import eval_driver
 import eval_generic
 import eval_youtube
 import eval_youtube_phase2
-import video_runner
 import train
+from helpers import davis_args
 from phase2.merge import PASS_NAMES
 from phase2_scripts import merge_left_right, prepare_sparse_gt
 from scripts import evaluate as jf
@@ -35,17 +34,6 @@ H, W = 32, 48
 # ---------------------------------------------------------------------- fixtures
 
 pytestmark = pytest.mark.usefixtures('one_thread')
-
-
-@pytest.fixture(scope='module')
-def cached_net(ckpt):
-    return video_runner.load_model(ckpt, torch.device('cpu'))
-
-
-@pytest.fixture
-def fast_load(monkeypatch, cached_net):
-    """The eval scripts get the one network built for this module (building one costs ~2 s)."""
-    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device, amp=False: cached_net)
 
 
 def expect(fn, argv, *fragments):
@@ -77,11 +65,6 @@ def train_flags(d, *extra, two_shot=False):
     if two_shot:
         f += ['--davis_data', d['d_split'], '--yv_data', d['y_split']]
     return f + list(extra)
-
-
-def davis_args(d, out, *extra, model='unused.pth'):
-    return [str(a) for a in ('--model', model, '--davis_path', d['davis'], '--output', out,
-                             *extra)]
 
 
 def truncate(path, keep=0.5):

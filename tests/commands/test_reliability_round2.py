@@ -15,16 +15,13 @@ import pytest
 import torch
 
 import eval_davis
-import eval_driver
 import eval_youtube
 import eval_youtube_bank
 import eval_youtube_phase2
-import video_runner
 import train
-from helpers import NO_SUBSETS
+from helpers import NO_SUBSETS, davis_args, refused
 from phase2.merge import PASS_NAMES, source_plan
-from phase2_scripts import merge_left_right, prepare_sparse_gt
-from phase2_scripts import make_two_shot_split
+from phase2_scripts import make_two_shot_split, merge_left_right, prepare_sparse_gt
 from scripts import visualize
 from scripts.data import check_dataset
 from util.errors import run_main
@@ -32,30 +29,6 @@ from util.image_io import write_mask
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = pytest.mark.usefixtures('one_thread')
-
-
-@pytest.fixture
-def data(pristine, tmp_path):
-    root = tmp_path / 'data'
-    shutil.copytree(pristine, root)
-    davis, yv = root / 'DAVIS', root / 'YouTube'
-    tv = davis / '2017' / 'trainval'
-    return {'root': root, 'davis': str(davis), 'yv': str(yv), 'tv': tv,
-            'd_im': tv / 'JPEGImages' / '480p', 'd_gt': tv / 'Annotations' / '480p',
-            'y_im': yv / 'train_480p' / 'JPEGImages', 'y_gt': yv / 'train_480p' / 'Annotations',
-            'y_sparse': yv / 'phase2' / 'yv_gt_480p', 'y_split': yv / 'yv_rand_2frames.json',
-            'save': tmp_path / 'saves', 'tmp': tmp_path}
-
-
-@pytest.fixture(scope='module')
-def cached_net(ckpt):
-    return video_runner.load_model(ckpt, torch.device('cpu'))
-
-
-@pytest.fixture
-def fast_load(monkeypatch, cached_net):
-    """The eval scripts get the one network built for this module."""
-    monkeypatch.setattr(eval_driver, 'load_model', lambda path, device, amp=False: cached_net)
 
 
 def snapshot(folder):
@@ -71,28 +44,6 @@ def snapshot(folder):
                 with open(p, 'rb') as f:
                     out[rel] = f.read()
     return out
-
-
-def refused(main, argv, capsys, *fragments):
-    """run_main(main, argv) must exit 2 with one stderr line 'error: ...' holding every
-    fragment, and no traceback. Returns the line."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as e:
-        run_main(main, [str(a) for a in argv])
-    out = capsys.readouterr()
-    lines = [ln for ln in out.err.splitlines() if ln.strip()]
-    assert e.value.code == 2, out.err[-2000:]
-    assert lines and lines[-1].startswith('error: '), out.err[-2000:]
-    assert [ln for ln in lines if ln.startswith('error')] == lines[-1:]
-    assert 'Traceback' not in out.err + out.out
-    for f in fragments:
-        assert str(f) in lines[-1], (f, lines[-1])
-    print(f'[{main.__module__}] {lines[-1]}')
-    return lines[-1]
-
-
-def davis_args(d, out, *extra, model='unused.pth'):
-    return ['--model', model, '--davis_path', d['davis'], '--output', out, *extra]
 
 
 def train_flags(d, *extra):

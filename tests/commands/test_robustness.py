@@ -10,28 +10,11 @@ import torch
 
 import eval_davis
 import train
+from helpers import davis_args, refused
 from util.errors import run_main
 
 H, W = 32, 48
 pytestmark = pytest.mark.usefixtures('one_thread')
-
-
-def refused(main, argv, capsys, *fragments):
-    """run_main(main, argv) must exit 2 with one stderr line 'error: ...' holding every
-    fragment, and no traceback. Returns the line."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as e:
-        run_main(main, [str(a) for a in argv])
-    out = capsys.readouterr()
-    lines = [ln for ln in out.err.splitlines() if ln.strip()]
-    assert e.value.code == 2, out.err[-2000:]
-    assert lines and lines[-1].startswith('error: '), out.err[-2000:]
-    assert [ln for ln in lines if ln.startswith('error')] == lines[-1:]
-    assert 'Traceback' not in out.err + out.out
-    for f in fragments:
-        assert str(f) in lines[-1], (f, lines[-1])
-    print(f'[{main.__module__}] {lines[-1]}')
-    return lines[-1]
 
 
 def tree(folder):
@@ -44,10 +27,6 @@ def train_flags(d, *extra):
     return ['--stage', '3', '--crop_size', '32', '-b', '1', '--num_workers', '0', '-i', '2',
             '--davis_root', d['davis'], '--yv_root', d['yv'], '--save_root', d['save'],
             '--log_every', '1', '--yv_subset', 'none', '--davis_subset', 'none', *extra]
-
-
-def davis_args(d, out, *extra, model='unused.pth'):
-    return ['--model', model, '--davis_path', d['davis'], '--output', out, *extra]
 
 
 # ---------------------------------------------------------------------- 1. checkpoints

@@ -21,7 +21,6 @@ import eval_youtube_phase2
 from dataset.eval_dataset import load_frames, load_mask, resize_frame, working_size
 from helpers import make_scene, write_frames
 from inference_core import InferenceCore
-from util.errors import UserError
 from util.image_io import read_mask, write_mask
 from scripts.data.synthetic_data import generate
 
