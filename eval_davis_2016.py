@@ -10,8 +10,7 @@ DAVIS-style memory; --evaluate writes the J&F CSVs into <output>.
 Exit status: 0 done, 2 bad input (one line naming the file), 130/143 interrupted.
 """
 import eval_driver
-from dataset.davis_test_dataset import DAVISTestDataset
-from util.errors import UserError, run_main
+from util.errors import run_main
 
 
 def build_parser():
@@ -29,16 +28,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     args.year = 2016
     eval_driver.check_flags(args)
-    if args.evaluate and args.split == 'testdev':
-        raise UserError('--evaluate: test-dev has no public annotations beyond the first frame')
-    dataset = DAVISTestDataset(args.davis_path, 2016, args.split)
-    stats = eval_driver.run(args, dataset, args.output, mem_style='davis')
-    if args.evaluate:       # J&F against the split's annotations; the CSVs go into --output
-        from util.metrics import evaluate     # cv2 is imported only for scoring
-        stats['results'] = evaluate(dataset.root, args.output, imageset=dataset.imageset,
-                                    split=dataset.split, out_dir=args.output,
-                                    binarize=dataset.year == 2016)   # 2016 truth is 0/255
-    return stats
+    return eval_driver.run_davis(args)
 
 
 if __name__ == '__main__':

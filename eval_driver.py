@@ -23,6 +23,7 @@ import zipfile
 
 import torch
 
+from dataset.davis_test_dataset import DAVISTestDataset
 from inference_core import amp_note
 from util.device import CUDA_AMP_DTYPES, pick_device
 from util.errors import UserError
@@ -130,6 +131,21 @@ def run(args, dataset, out_dir, mem_style, runner=None, shard=None, zip_path=Non
                        runner or run_dataset, shard)
     if zip_path:
         stats['zip'] = zip_outputs(args.output, out_dir, zip_path)
+    return stats
+
+
+def run_davis(args):
+    """DAVIS <year> <split> into --output (eval_davis.py, eval_davis_2016.py); with --evaluate,
+    J&F against the split's annotations into --output's CSVs."""
+    if args.evaluate and args.split == 'testdev':
+        raise UserError('--evaluate: test-dev has no public annotations beyond the first frame')
+    dataset = DAVISTestDataset(args.davis_path, args.year, args.split)
+    stats = run(args, dataset, args.output, mem_style='davis')
+    if args.evaluate:
+        from util.metrics import evaluate     # cv2 is imported only for scoring
+        stats['results'] = evaluate(dataset.root, args.output, imageset=dataset.imageset,
+                                    split=dataset.split, out_dir=args.output,
+                                    binarize=dataset.year == 2016)   # 2016 truth is 0/255
     return stats
 
 
