@@ -34,7 +34,7 @@ from scripts.bench.common import describe_device, load_note, write_json
 from scripts.data import synthetic_data
 from util.device import pick_device
 from util.errors import UserError, run_main
-from util.layout import bank_labels
+from util.layout import bank_labels, list_videos
 
 
 def parse_args(argv):
@@ -104,10 +104,11 @@ def run_bank(out, base):
 
 
 def same_banks(a, b):
-    """True when both banks hold the same videos with byte-identical PNGs."""
+    """True when both banks hold the same videos with byte-identical PNGs (hidden entries, such
+    as an eval run's settings record, left out)."""
     a, b = bank_labels(a), bank_labels(b)
-    videos = sorted(os.listdir(a))
-    if videos != sorted(os.listdir(b)):
+    videos = list_videos(a)
+    if videos != list_videos(b):
         return False
     for v in videos:
         files = sorted(os.listdir(os.path.join(a, v)))
