@@ -1,3 +1,5 @@
+"""Session fixtures: thread limits, the repository root, a seeded checkpoint, pristine synthetic
+trees."""
 import os
 
 import pytest

@@ -1,3 +1,5 @@
+"""The networks: checkpoint keys and shapes of the published format, stage-0 loading, the
+forward passes of training and inference."""
 import os
 
 import pytest

@@ -1,3 +1,4 @@
+"""util.tensor_util: padding to a multiple of 16 and back, the per-class argmax."""
 import torch
 
 from util.tensor_util import argmax_classes, pad_divide_by, unpad

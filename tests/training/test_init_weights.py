@@ -1,3 +1,4 @@
+"""model.init_weights: a seeded initialisation whose batch-norm statistics are calibrated."""
 import numpy as np
 import pytest
 import torch
