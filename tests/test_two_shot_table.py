@@ -3,6 +3,7 @@
 import importlib
 import json
 import math
+import os
 
 import pytest
 
@@ -157,3 +158,61 @@ def test_bootstrap_over_videos_is_evaluation_noise_only(repo_root):
     assert b['sd']['naive'] == pytest.approx(pop / math.sqrt(8), rel=0.15)
     assert t.jf_mean(flat, ['v0', 'v0']) == 0.4
     assert b == t.bootstrap(res, t.DIFFS, draws=500)                      # seeded
+
+
+def test_arm_commands_and_preset_overrides(repo_root):
+    t = _module(repo_root)
+    split = {'davis': 'd.json', 'youtube': 'y.json', 'davis_gt': 'dg', 'yv_gt': 'yg'}
+    cmds = t.arm_commands(t.PRESETS['gpu'], 'DATA', 's0.pth', 'OUT', 3, split, 1000,
+                          save_every=250)
+    assert set(cmds) == set(t.ARMS)
+    for arm, cmd in cmds.items():
+        i = cmd.index
+        assert cmd[i('-i') + 1] == 1000 and cmd[i('--save_every') + 1] == 250
+        assert cmd[i('--seed') + 1] == 3 and cmd[i('--id') + 1] == f'{arm}_s3'
+        assert cmd[i('--device') + 1] == 'cuda' and cmd[i('--crop_size') + 1] == 192
+        assert ('--davis_data' in cmd) == (arm != 'all')       # all labels: every frame's mask
+    assert '--semi' in cmds['phase1'] and '--phase2_davis' in cmds['phase2']
+    a = t.parse_args(['--preset', 'cpu'])
+    assert (a.seeds, a.jobs, a.iters, a.curve) == (5, None, None, None)
+    a = t.parse_args(['--preset', 'cpu', '--curve', '240,60', '--iters', '30', '--jobs', '3'])
+    assert (a.curve, a.iters, a.jobs) == ([240, 60], 30, 3)
+    for bad in (['--curve', '60,x'], ['--curve', '0,60'], ['--iters', '0'], ['--jobs', '0']):
+        with pytest.raises(SystemExit):
+            t.parse_args(['--preset', 'cpu'] + bad)
+    assert t.PRESETS['cpu']['davis_val'] >= 12 and t.PRESETS['gpu']['davis_val'] >= 12
+
+
+def _fake_seed(t, seed, shift):
+    videos = {f'v{i}': [[0.1 * i + shift, 0.1 * i + shift]] for i in range(4)}
+    arm = {'videos': videos, **{m: t.jf_mean(videos, sorted(videos)) for m in t.MEASURES}}
+    return {'seed': seed, 'stage0': arm if seed == 0 else None, 'bank': arm,
+            **{a: dict(arm) for a in t.ARMS}}
+
+
+def test_combine_merges_the_seeds_of_runs_started_apart(tmp_path, capsys, repo_root):
+    t = _module(repo_root)
+    p = dict(t.PRESETS['tiny'])
+    for folder, seeds in (('a', (0, 1)), ('b', (1, 2, 3))):    # seed 1 twice: the first kept
+        a = t.parse_args(['--preset', 'tiny', '--seeds', str(len(seeds))])
+        per_seed = [_fake_seed(t, s, 0.01 * s + (0.5 if folder == 'b' and s == 1 else 0))
+                    for s in seeds]
+        os.makedirs(tmp_path / folder)
+        t.write_results(str(tmp_path / folder), a, p, per_seed, {}, 10)
+    out = tmp_path / 'all'
+    assert t.main(['--preset', 'tiny', '--out', str(out), '--combine', str(tmp_path / 'a'),
+                   str(tmp_path / 'b')]) == 0
+    result = json.loads((out / 'two_shot_table.json').read_text())
+    assert result['seeds'] == [0, 1, 2, 3] and result['complete']
+    assert result['rows']['naive']['J&F-Mean']['values'] == pytest.approx(
+        [0.15, 0.16, 0.17, 0.18])
+    assert len(result['rows']['stage0']['J&F-Mean']['values']) == 1
+    assert len(result['paired']['phase2 - naive']['J&F-Mean']['values']) == 4
+    assert 'phase 2 − naive' in capsys.readouterr().out
+    p2 = dict(p, iters=p['iters'] + 1)                 # another budget: refused
+    a = t.parse_args(['--preset', 'tiny', '--seeds', '1'])
+    os.makedirs(tmp_path / 'c')
+    t.write_results(str(tmp_path / 'c'), a, p2, [_fake_seed(t, 4, 0)], {}, 10)
+    with pytest.raises(t.UserError, match='another preset, budget or data'):
+        t.main(['--preset', 'tiny', '--out', str(out), '--combine', str(tmp_path / 'a'),
+                str(tmp_path / 'c')])

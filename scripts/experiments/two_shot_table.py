@@ -1,7 +1,7 @@
 """The paper's comparison at toy scale: all labels vs naive two-shot vs phase 1 vs phase 2.
 
-    python scripts/experiments/two_shot_table.py --preset {cpu,gpu,tiny} [--seeds 3] [--out DIR]
-        [--jobs N] [--threads N]
+    python scripts/experiments/two_shot_table.py --preset {cpu,gpu,tiny} [--seeds 5] [--out DIR]
+        [--jobs N] [--threads N] [--iters N] [--curve N,N,...]
 
 On synthetic two-shot data (util.synthetic; no downloads) every arm starts from the same
 stage-0 weights (trained once and cached under OUT/cache), trains on the same videos for the
@@ -20,8 +20,16 @@ Each seed s draws its own labeled frames (util.make_two_shot_split --seed s) and
 --seed s; the videos are the same for every seed. Every step is one of the project's own
 commands, run as a subprocess and echoed (its output in OUT/logs/); the schedule flags of the
 original (lr drop, --end_warm, --phase2_start_update, the bootstrapped-CE ramp, the teacher's
-EMA time constant) are scaled to the iteration budget. Writes OUT/two_shot_table.json,
-OUT/two_shot_table.png (bars: mean over seeds, error bars: sample std) and prints the table.
+EMA time constant) are scaled to the iteration budget. Prints and writes, after every seed:
+the mean ± sample std of each row; the paired differences of DIFFS per seed (both arms of a
+seed share stage 0, labeled frames and validation videos) with their mean, 95 % t-interval
+over the seeds and sign count; the evaluation-only noise (bootstrap over the validation videos
+of the first seed's models). OUT/two_shot_table.json keeps every number, OUT/two_shot_table.png
+shows the rows and the differences.
+
+--curve N,N,... trains instead the all-labels and naive arms at seed 0, one run each to the
+largest budget, and evaluates the checkpoints saved at each budget: OUT/curve/
+learning_curve.{json,png} (J&F against steps, with the evaluation-only bootstrap).
 docs/experiments.md explains the toy's design and lists measured tables.
 """
 import argparse
@@ -488,7 +496,7 @@ def save_figure(fig, path):
     os.replace(tmp, path)
 
 
-def write_results(out, a, p, per_seed, step_seconds, seconds):
+def write_results(out, a, p, per_seed, step_seconds, seconds, extra=None):
     """Write the JSON and the PNG of the seeds done so far; returns (table, json, png)."""
     rows, diffs = summarise(per_seed), paired(per_seed)
     first = per_seed[0]
@@ -501,7 +509,7 @@ def write_results(out, a, p, per_seed, step_seconds, seconds):
               'schedule_stage0': scaled_schedule(p['iters0'], ORIG_S0, ORIG_S0['iters']),
               'command': command_line(), 'seconds': seconds, 'step_seconds': step_seconds,
               'per_seed': per_seed, 'rows': rows, 'paired': diffs, 'eval_bootstrap': boot,
-              'table': table}
+              'table': table, **(extra or {})}
     js = os.path.join(out, 'two_shot_table.json')
     write_json(js, result)
     png = os.path.join(out, 'two_shot_table.png')
@@ -522,7 +530,8 @@ def write_json(path, obj):
 
 def run_table(a, p, run, data, s0, out, start):
     """Every arm at seeds 0..a.seeds-1; prints and writes the results after every seed."""
-    folders = {seed: os.path.join(out, f'seed{seed}') for seed in range(a.seeds)}
+    folders = {seed: os.path.join(out, f'seed{seed}')
+               for seed in range(a.first_seed, a.first_seed + a.seeds)}
     splits = {}
     for seed, folder in folders.items():
         shutil.rmtree(folder, ignore_errors=True)
@@ -534,8 +543,9 @@ def run_table(a, p, run, data, s0, out, start):
     pending = {seed: 2 for seed in folders}
     stage0, done = None, []
     with ThreadPoolExecutor(max_workers=p['jobs']) as pool:
-        futures = {pool.submit(evaluate, run, p, data, s0, os.path.join(out, 'eval_stage0'),
-                               'eval_stage0'): None}
+        futures = {} if a.first_seed else {   # stage 0: evaluated by the run holding seed 0
+            pool.submit(evaluate, run, p, data, s0, os.path.join(out, 'eval_stage0'),
+                        'eval_stage0'): None}
         futures.update({pool.submit(fn, run, p, data, s0, folders[seed], seed, splits[seed]):
                         seed for fn, seed in tasks})
         for fut in as_completed(futures):
@@ -556,9 +566,41 @@ def run_table(a, p, run, data, s0, out, start):
                         for s in sorted(done)]
             seconds = round(time.time() - start)
             table, js, png = write_results(out, a, p, per_seed, run.seconds, seconds)
-            if len(done) < a.seeds or stage0 is None:       # partial results
+            if len(done) < a.seeds or (stage0 is None and not a.first_seed):   # partial
                 print(f'after seed(s) {sorted(done)} ({seconds} s):\n{table}', flush=True)
     return table, js, png, seconds
+
+
+def combine(a, out, start):
+    """The seeds of several runs of one preset (--combine DIR ...; e.g. seeds run at the same
+    time by --first_seed) as one table in OUT; a seed in several runs is taken from the first."""
+    runs = []
+    for folder in a.combine:
+        path = os.path.join(folder, 'two_shot_table.json')
+        if not os.path.isfile(path):
+            raise UserError(f'{path}: not found (--combine takes output folders of this script)')
+        with open(path) as f:
+            runs.append(json.load(f))
+        same = ('preset', 'schedule', 'schedule_stage0')
+        if any(runs[-1][k] != runs[0][k] for k in same) or any(
+                runs[-1]['params'][k] != v for k, v in runs[0]['params'].items()
+                if k not in ('jobs', 'threads')):
+            raise UserError(f'{path}: another preset, budget or data than '
+                            f'{os.path.join(a.combine[0], "two_shot_table.json")}')
+    by_seed, stage0 = {}, None
+    for r in runs:
+        for res in r['per_seed']:
+            by_seed.setdefault(res['seed'], res)
+            stage0 = stage0 or res.get('stage0')
+    per_seed = [dict(by_seed[k], stage0=None) for k in sorted(by_seed)]
+    per_seed[0]['stage0'] = stage0
+    a.preset, a.seeds = runs[0]['preset'], len(per_seed)
+    table, js, png = write_results(
+        out, a, runs[0]['params'], per_seed, [r['step_seconds'] for r in runs],
+        [r['seconds'] for r in runs],
+        {'combined': [os.path.abspath(f) for f in a.combine],
+         'complete': all(r['complete'] for r in runs)})
+    return table, js, png, round(time.time() - start)
 
 
 def run_curve(a, p, run, data, s0, out, start):
@@ -681,7 +723,10 @@ def budget_list(text):
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--preset', required=True, choices=sorted(PRESETS))
-    ap.add_argument('--seeds', type=int, default=5, help='seeds 0..N-1 (split + training seed)')
+    ap.add_argument('--seeds', type=int, default=5,
+                    help='seeds K..K+N-1, K = --first_seed (split + training seed)')
+    ap.add_argument('--first_seed', type=int, default=0,
+                    help='first seed (default 0); runs of other seeds merge with --combine')
     ap.add_argument('--out', default=None, help='output folder (default two_shot_<preset>)')
     ap.add_argument('--jobs', type=int, default=None,
                     help="override the preset's number of training/evaluation tasks run at "
@@ -695,11 +740,16 @@ def parse_args(argv):
     ap.add_argument('--curve', type=budget_list, default=None, metavar='N,N,...',
                     help='learning-curve mode instead of the table: all labels and naive at '
                          'seed 0, evaluated after each of these step budgets')
+    ap.add_argument('--combine', nargs='+', metavar='DIR', default=None,
+                    help='no training: merge the seeds of these output folders (runs of the '
+                         'same preset and budget) into one table in --out')
     ap.add_argument('--quiet', action='store_true', help='do not echo the commands')
     ap.add_argument('--debug', action='store_true', help='full tracebacks on errors')
     a = ap.parse_args(argv)
     if a.seeds < 1 or any(v is not None and v < 1 for v in (a.jobs, a.iters)):
         ap.error('--seeds, --jobs and --iters must be >= 1')
+    if a.first_seed < 0:
+        ap.error('--first_seed must be >= 0')
     return a
 
 
@@ -711,8 +761,13 @@ def main(argv):
             p[k] = getattr(a, k)
     out = os.path.abspath(a.out or f'two_shot_{a.preset}')
     os.makedirs(out, exist_ok=True)
-    run = Runner(out, p['threads'], a.quiet)
     start = time.time()
+    if a.combine:
+        table, js, png, _ = combine(a, out, start)
+        print(table)
+        print(f'wrote {js} and {png}')
+        return 0
+    run = Runner(out, p['threads'], a.quiet)
     data_keys = ('davis_train', 'davis_val', 'yt_train', 'static', 'frames', 'max_frames',
                  'height', 'width', 'drift')
     data_p = {k: p[k] for k in data_keys}
