@@ -595,8 +595,9 @@ def combine(a, out, start):
     per_seed = [dict(by_seed[k], stage0=None) for k in sorted(by_seed)]
     per_seed[0]['stage0'] = stage0
     a.preset, a.seeds = runs[0]['preset'], len(per_seed)
+    params = dict(runs[0]['params'], jobs=[r['params'].get('jobs') for r in runs])
     table, js, png = write_results(
-        out, a, runs[0]['params'], per_seed, [r['step_seconds'] for r in runs],
+        out, a, params, per_seed, [r['step_seconds'] for r in runs],
         [r['seconds'] for r in runs],
         {'combined': [os.path.abspath(f) for f in a.combine],
          'complete': all(r['complete'] for r in runs)})
