@@ -13,7 +13,7 @@ from model.memory import get_affinity, readout, softmax_full, softmax_topk
 from model.network import STCN
 from util.errors import UserError
 
-KEYS_TSV = os.path.join(os.path.dirname(__file__), 'data', 'stcn_checkpoint_keys.tsv')
+KEYS_TSV = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'data', 'stcn_checkpoint_keys.tsv')
 
 
 def expected_keys():
