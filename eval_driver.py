@@ -24,8 +24,9 @@ import zipfile
 import torch
 
 from dataset.davis_test_dataset import DAVISTestDataset
-from inference_core import amp_note
-from util.device import CUDA_AMP_DTYPES, pick_device
+from inference_core import InferenceConfig
+from model.precision import CUDA_AMP_DTYPES, amp_note
+from util.device import pick_device
 from util.errors import UserError
 from util.files import atomic_write, ensure_writable_dir
 from util.image_io import complete_pngs
@@ -150,8 +151,15 @@ def run_davis(args):
 
 
 def inference_amp(args):
-    """--amp as inference_core takes it: False, or the --amp_dtype name."""
+    """--amp as InferenceConfig takes it: False, or the --amp_dtype name."""
     return args.amp and args.amp_dtype
+
+
+def inference_config(args, mem_style):
+    """The InferenceConfig of the shared flags; mem_style: the script's memory schedule."""
+    return InferenceConfig(top_k=args.top, mem_every=args.mem_every, mem_style=mem_style,
+                           include_last=args.include_last, max_mem_frames=args.max_mem_frames,
+                           exact_readout=args.exact_readout, amp=inference_amp(args))
 
 
 def output_settings(args):
@@ -189,10 +197,8 @@ def run_videos(net, dataset, videos, out_dir, args, device, mem_style, runner, s
             return {'videos': 0, 'frames': 0, 'seconds': 0.0, 'fps': float('nan'),
                     'written': 0, 'skipped': len(videos), 'peak_memory': peak_memory(device)[0]}
         try:
-            stats = runner(net, dataset, out_dir, videos=todo, top_k=args.top,
-                           mem_every=args.mem_every, include_last=args.include_last,
-                           mem_style=mem_style, device=device, amp=inference_amp(args),
-                           exact_readout=args.exact_readout, max_mem_frames=args.max_mem_frames)
+            stats = runner(net, dataset, out_dir, inference_config(args, mem_style),
+                           videos=todo, device=device)
         finally:
             forget_settings(out_dir)             # unless some output was written
     stats['skipped'] = len(videos) - len(todo)

@@ -16,9 +16,10 @@ The last frame of a pass is never encoded. Frames that are needed neither for me
 output (`req_frames`) are skipped without encoding their key.
 
 No file IO here: video_runner.py runs the videos of a test dataset through a core and writes
-the masks; `amp_context` and `amp_note` say what --amp means on a device.
+the masks; model/precision.py says what --amp means on each device.
 """
-import contextlib
+import dataclasses
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -26,72 +27,30 @@ import torch.nn.functional as F
 from model.aggregate import aggregate
 from model.memory import dense_topk_readout, topk_readout
 from model.network import KEY_DIM, VALUE_DIM
-from util.device import cpu_bf16_flag, inference_amp_dtype
+from model.precision import amp_context, amp_dtype, amp_memory_format, memory_dtype
 from util.tensor_util import argmax_classes, pad_divide_by, unpad
 
 MEM_STYLES = ('davis', 'youtube')
 
 
-def amp_dtype(device, amp=True):
-    """The autocast dtype of --amp on `device` (util.device.inference_amp_dtype): on CUDA fp16,
-    or bf16 when amp is 'bf16' (--amp_dtype); bf16 on a CPU that computes it natively; None
-    where AMP does not apply. amp: True or an --amp_dtype name ('fp16', 'bf16')."""
-    return inference_amp_dtype(device, 'bf16' if amp == 'bf16' else 'fp16')
+@dataclasses.dataclass(frozen=True)
+class InferenceConfig:
+    """The settings of a propagation, from the eval scripts' flags (eval_driver)."""
+    top_k: int = 20                 # --top: memory entries read per query position
+    mem_every: int = 5              # --mem_every
+    mem_style: str = 'davis'        # the memory schedule (module docstring), set by the script
+    include_last: bool = False      # --include_last
+    max_mem_frames: Optional[int] = None    # --max_mem_frames; None keeps every memory frame
+    exact_readout: bool = False     # --exact_readout: the dense readout of the original
+    amp: Union[bool, str] = False   # --amp: False, True or the --amp_dtype name ('fp16', 'bf16')
 
-
-def amp_context(device, amp):
-    """torch.autocast for --amp where it applies, else a no-op context."""
-    dtype = amp_dtype(device, amp) if amp else None
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
-
-
-def amp_note(device, amp):
-    """The one line a script prints about --amp on a CPU (or another non-CUDA device), or
-    None (no --amp, or CUDA)."""
-    device = torch.device(device)
-    if not amp or device.type == 'cuda':
-        return None
-    if amp_dtype(device, amp) is not None:
-        return f'note: --amp: bf16 autocast on this CPU (native bf16: {cpu_bf16_flag()})'
-    if device.type == 'cpu':
-        return ('note: --amp: this CPU has no native bf16 (no avx512_bf16 / amx_bf16 flag), '
-                'running in fp32')
-    return f'note: --amp ignored on {device.type}, running in fp32'
-
-
-def amp_memory_format(device, amp):
-    """The tensor layout of the network's weights and input frames: channels-last under CPU
-    bf16 autocast (oneDNN's bf16 convolutions run ~x1.3 faster in it than on NCHW, where
-    fp32 gains <= 2 %), else the default contiguous layout."""
-    if amp and torch.device(device).type == 'cpu' and amp_dtype(device, amp) is not None:
-        return torch.channels_last
-    return torch.contiguous_format
-
-
-def prepare_for_amp(net, device, amp):
-    """net (in place) in the form --amp runs fastest in on `device`: under CPU bf16 autocast,
-    channels-last, and the convolutions' weights stored in bf16 (what autocast casts them to
-    at every call: the same results, without the casts), but the decoder's last convolution,
-    which runs in fp32. Such a net runs only under that autocast (InferenceCore checks).
-    Elsewhere net is left as it is."""
-    layout = amp_memory_format(device, amp)
-    if layout == torch.channels_last:
-        net.to(memory_format=layout)
-        dtype = amp_dtype(device, amp)
-        for m in net.modules():
-            if isinstance(m, torch.nn.Conv2d) and m is not net.decoder.pred:
-                m.to(dtype)
-    return net
-
-
-def memory_dtype(device, amp):
-    """The memory bank's dtype: the AMP dtype on CUDA (bandwidth), else fp32 (on a CPU the
-    readout is a small part of a frame, and fp32 keys and values keep it exact)."""
-    if amp and torch.device(device).type == 'cuda':
-        return amp_dtype(device, amp)
-    return torch.float32
+    def __post_init__(self):
+        if self.mem_style not in MEM_STYLES:
+            raise ValueError(f'mem_style must be one of {MEM_STYLES}, got {self.mem_style!r}')
+        if self.mem_every < 1:
+            raise ValueError('mem_every must be >= 1')
+        if self.max_mem_frames is not None and self.max_mem_frames < 1:
+            raise ValueError('max_mem_frames must be >= 1 (or None)')
 
 
 def sync(device):
@@ -170,29 +129,21 @@ class InferenceCore:
     net: model.eval_network.STCN (eval mode). images: normalised [1, T, 3, H, W] (or
     [T, 3, H, W]) in processing order, kept where they are (CPU is fine) and moved one frame
     at a time. num_objects: K. req_frames: processing indices that must be segmented (others
-    may be skipped when not needed for memory); None = all. amp: False, True or an --amp_dtype
-    name (amp_dtype). Probabilities are kept per frame at the padded resolution
-    ([K+1, 1, Hp, Wp], fp16 on CUDA, fp32 on CPU).
+    may be skipped when not needed for memory); None = all. Probabilities are kept per frame
+    at the padded resolution ([K+1, 1, Hp, Wp], fp16 on CUDA, fp32 on CPU).
 
     The readout gathers the top-k memory values per query position (model.memory.topk_readout);
     it equals the original dense readout up to float rounding (~1e-7), which can flip a
-    pixel whose two best classes are that close. exact_readout=True uses the dense form: in
+    pixel whose two best classes are that close. config.exact_readout uses the dense form: in
     fp32 on CPU the probabilities are then bitwise those of the original per-object loop
     (tests/commands/test_bench_equivalence.py), at the cost of the readout speed-up.
 
-    max_mem_frames: None (keep every memory frame) or N >= 1, the most non-labeled permanent
-    memory frames kept (the labeled frames and the include_last entry come on top).
+    config: the InferenceConfig (default: STCN's DAVIS settings).
     """
 
-    def __init__(self, net, images, num_objects, top_k=20, mem_every=5, include_last=False,
-                 mem_style='davis', req_frames=None, device=None, amp=False, prob_dtype=None,
-                 exact_readout=False, max_mem_frames=None):
-        if mem_style not in MEM_STYLES:
-            raise ValueError(f'mem_style must be one of {MEM_STYLES}, got {mem_style!r}')
-        if mem_every < 1:
-            raise ValueError('mem_every must be >= 1')
-        if max_mem_frames is not None and max_mem_frames < 1:
-            raise ValueError('max_mem_frames must be >= 1 (or None)')
+    def __init__(self, net, images, num_objects, config=None, req_frames=None, device=None,
+                 prob_dtype=None):
+        config = config or InferenceConfig()
         if images.dim() == 5:
             images = images[0]
         self.net = net
@@ -203,11 +154,10 @@ class InferenceCore:
         probe, self.pad = pad_divide_by(images[:1, :1], 16)
         self.padded_size = tuple(probe.shape[-2:])              # (Hp, Wp)
         self.k = int(num_objects)
-        self.top_k, self.mem_every = top_k, mem_every
-        self.include_last, self.mem_style = include_last, mem_style
-        self.max_mem_frames = max_mem_frames
+        self.config = config
         self.labeled = set()                 # processing indices of the labeled frames
         self.req_frames = None if req_frames is None else set(int(i) for i in req_frames)
+        amp = config.amp
         self.amp = amp if amp and amp_dtype(self.device, amp) is not None else False
         if not self.amp and next(net.parameters()).dtype != torch.float32:
             raise ValueError('the network was prepared for --amp (prepare_for_amp): run it '
@@ -215,7 +165,6 @@ class InferenceCore:
         if prob_dtype is None:
             prob_dtype = torch.float16 if self.device.type == 'cuda' else torch.float32
         self.prob_dtype = prob_dtype
-        self.exact_readout = bool(exact_readout)
         self.mem_dtype = memory_dtype(self.device, self.amp)
         self.layout = amp_memory_format(self.device, self.amp)
         self.prob = [None] * self.t          # per frame [K+1, 1, Hp, Wp] or None
@@ -236,9 +185,9 @@ class InferenceCore:
 
     def _memory(self, hw):
         if self.mem is None:
-            expected = self.t // self.mem_every + 2          # grows if more are needed
-            if self.max_mem_frames is not None:
-                expected = min(expected, self.max_mem_frames + 2)
+            expected = self.t // self.config.mem_every + 2     # grows if more are needed
+            if self.config.max_mem_frames is not None:
+                expected = min(expected, self.config.max_mem_frames + 2)
             self.mem = MemoryBank(self.k, KEY_DIM, VALUE_DIM, hw, min(self.t, expected),
                                   self.device, self.mem_dtype)
         return self.mem
@@ -248,9 +197,9 @@ class InferenceCore:
         frame, k16, _, f16, _, _ = feats
         value = self.net.encode_value(frame, f16, prob[1:].to(frame.dtype))   # [K, 512, 1, h, w]
         mem = self._memory(k16.shape[-2] * k16.shape[-1])
-        if not temp and self.max_mem_frames is not None and ti not in self.labeled:
+        if not temp and self.config.max_mem_frames is not None and ti not in self.labeled:
             free = [i for i, f in enumerate(mem.frames) if f not in self.labeled]
-            if len(free) >= self.max_mem_frames:
+            if len(free) >= self.config.max_mem_frames:
                 mem.remove(free[0])                        # first in, first out
         mem.add(k16.flatten(2), value.flatten(2), ti, temp=temp)
 
@@ -266,10 +215,10 @@ class InferenceCore:
         mk, rows = self.mem.used()
         with torch.autocast(device_type=self.device.type, enabled=False):
             # affinity and top-k in fp32 (bf16 would blur close affinities)
-            if self.exact_readout:
+            if self.config.exact_readout:
                 return dense_topk_readout(mk.float(), k16.flatten(2).float(), rows,
-                                          self.top_k, self.k)
-            return topk_readout(mk.float(), k16.flatten(2).float(), rows, self.top_k)
+                                          self.config.top_k, self.k)
+            return topk_readout(mk.float(), k16.flatten(2).float(), rows, self.config.top_k)
 
     def _decode(self, mem, feats, objs):
         """mem [h*w, K*512] -> probabilities [K, 1, Hp, Wp] (zero for objects not in objs)."""
@@ -297,9 +246,9 @@ class InferenceCore:
         return self._mask_disabled(prob)
 
     def _is_mem_frame(self, ti, last_mem):
-        if self.mem_style == 'davis':
-            return ti % self.mem_every == 0
-        return ti - last_mem >= self.mem_every
+        if self.config.mem_style == 'davis':
+            return ti % self.config.mem_every == 0
+        return ti - last_mem >= self.config.mem_every
 
     # ------------------------------------------------------------------ public
     @torch.inference_mode()
@@ -347,7 +296,7 @@ class InferenceCore:
         last_mem, end = frame_idx, end_idx - 1
         for ti in range(frame_idx + 1, end_idx):
             is_mem = self._is_mem_frame(ti, last_mem)
-            to_memory = (is_mem or self.include_last) and ti != end
+            to_memory = (is_mem or self.config.include_last) and ti != end
             if not to_memory and self.req_frames is not None and ti not in self.req_frames:
                 continue                                    # not needed: skip entirely
             feats = self._encode_key(ti)

@@ -12,8 +12,8 @@ hyperparameters.json, TensorBoard events, <date>_<id>_<it>.pth (student), ..._<i
 
 Data: dataset/training_data.py (the datasets of each stage and data mode, the frame-skip
 curriculum), dataset/data_mode.py (which data each iteration trains on), dataset/sampling.py.
-The step: model/trainer.py (STCNModel.do_pass; DDP wraps model/triplet.py), its loss model/losses.py, the phase-2 bank
-write-back phase2/bank_writer.py. Every input (flags, data folders, split JSONs, banks,
+The step: model/trainer.py (STCNModel.do_pass; DDP wraps model/triplet.py), its loss
+model/losses.py, the phase-2 bank write-back phase2/bank_writer.py. Every input (flags, data folders, split JSONs, banks,
 checkpoints, --save_root) is checked before the run folder is created: bad input ends in one
 line naming the file, exit status 2.
 
@@ -89,8 +89,9 @@ def main(argv=None):
                                   para['phase2_keep_true_labels'], dist_info)
                        if PHASE2 in data else None)
         reseed(para['seed'])              # identical model init on every rank
-        model = STCNModel(para, dist_info, save_path=os.path.join(run_dir, run_name),
-                          bank_writer=bank_writer)
+        logger = TensorboardLogger(run_dir, enabled=dist_info.is_main)   # opens at first write
+        model = STCNModel(para, dist_info, logger=logger,
+                          save_path=os.path.join(run_dir, run_name), bank_writer=bank_writer)
         start_it, resume = 0, {}
         if para['load_model']:
             if para['load_network']:
@@ -118,8 +119,6 @@ def main(argv=None):
                                   f'(lr {model.current_lr():.3g})')
         elif para['load_network']:
             print_main(dist_info, f'loaded network {para["load_network"]}')
-        logger = TensorboardLogger(run_dir, enabled=dist_info.is_main)
-        model.logger = logger             # its folder exists only now
         model.wrap()
         reseed(para['seed'] + dist_info.rank)   # different in-process randomness per rank
         restore_rng(resume.get('rng'), dist_info)

@@ -13,9 +13,10 @@ import progressbar
 import torch
 
 from dataset.eval_dataset import prefetch
-from inference_core import InferenceCore, prepare_for_amp, sync
+from inference_core import InferenceConfig, InferenceCore, sync
 from model.checkpoint import load_network
 from model.eval_network import STCN
+from model.precision import prepare_for_amp
 from util.files import CurrentStderr
 from util.image_io import write_mask
 from util.peak_memory import peak_memory, peak_memory_text
@@ -35,16 +36,15 @@ def label_tensor(mask, k):
     return (m[None] == torch.arange(1, k + 1)[:, None, None]).float()[:, None]
 
 
-def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_style='davis',
-                  device=None, amp=False, exact_readout=False, stop=None, max_mem_frames=None):
-    """Run one dataset Video through an InferenceCore.
+def segment_video(net, video, config=None, device=None, stop=None):
+    """Run one dataset Video through an InferenceCore with `config` (InferenceConfig).
 
     Each label propagates up to the next label (inclusive, as STCN's YouTube-VOS loop: the
     objects labeled before keep their propagated masks there) or the end. A label marked
     `complete` also resets every already labeled object it does not hold (that object is
     absent there). stop: process only the frames before this processing index (labels from
     it on are ignored); the masks before it are those of the whole run, since propagation
-    only looks back. max_mem_frames: InferenceCore's bound on the memory. Returns
+    only looks back. Returns
     ({processing index: uint8 [H, W] mask in original ids, at video.size}, frames segmented,
     seconds of processing (IO excluded), the core).
     """
@@ -57,11 +57,8 @@ def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_sty
                if first <= i < n]
     sync(device)
     start = time.perf_counter()
-    core = InferenceCore(net, video.images, k, top_k=top_k, mem_every=mem_every,
-                         include_last=include_last, mem_style=mem_style,
-                         req_frames=None if video.outputs is None else outputs,
-                         device=device, amp=amp, exact_readout=exact_readout,
-                         max_mem_frames=max_mem_frames)
+    core = InferenceCore(net, video.images, k, config or InferenceConfig(),
+                         req_frames=None if video.outputs is None else outputs, device=device)
     for j, lab in enumerate(labels):
         end = labels[j + 1].index + 1 if j + 1 < len(labels) else n
         objects = set(lab.objects)
@@ -78,11 +75,10 @@ def segment_video(net, video, top_k=20, mem_every=5, include_last=False, mem_sty
     return masks, core.processed, time.perf_counter() - start, core
 
 
-def run_dataset(net, dataset, out_dir, videos=None, top_k=20, mem_every=5, include_last=False,
-                mem_style='davis', device=None, amp=False, exact_readout=False, progress=True,
-                max_mem_frames=None):
-    """Segment videos `videos` (names; default all) of a test dataset and write their
-    outputs (dataset.output_frames) as <out_dir>/<video>/<frame>.png.
+def run_dataset(net, dataset, out_dir, config, videos=None, device=None, progress=True):
+    """Segment videos `videos` (names; default all) of a test dataset with `config`
+    (InferenceConfig) and write their outputs (dataset.output_frames) as
+    <out_dir>/<video>/<frame>.png.
 
     Videos are loaded one ahead in a background thread (page-locked for a CUDA device);
     PNGs are palette images written atomically. Prints and returns the speed: frames
@@ -99,10 +95,7 @@ def run_dataset(net, dataset, out_dir, videos=None, top_k=20, mem_every=5, inclu
                                       fd=CurrentStderr())
         loaded = bar(loaded)
     for video in loaded:
-        masks, n, secs, _ = segment_video(net, video, top_k=top_k, mem_every=mem_every,
-                                          include_last=include_last, mem_style=mem_style,
-                                          device=device, amp=amp, exact_readout=exact_readout,
-                                          max_mem_frames=max_mem_frames)
+        masks, n, secs, _ = segment_video(net, video, config, device=device)
         frames, seconds = frames + n, seconds + secs
         for i, m in masks.items():
             write_mask(os.path.join(out_dir, video.name, video.frames[i] + '.png'), m,

@@ -31,9 +31,9 @@ from dataset.range_transform import inv_im_trans
 from model.checkpoint import load_network, read_checkpoint
 from model.losses import LossComputer, labeled_targets, refresh_targets, semi_targets
 from model.network import STCN
+from model.precision import training_amp
 from model.training_grid import training_grid
 from model.triplet import TripletModule, triplet_forward
-import util.device
 from util.distributed import average_over_ranks
 from util.errors import UserError
 from util.files import save_checkpoint
@@ -68,18 +68,6 @@ def make_teacher(student):
 
 
 # ----------------------------------------------------------------------------- the trainer
-
-def training_amp(device, cpu_bf16=False):
-    """(autocast dtype or None, gradient scaler on) of a training run with mixed precision on
-    (no --no_amp): on CUDA fp16 autocast and a gradient scaler, as the original; on a CPU
-    that computes bf16 natively and only with --cpu_bf16, bf16 autocast without a scaler
-    (bf16 has fp32's exponent range); else fp32."""
-    if device.type == 'cuda':
-        return torch.float16, True
-    if device.type == 'cpu' and cpu_bf16 and util.device.cpu_native_bf16():
-        return torch.bfloat16, False
-    return None, False
-
 
 class Inputs(NamedTuple):
     """One batch on the device."""

@@ -54,10 +54,10 @@ def labeled_positions(stems, label_files, video):
     return {pos[stem(os.path.basename(p))]: p for p in label_files}
 
 
-def bank_video(net, videos, label_files, **kw):
+def bank_video(net, videos, label_files, config, device=None):
     """One video's bank. videos: {pass name: Video} (as IntermediateDataset.load_passes
     makes them; `left` has the frames in time order); label_files: its labeled PNGs.
-    kw: segment_video's settings.
+    config: the InferenceConfig of every pass.
 
     Returns ({frame stem: ('gt', label path) or (pass, uint8 mask [H, W], palette)},
     frames segmented, processing seconds, frames the four full passes would segment).
@@ -76,7 +76,8 @@ def bank_video(net, videos, label_files, **kw):
             continue
         reverse = PASS_FLAGS[name][0]
         index = [t - 1 - i if reverse else i for i in need]         # processing positions
-        masks, n, secs, _ = segment_video(net, video, stop=max(index) + 1, **kw)
+        masks, n, secs, _ = segment_video(net, video, config, device=device,
+                                        stop=max(index) + 1)
         processed, seconds = processed + n, seconds + secs
         for i, j in zip(need, index):
             out[stems[i]] = (name, masks[j], video.palette)
@@ -95,10 +96,9 @@ def write_bank_video(out_dir, name, frames):
     publish_folder(os.path.join(out_dir, name), fill)
 
 
-def run_bank(net, dataset, out_dir, videos=None, top_k=20, mem_every=5, include_last=False,
-             mem_style='davis', device=None, amp=False, exact_readout=False, progress=True,
-             max_mem_frames=None):
-    """Write the bank of videos `videos` (names; default all) of a BankDataset to
+def run_bank(net, dataset, out_dir, config, videos=None, device=None, progress=True):
+    """Write the bank of videos `videos` (names; default all) of a BankDataset, segmented with
+    `config` (InferenceConfig), to
     <out_dir>/<video>/ (the frames of dataset.output_frames; out_dir: the bank's Annotations
     folder).
 
@@ -122,11 +122,8 @@ def run_bank(net, dataset, out_dir, videos=None, top_k=20, mem_every=5, include_
     frames, seconds, written, full = 0, 0.0, 0, 0
     for passes in loaded:
         name = passes['left'].name
-        bank, n, secs, f = bank_video(net, passes, dataset.label_files[name], top_k=top_k,
-                                      mem_every=mem_every, include_last=include_last,
-                                      mem_style=mem_style, device=device, amp=amp,
-                                      exact_readout=exact_readout,
-                                      max_mem_frames=max_mem_frames)
+        bank, n, secs, f = bank_video(net, passes, dataset.label_files[name], config,
+                                      device=device)
         bank = {s: bank[s] for s in dataset.output_frames(name)}
         write_bank_video(out_dir, name, bank)
         frames, seconds, written, full = frames + n, seconds + secs, written + len(bank), full + f

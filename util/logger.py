@@ -31,28 +31,32 @@ class ScalarAverager:
 
 
 class TensorboardLogger:
-    """SummaryWriter in `log_dir` (created lazily); a no-op when disabled."""
+    """SummaryWriter in `log_dir`, created at the first write (a run that fails before its
+    first log leaves no event file); a no-op when disabled."""
 
     def __init__(self, log_dir, enabled=True):
+        self.log_dir = log_dir if enabled else None
         self.writer = None
-        if enabled and log_dir:
+
+    def _writer(self):
+        if self.writer is None and self.log_dir:
             from torch.utils.tensorboard import SummaryWriter
-            self.writer = SummaryWriter(log_dir=log_dir)
+            self.writer = SummaryWriter(log_dir=self.log_dir)
+        return self.writer
 
     def log_scalars(self, values, it, prefix='train'):
-        if self.writer is None:
+        if self._writer() is None:
             return
         for k, v in sorted(values.items()):
             self.writer.add_scalar(f'{prefix}/{k}', v, it)
 
     def log_image(self, tag, image_chw, it):
         """image_chw: float [3, H, W] in [0, 1] or uint8."""
-        if self.writer is None:
-            return
-        self.writer.add_image(tag, image_chw, it)
+        if self._writer() is not None:
+            self.writer.add_image(tag, image_chw, it)
 
     def log_text(self, tag, text, it=0):
-        if self.writer is not None:
+        if self._writer() is not None:
             self.writer.add_text(tag, text, it)
 
     def flush(self):
@@ -63,3 +67,4 @@ class TensorboardLogger:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        self.log_dir = None

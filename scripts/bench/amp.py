@@ -5,8 +5,9 @@
 
 Segments the DAVIS 2017 videos (val by default; --videos: only the first N of the image set)
 with InferenceCore twice per video in one process, in fp32 and with AMP (the eval scripts'
---amp: autocast in bf16 where the GPU supports it, else fp16; on a CPU bf16 where it computes
-bf16 natively; each way's model loaded as the eval scripts load it), the order alternating from video to video, and reports per way: FPS (frames /
+--amp: fp16 autocast on CUDA; on a CPU bf16 where it computes bf16 natively; each way's model
+loaded as the eval scripts load it), the order alternating from video to video, and reports per
+way: FPS (frames /
 processing seconds, IO excluded, as the eval scripts print it), J&F-Mean against the
 annotations (scripts.evaluate, on the written PNGs), and the share of pixels whose mask differs
 between the two ways, with where they lie: within EDGE_PX pixels of an object edge (in either
@@ -30,10 +31,11 @@ import time
 import numpy as np
 import torch
 
-import inference_core
 import video_runner
 from dataset.davis_test_dataset import DAVISTestDataset
 from dataset.eval_dataset import prefetch
+from inference_core import InferenceConfig
+from model import precision
 from scripts.bench.common import describe_device, load_note, median, write_json
 from util.device import pick_device
 from util.errors import UserError, run_main
@@ -107,9 +109,8 @@ def segment_all(nets, dataset, out, device, top_k, mem_every):
     for j, video in enumerate(prefetch(dataset, pin_memory=device.type == 'cuda')):
         masks = {}
         for way in (WAYS if j % 2 == 0 else WAYS[::-1]):
-            m, n, secs, _ = video_runner.segment_video(nets[way], video, top_k=top_k,
-                                                         mem_every=mem_every, device=device,
-                                                         amp=way == 'amp')
+            config = InferenceConfig(top_k=top_k, mem_every=mem_every, amp=way == 'amp')
+            m, n, secs, _ = video_runner.segment_video(nets[way], video, config, device=device)
             stats[way]['frames'] += n
             stats[way]['seconds'] += secs
             masks[way] = m
@@ -129,23 +130,23 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    real_dtype = inference_core.amp_dtype
-    if inference_core.amp_dtype(device) is None:
+    native = precision.cpu_native_bf16
+    if precision.amp_dtype(device) is None:
         if not args.cpu_bf16:
             raise UserError(f'--amp runs in fp32 on this {device.type} (no native bf16); use '
                             '--cpu_bf16 to check the bf16 numerics')
         if args.processes:
             raise UserError('--processes times eval_davis.py --amp as it runs: not with '
                             '--cpu_bf16')
-        inference_core.amp_dtype = lambda dev, amp=True: torch.bfloat16
+        precision.cpu_native_bf16 = lambda: True       # bf16 autocast on this CPU anyway
     try:
         return measure(args, device)
     finally:
-        inference_core.amp_dtype = real_dtype
+        precision.cpu_native_bf16 = native
 
 
 def measure(args, device):
-    dtype = inference_core.amp_dtype(device)
+    dtype = precision.amp_dtype(device)
     nets = {way: video_runner.load_model(args.model, device, amp=way == 'amp')
             for way in WAYS}      # as the eval scripts load it with and without --amp
     dataset = DAVISTestDataset(args.davis_path, 2017, args.split)

@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from dataset.range_transform import im_normalization
-from inference_core import InferenceCore, MemoryBank, amp_note, sync
+from inference_core import InferenceConfig, InferenceCore, MemoryBank, sync
+from model.precision import amp_note
 from model.eval_network import STCN
 from model.memory import get_affinity, softmax_topk, topk_readout
 from scripts.bench.baseline import BaselineCore
@@ -224,8 +225,9 @@ def make_core(which, net, images, k, args, device, clock, frames=None):
     kw = dict(top_k=args.top_k, mem_every=args.mem_every if frames is None else 1,
               include_last=args.include_last, mem_style=args.mem_style, device=device)
     if which == 'ours':
-        return TimedCore(net, images, k, clock=clock, timer=timer, amp=args.amp,
-                         exact_readout=args.exact_readout, **kw), timer
+        config = InferenceConfig(amp=args.amp, exact_readout=args.exact_readout,
+                                 **{n: v for n, v in kw.items() if n != 'device'})
+        return TimedCore(net, images, k, config, device=device, clock=clock, timer=timer), timer
     return TimedBaseline(net, images, k, clock=clock, timer=timer, **kw), timer
 
 

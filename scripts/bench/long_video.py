@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from dataset.range_transform import im_normalization
-from inference_core import InferenceCore
+from inference_core import InferenceConfig, InferenceCore
 from scripts.bench.common import PeakMemory, describe_device, load_note, write_json
 from util.device import pick_device
 from util.errors import UserError, run_main
@@ -183,7 +183,8 @@ def curve(net, images, mask, objects, device, mem_every, bound):
     """One way: per frame (from 1) its bank bytes, allocated bytes, RSS and seconds."""
     peak = PeakMemory(device)
     peak.reset()
-    core = Probe(net, images, objects, mem_every=mem_every, device=device, max_mem_frames=bound)
+    core = Probe(net, images, objects, InferenceConfig(mem_every=mem_every, max_mem_frames=bound),
+                 device=device)
     start = time.perf_counter()
     core.interact(label_tensor(mask, objects), 0, images.shape[1])
     end = time.perf_counter()

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from inference_core import InferenceCore
+from inference_core import InferenceConfig, InferenceCore
 from model.memory import (dense_topk_readout, get_affinity, readout, softmax_topk,
                           topk_readout)
 from scripts.bench.baseline import BaselineCore
@@ -52,7 +52,7 @@ def video(k, seed=0):
 
 def run_both(net, k, **kw):
     images, mask = video(k)
-    ours = InferenceCore(net, images, k, **kw)
+    ours = InferenceCore(net, images, k, InferenceConfig(**kw))
     ours.interact(label_tensor(mask, k), 0, T)
     base = BaselineCore(net, images, k, **kw)
     base.interact(label_tensor(mask, k), 0, T)
@@ -72,7 +72,7 @@ SETTINGS = [
 def test_exact_readout_is_bitwise_the_reference(net, k, kw):
     """exact_readout: the dense readout form; everything else is the optimised path."""
     images, mask = video(k)
-    ours = InferenceCore(net, images, k, exact_readout=True, **kw)
+    ours = InferenceCore(net, images, k, InferenceConfig(exact_readout=True, **kw))
     ours.interact(label_tensor(mask, k), 0, T)
     base = BaselineCore(net, images, k, **kw)
     base.interact(label_tensor(mask, k), 0, T)
@@ -221,9 +221,9 @@ def test_amp_bench_where_masks_differ():
 
 
 def test_amp_bench_runs_tiny(tmp_path, ckpt, capsys, monkeypatch):
-    import util.device
+    from model import precision
     from scripts.bench import amp
-    monkeypatch.setattr(util.device, 'cpu_native_bf16', lambda: False)
+    monkeypatch.setattr(precision, 'cpu_native_bf16', lambda: False)
     from scripts.data.synthetic_data import generate
     d = generate(tmp_path, 'davis', videos=3, frames=5, height=48, width=64, objects=2,
                  val_videos=2)
@@ -243,4 +243,4 @@ def test_amp_bench_runs_tiny(tmp_path, ckpt, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert 'amp/fp32 speed' in out and 'of the differing pixels' in out
     import inference_core
-    assert inference_core.amp_dtype('cpu') is None            # restored
+    assert precision.amp_dtype('cpu') is None            # restored

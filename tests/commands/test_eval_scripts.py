@@ -26,7 +26,7 @@ import inference_core
 import video_runner
 from dataset.range_transform import im_normalization
 from helpers import H, TWO, W, davis_tree, make_scene, write_frames
-from inference_core import InferenceCore
+from inference_core import InferenceConfig, InferenceCore
 from util.errors import UserError
 from util.image_io import read_frame, read_mask, write_mask
 from video_runner import label_tensor
@@ -70,8 +70,8 @@ def custom_palette(seed=3):
 
 def test_eval_davis_writes_every_frame_and_matches_core(tmp_path, ckpt, cached_load,
                                                         monkeypatch):
-    import util.device
-    monkeypatch.setattr(util.device, 'cpu_native_bf16', lambda: False)     # --amp: fp32
+    from model import precision
+    monkeypatch.setattr(precision, 'cpu_native_bf16', lambda: False)     # --amp: fp32
     pal = custom_palette()
     tv = davis_tree(str(tmp_path / 'DAVIS'), palette=pal)
     out = str(tmp_path / 'out')
@@ -93,7 +93,7 @@ def test_eval_davis_writes_every_frame_and_matches_core(tmp_path, ckpt, cached_l
                        .permute(2, 0, 1).float() / 255 for n in names])
     first = read_mask(os.path.join(tv, 'Annotations', '480p', 'vid_a', '00000.png'))
     core = InferenceCore(cached_load(ckpt, 'cpu'), im_normalization(raw)[None], 2,
-                         top_k=20, mem_every=5)
+                         InferenceConfig(top_k=20, mem_every=5))
     core.interact(label_tensor(first, 2), 0, 6)
     for i, n in enumerate(names):
         img = Image.open(os.path.join(out, 'vid_a', n + '.png'))
@@ -254,8 +254,8 @@ def test_four_intermediate_passes(tmp_path, ckpt):
 def test_youtube_mode_and_defaults(tmp_path, monkeypatch):
     seen = {}
 
-    def fake_run(net, dataset, out_dir, **kw):
-        seen.update(kw, dataset=dataset, out_dir=out_dir)
+    def fake_run(net, dataset, out_dir, config, **kw):
+        seen.update(vars(config), **kw, dataset=dataset, out_dir=out_dir)
         return {}
     monkeypatch.setattr(eval_driver, 'run_dataset', fake_run)
     monkeypatch.setattr(eval_driver, 'load_model', lambda path, device, amp=False: None)

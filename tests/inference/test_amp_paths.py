@@ -12,7 +12,9 @@ import torch
 
 import eval_davis
 import inference_core
+from inference_core import InferenceConfig
 import model.trainer as trainer
+from model import precision
 from helpers import davis_tree, make_batch, make_model, step
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -27,7 +29,7 @@ def record_dtypes(module):
 @pytest.fixture
 def cpu_amp(monkeypatch):
     """The CUDA rules on the CPU: a bf16 memory bank, autocast with a gradient scaler."""
-    monkeypatch.setattr(inference_core, 'amp_dtype', lambda device, amp=True: torch.bfloat16)
+    monkeypatch.setattr(precision, 'cpu_native_bf16', lambda: True)
     monkeypatch.setattr(trainer, 'training_amp', lambda device, cpu_bf16=False:
                         (torch.bfloat16, True))
     monkeypatch.setattr(inference_core, 'memory_dtype',
@@ -45,7 +47,7 @@ def test_inference_amp_path(cpu_amp, net, settings):
     seen, handle = record_dtypes(net.decoder.up_8_4.out_conv.conv2)
     head, head_handle = record_dtypes(net.decoder.pred)
     try:
-        core = inference_core.InferenceCore(net, images, 2, amp=True, **settings)
+        core = inference_core.InferenceCore(net, images, 2, InferenceConfig(amp=True, **settings))
         core.interact(labels, 0, 6)
     finally:
         handle.remove()

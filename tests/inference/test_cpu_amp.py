@@ -1,7 +1,7 @@
 """--amp on a CPU: bf16 autocast where the CPU computes bf16 natively, fp32 (and a note) where not.
 
 The real detection decides the first test (skipped on a CPU without native bf16); the others
-set the detection both ways (util.device.cpu_native_bf16) so that each path runs everywhere.
+set the detection both ways (precision.cpu_native_bf16) so that each path runs everywhere.
 """
 import contextlib
 import copy
@@ -14,9 +14,10 @@ import torch.nn as nn
 
 import eval_davis
 import inference_core
+from inference_core import InferenceConfig
 import model.trainer as trainer
 import video_runner
-import util.device
+from model import precision
 from helpers import davis_tree, make_batch, make_model, step
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -42,7 +43,7 @@ def propagate(net, amp):
     seen, handles = conv_dtypes(net, exclude=(net.decoder.pred,))
     head, head_handles = conv_dtypes(net.decoder.pred)
     try:
-        core = inference_core.InferenceCore(net, images, 2, mem_every=2, amp=amp)
+        core = inference_core.InferenceCore(net, images, 2, InferenceConfig(mem_every=2, amp=amp))
         core.interact(labels, 0, 6)
     finally:
         for h in handles + head_handles:
@@ -51,21 +52,21 @@ def propagate(net, amp):
 
 
 def set_native_bf16(monkeypatch, value):
-    monkeypatch.setattr(util.device, 'cpu_native_bf16', lambda: value)
+    monkeypatch.setattr(precision, 'cpu_native_bf16', lambda: value)
 
 
 def test_detection_reads_the_cpu_flags(tmp_path):
     info = tmp_path / 'cpuinfo'
     info.write_text('processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n\n')
-    assert util.device.cpu_flags(str(info)) == {'fpu', 'sse2', 'avx512f', 'avx512_bf16'}
-    assert util.device.cpu_flags(str(tmp_path / 'missing')) == set()
-    expect = util.device.cpu_bf16_flag() is not None and torch.backends.mkldnn.is_available()
-    assert util.device.cpu_native_bf16() == expect
+    assert precision.cpu_flags(str(info)) == {'fpu', 'sse2', 'avx512f', 'avx512_bf16'}
+    assert precision.cpu_flags(str(tmp_path / 'missing')) == set()
+    expect = precision.cpu_bf16_flag() is not None and torch.backends.mkldnn.is_available()
+    assert precision.cpu_native_bf16() == expect
 
 
-@pytest.mark.skipif(not util.device.cpu_native_bf16(), reason='this CPU has no native bf16')
+@pytest.mark.skipif(not precision.cpu_native_bf16(), reason='this CPU has no native bf16')
 def test_amp_on_a_native_bf16_cpu_runs_the_convolutions_in_bf16(net):
-    assert inference_core.amp_dtype('cpu') == torch.bfloat16
+    assert precision.amp_dtype('cpu') == torch.bfloat16
     core, seen, head = propagate(net, amp=True)
     assert core.amp and len(seen) > 100 and set(seen) == {torch.bfloat16}
     # kept in fp32: the memory bank (readout), the decoder's last convolution (the logits),
@@ -82,8 +83,8 @@ def test_amp_on_a_native_bf16_cpu_runs_the_convolutions_in_bf16(net):
 
 def test_amp_without_native_bf16_changes_nothing(net, monkeypatch):
     set_native_bf16(monkeypatch, False)
-    assert inference_core.amp_dtype('cpu') is None
-    assert 'running in fp32' in inference_core.amp_note('cpu', True)
+    assert precision.amp_dtype('cpu') is None
+    assert 'running in fp32' in precision.amp_note('cpu', True)
     amp, seen, head = propagate(net, amp=True)
     fp32, _, _ = propagate(net, amp=False)
     assert not amp.amp and seen and set(seen + head) == {torch.float32}
@@ -96,7 +97,7 @@ def test_forced_detection_gives_bf16(net, monkeypatch):
     set_native_bf16(monkeypatch, True)
     core, seen, head = propagate(net, amp=True)
     assert core.amp and set(seen) == {torch.bfloat16} and set(head) == {torch.float32}
-    assert 'bf16 autocast on this CPU' in inference_core.amp_note('cpu', True)
+    assert 'bf16 autocast on this CPU' in precision.amp_note('cpu', True)
 
 
 def channels_last(t):
@@ -129,7 +130,8 @@ def test_cpu_bf16_runs_in_channels_last_and_fp32_keeps_the_layout(native, net, c
         assert loaded.decoder.pred.weight.dtype == torch.float32         # the fp32 head
         if prepared:
             with pytest.raises(ValueError, match='prepared for --amp'):
-                inference_core.InferenceCore(loaded, torch.zeros(2, 3, 32, 32), 1, amp=False)
+                inference_core.InferenceCore(loaded, torch.zeros(2, 3, 32, 32), 1,
+                                             InferenceConfig(amp=False))
 
 
 def test_weights_stored_in_bf16_give_what_autocast_gives(net, monkeypatch):
@@ -137,7 +139,7 @@ def test_weights_stored_in_bf16_give_what_autocast_gives(net, monkeypatch):
     the probabilities are bitwise those of the channels-last fp32-weight network."""
     set_native_bf16(monkeypatch, True)
     cast_each_call = copy.deepcopy(net).to(memory_format=torch.channels_last)
-    stored = inference_core.prepare_for_amp(copy.deepcopy(net), 'cpu', True)
+    stored = precision.prepare_for_amp(copy.deepcopy(net), 'cpu', True)
     a, _, _ = propagate(cast_each_call, amp=True)
     b, _, _ = propagate(stored, amp=True)
     for ti in range(6):
@@ -182,8 +184,8 @@ def test_training_cpu_bf16_flag(native, monkeypatch, tmp_path, capsys):
 
 
 def test_training_amp_on_cuda_is_fp16_with_a_scaler():
-    assert trainer.training_amp(torch.device('cuda')) == (torch.float16, True)
-    assert trainer.training_amp(torch.device('cpu'), cpu_bf16=False) == (None, False)
+    assert precision.training_amp(torch.device('cuda')) == (torch.float16, True)
+    assert precision.training_amp(torch.device('cpu'), cpu_bf16=False) == (None, False)
 
 
 def test_decoder_logits_in_fp32_under_autocast():

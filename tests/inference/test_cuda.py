@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 import inference_core
+from inference_core import InferenceConfig
 from helpers import NO_SUBSETS, davis_tree, make_batch, step
 
 pytestmark = [pytest.mark.cuda,
@@ -39,14 +40,16 @@ def test_amp_inference(cuda_net, dtype):
     if dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
         pytest.skip('this GPU has no bf16')
     images, labels = video_and_labels()
-    fp32 = inference_core.InferenceCore(cuda_net, images, 2, mem_every=3, device='cuda')
+    fp32 = inference_core.InferenceCore(cuda_net, images, 2, InferenceConfig(mem_every=3),
+                                        device='cuda')
     fp32.interact(labels, 0, images.shape[0])
     seen = []
     handles = [m.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
                for m in cuda_net.modules() if isinstance(m, nn.Conv2d)]
     try:
-        core = inference_core.InferenceCore(cuda_net, images, 2, mem_every=3, device='cuda',
-                                            amp='bf16' if dtype == torch.bfloat16 else True)
+        amp = 'bf16' if dtype == torch.bfloat16 else True
+        core = inference_core.InferenceCore(cuda_net, images, 2,
+                                            InferenceConfig(mem_every=3, amp=amp), device='cuda')
         core.interact(labels, 0, images.shape[0])
     finally:
         for h in handles:

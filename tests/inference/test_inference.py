@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from helpers import segment_with_query
-from inference_core import InferenceCore, MemoryBank, amp_note
+from inference_core import InferenceConfig, InferenceCore, MemoryBank
+from model.precision import amp_note
 from model.aggregate import aggregate
 from video_runner import label_tensor, segment_video
 
@@ -25,8 +26,8 @@ def video():
     return images, mask
 
 
-def run_core(net, images, mask, label_idx=0, **kw):
-    core = InferenceCore(net, images, 2, **kw)
+def run_core(net, images, mask, label_idx=0, req_frames=None, **settings):
+    core = InferenceCore(net, images, 2, InferenceConfig(**settings), req_frames=req_frames)
     core.interact(label_tensor(mask, 2), label_idx, T)
     return core
 
@@ -97,9 +98,9 @@ def test_late_object_and_second_label(net, video):
     """Object 2 labeled only at frame 4: zero before, its label there, object 1 kept outside."""
     images, mask = video
     only1 = (mask == 1).astype(np.uint8)
-    ref = InferenceCore(net, images, 2, mem_every=2)
+    ref = InferenceCore(net, images, 2, InferenceConfig(mem_every=2))
     ref.interact(label_tensor(only1, 2), 0, T)
-    core = InferenceCore(net, images, 2, mem_every=2)
+    core = InferenceCore(net, images, 2, InferenceConfig(mem_every=2))
     core.interact(label_tensor(only1, 2), 0, 4)
     for i in range(4):
         assert core.prob[i][2].abs().max() == 0
@@ -126,10 +127,10 @@ def test_get_mask_sizes_and_labeled_frame(net, video):
 
 
 def test_amp_is_fp32_on_a_cpu_without_native_bf16(net, video, monkeypatch):
-    import util.device
-    monkeypatch.setattr(util.device, 'cpu_native_bf16', lambda: False)
+    from model import precision
+    monkeypatch.setattr(precision, 'cpu_native_bf16', lambda: False)
     images, mask = video
-    core = InferenceCore(net, images, 2, amp=True)
+    core = InferenceCore(net, images, 2, InferenceConfig(amp=True))
     assert core.amp is False and core.mem_dtype == torch.float32
     assert 'fp32' in amp_note('cpu', True) and amp_note('cpu', False) is None
 
@@ -141,7 +142,7 @@ def test_segment_video_maps_ids_back(net, video):
     v = build_video('v', images[0], [f'{i:05d}' for i in range(T)], (H, W), b'\0' * 768,
                     [(2, raw)], complete=True, outputs=None)
     assert v.object_ids == [3, 7]
-    masks, n, secs, core = segment_video(net, v, mem_every=5)
+    masks, n, secs, core = segment_video(net, v, InferenceConfig(mem_every=5))
     assert sorted(masks) == list(range(2, T)) and n == T - 2 and secs > 0
     assert np.array_equal(masks[2], raw)
     assert all(set(np.unique(m)) <= {0, 3, 7} for m in masks.values())
@@ -157,8 +158,8 @@ def test_a_label_propagates_up_to_the_next_label_inclusive(net, video):
     only2 = np.where(mask == 2, 2, 0).astype(np.uint8)
     v = build_video('v', images[0], [f'{i:05d}' for i in range(T)], (H, W), b'\0' * 768,
                     [(0, only1), (4, only2)], complete=False, outputs=None)
-    masks, n, _, core = segment_video(net, v, mem_every=1, mem_style='youtube')
-    ref = InferenceCore(net, images, 2, mem_every=1, mem_style='youtube')
+    masks, n, _, core = segment_video(net, v, InferenceConfig(mem_every=1, mem_style='youtube'))
+    ref = InferenceCore(net, images, 2, InferenceConfig(mem_every=1, mem_style='youtube'))
     ref.interact(label_tensor(only1, 2), 0, 5)
     first_pass = ref.get_mask(4)
     ref.interact(label_tensor(only2, 2), 4, T, objects=[2])

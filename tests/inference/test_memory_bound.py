@@ -17,7 +17,7 @@ import eval_youtube_bank
 import inference_core
 import video_runner
 from dataset.eval_dataset import build_video
-from inference_core import InferenceCore, MemoryBank
+from inference_core import InferenceConfig, InferenceCore, MemoryBank
 from util.errors import UserError
 from scripts.data.synthetic_data import generate, make_video
 from video_runner import label_tensor, segment_video
@@ -71,8 +71,8 @@ def test_memory_bank_remove_keeps_the_other_slots():
 def test_bound_holds_and_keeps_the_newest(net, scene, style, every, include_last, kept):
     images, masks = scene
     n = 3
-    core = Recorder(net, images, 2, mem_every=every, mem_style=style,
-                    include_last=include_last, max_mem_frames=n)
+    core = Recorder(net, images, 2, InferenceConfig(mem_every=every, mem_style=style,
+                                                    include_last=include_last, max_mem_frames=n))
     core.interact(label_tensor(masks[0], 2), 0, T)
     assert core.mem_frames == kept
     extra = 1 if include_last else 0
@@ -82,8 +82,8 @@ def test_bound_holds_and_keeps_the_newest(net, scene, style, every, include_last
     assert max(size for _, _, size in core.readouts) == 1 + n + extra
     assert core.mem.cap <= n + 2                             # allocated for the bound only
     # the same probabilities as the unbounded run up to the first eviction, not after it
-    ref = InferenceCore(net, images, 2, mem_every=every, mem_style=style,
-                        include_last=include_last)
+    ref = InferenceCore(net, images, 2, InferenceConfig(mem_every=every, mem_style=style,
+                                                        include_last=include_last))
     ref.interact(label_tensor(masks[0], 2), 0, T)
     assert ref.mem_frames == list(range(0, 15, every))
     first_out = every * (n + 1) + 1                           # read after the first eviction
@@ -101,8 +101,8 @@ def test_object_added_later_keeps_its_labeled_frame(net, scene, monkeypatch):
     video = build_video('v', images[0], [f'{i:05d}' for i in range(T)], (H, W), b'\0' * 768,
                         [(0, only1), (6, only2)], complete=False, outputs=None)
     monkeypatch.setattr(video_runner, 'InferenceCore', Recorder)
-    out, n, _, core = segment_video(net, video, mem_every=1, mem_style='youtube',
-                                    max_mem_frames=2)
+    out, n, _, core = segment_video(net, video, InferenceConfig(
+        mem_every=1, mem_style='youtube', max_mem_frames=2))
     assert isinstance(core, Recorder) and n == T
     assert core.labeled == {0, 6} and core.mem_frames == [0, 6, 13, 14]
     for frames, _, size in core.readouts:
@@ -115,14 +115,14 @@ def test_object_added_later_keeps_its_labeled_frame(net, scene, monkeypatch):
 def test_without_the_bound_nothing_changes(net, scene):
     """N at least the number of memory frames: the masks of the unbounded run, bit for bit."""
     images, masks = scene
-    ref = InferenceCore(net, images, 2, mem_every=4)
+    ref = InferenceCore(net, images, 2, InferenceConfig(mem_every=4))
     ref.interact(label_tensor(masks[0], 2), 0, T)
-    core = InferenceCore(net, images, 2, mem_every=4, max_mem_frames=3)
+    core = InferenceCore(net, images, 2, InferenceConfig(mem_every=4, max_mem_frames=3))
     core.interact(label_tensor(masks[0], 2), 0, T)
     assert core.mem_frames == ref.mem_frames == [0, 4, 8, 12]
     assert all(torch.equal(a, b) for a, b in zip(core.prob, ref.prob))
     with pytest.raises(ValueError):
-        InferenceCore(net, images, 2, max_mem_frames=0)
+        InferenceCore(net, images, 2, InferenceConfig(max_mem_frames=0))
 
 
 # ---------------------------------------------------------------------- the eval scripts
@@ -148,9 +148,9 @@ def test_flag_reaches_the_core_and_peak_memory_is_printed(data, ckpt, tmp_path, 
     seen = []
     real = inference_core.InferenceCore
 
-    def spy(*a, **kw):
-        seen.append(kw.get('max_mem_frames'))
-        return real(*a, **kw)
+    def spy(net, images, k, config, **kw):
+        seen.append(config.max_mem_frames)
+        return real(net, images, k, config, **kw)
     monkeypatch.setattr(video_runner, 'InferenceCore', spy)
     davis = ['--model', ckpt, '--davis_path', str(data / 'DAVIS'), '--device', 'cpu']
     out = str(tmp_path / 'd')

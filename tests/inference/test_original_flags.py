@@ -16,7 +16,7 @@ import eval_driver
 import eval_generic
 import eval_youtube
 import inference_core
-import util.device
+from model import precision
 from helpers import TWO, davis_tree, make_scene, write_frames
 from util.image_io import write_mask
 
@@ -26,16 +26,16 @@ def test_inference_amp_dtype_policy(monkeypatch, native):
     """CUDA: fp16 even on a GPU that computes bf16, bf16 only when asked; CPU: bf16 where
     native whatever --amp_dtype says, else none."""
     monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *a, **k: True)
-    monkeypatch.setattr(util.device, 'cpu_native_bf16', lambda: native)
-    assert util.device.inference_amp_dtype('cuda') == torch.float16
-    assert util.device.inference_amp_dtype('cuda:1', 'bf16') == torch.bfloat16
-    assert inference_core.amp_dtype('cuda', True) == torch.float16
-    assert inference_core.amp_dtype('cuda', 'fp16') == torch.float16
-    assert inference_core.amp_dtype('cuda', 'bf16') == torch.bfloat16
-    assert inference_core.memory_dtype('cuda', 'bf16') == torch.bfloat16
+    monkeypatch.setattr(precision, 'cpu_native_bf16', lambda: native)
+    assert precision.inference_amp_dtype('cuda') == torch.float16
+    assert precision.inference_amp_dtype('cuda:1', 'bf16') == torch.bfloat16
+    assert precision.amp_dtype('cuda', True) == torch.float16
+    assert precision.amp_dtype('cuda', 'fp16') == torch.float16
+    assert precision.amp_dtype('cuda', 'bf16') == torch.bfloat16
+    assert precision.memory_dtype('cuda', 'bf16') == torch.bfloat16
     cpu = torch.bfloat16 if native else None
-    assert inference_core.amp_dtype('cpu', 'fp16') == inference_core.amp_dtype('cpu', 'bf16') \
-        == util.device.inference_amp_dtype('cpu') == cpu
+    assert precision.amp_dtype('cpu', 'fp16') == precision.amp_dtype('cpu', 'bf16') \
+        == precision.inference_amp_dtype('cpu') == cpu
 
 
 @pytest.fixture
@@ -43,8 +43,8 @@ def captured(monkeypatch):
     """eval_driver with the model loading and the video loop replaced: what they were given."""
     seen = {}
 
-    def fake_run(net, dataset, out_dir, **kw):
-        seen.update(kw, dataset=dataset)
+    def fake_run(net, dataset, out_dir, config, **kw):
+        seen.update(vars(config), **kw, dataset=dataset)
         return {}
 
     def fake_load(path, device, amp=False):
@@ -125,9 +125,9 @@ def test_the_originals_eval_command_lines_parse(script):
 
 def test_amp_on_a_cpu_without_native_bf16(monkeypatch):
     """eval_generic's default AMP on a CPU without native bf16: fp32, and a note says so."""
-    monkeypatch.setattr(util.device, 'cpu_native_bf16', lambda: False)
-    assert inference_core.amp_dtype('cpu', 'fp16') is None
-    assert 'running in fp32' in inference_core.amp_note('cpu', 'fp16')
+    monkeypatch.setattr(precision, 'cpu_native_bf16', lambda: False)
+    assert precision.amp_dtype('cpu', 'fp16') is None
+    assert 'running in fp32' in precision.amp_note('cpu', 'fp16')
 
 
 def test_davis_2016_with_stcns_paths(tmp_path, captured):

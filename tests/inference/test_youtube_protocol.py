@@ -20,7 +20,7 @@ import eval_youtube
 import eval_youtube_phase2
 from dataset.eval_dataset import load_frames, load_mask, resize_frame, working_size
 from helpers import make_scene, write_frames
-from inference_core import InferenceCore
+from inference_core import InferenceConfig, InferenceCore
 from util.image_io import read_mask, write_mask
 from scripts.data.synthetic_data import generate
 
@@ -76,8 +76,8 @@ def stcn_reference(net, yv_root, out_root, res, mem_every=5):
         onehot = mask_tf(torch.from_numpy(np.stack([raw == o for o in ids])).float())
         listed = {n for o in meta[vid]['objects'].values() for n in o['frames']}
         req = [i for i, f in enumerate(files) if f[:-4] in listed]
-        core = InferenceCore(net, rgb[None], len(ids), top_k=20, mem_every=mem_every,
-                             mem_style='youtube', req_frames=req)
+        core = InferenceCore(net, rgb[None], len(ids), InferenceConfig(
+            top_k=20, mem_every=mem_every, mem_style='youtube'), req_frames=req)
         labeled = sorted(gt_obj)
         for j, fi in enumerate(labeled):
             end = labeled[j + 1] + 1 if j + 1 < len(labeled) else len(files)

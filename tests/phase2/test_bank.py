@@ -1,6 +1,7 @@
 """eval_youtube_bank.py: the merged pseudo-label bank in one run must be byte for byte what
 the four full intermediate passes and the merge (phase2/merge.py) write, with about half the
-frames segmented. Synthetic DAVIS / YouTube trees (scripts.data.synthetic_data), seeded random network, CPU.
+frames segmented. Synthetic DAVIS / YouTube trees (scripts.data.synthetic_data), seeded random
+network, CPU.
 """
 import filecmp
 import os
@@ -16,6 +17,7 @@ import eval_youtube_bank
 import eval_youtube_phase2
 import video_runner
 import phase2.bank as bank
+from inference_core import InferenceConfig
 from phase2 import intermediate
 from phase2.merge import merge
 from scripts.data import synthetic_data
@@ -184,9 +186,10 @@ def test_segment_video_stop_keeps_the_masks_before_it(net, trees):
     dataset = intermediate.build_dataset(eval_youtube_phase2.build_parser().parse_args(
         ['--output', 'x'] + flags), bank=False)
     video = dataset[0]
-    whole, n_whole, _, _ = video_runner.segment_video(net, video, mem_every=5)
+    whole, n_whole, _, _ = video_runner.segment_video(net, video, InferenceConfig(mem_every=5))
     for stop in (video.labels[0].index + 1, video.labels[-1].index, FRAMES - 2):
-        part, n, _, _ = video_runner.segment_video(net, video, mem_every=5, stop=stop)
+        part, n, _, _ = video_runner.segment_video(net, video, InferenceConfig(mem_every=5),
+                                                 stop=stop)
         assert sorted(part) == [i for i in sorted(whole) if i < stop]
         assert n == stop - video.labels[0].index < n_whole
         for i, m in part.items():

@@ -46,7 +46,7 @@ def memory_log(monkeypatch, net):
 
     def spy(*args, **kw):
         out = real(*args, **kw)
-        log.append((args[1].name, kw['mem_style'], out[3].mem_frames))
+        log.append((args[1].name, args[2].mem_style, out[3].mem_frames))
         return out
     monkeypatch.setattr(video_runner, 'segment_video', spy)
     monkeypatch.setattr(bank, 'segment_video', spy)
@@ -150,8 +150,8 @@ def test_eval_youtube_phase2_defaults(tmp_path, monkeypatch):
     from util.errors import UserError
     seen = {}
 
-    def fake_run(net, dataset, out_dir, **kw):
-        seen.update(kw, dataset=dataset)
+    def fake_run(net, dataset, out_dir, config, **kw):
+        seen.update(vars(config), **kw, dataset=dataset)
         return {}
     monkeypatch.setattr(eval_driver, 'run_dataset', fake_run)
     monkeypatch.setattr(eval_driver, 'load_model', lambda path, device, amp=False: None)
