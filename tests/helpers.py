@@ -1,6 +1,8 @@
 """Helpers shared by several test modules: tiny scenes and DAVIS trees, trainer batches, the
 bad-input assertions."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from model.trainer import STCNModel
 from model.network import VALUE_DIM
 from phase2.bank_writer import BankWriter
 from util.distributed import DistInfo
-from util.errors import run_main
+from util.errors import UserError, one_line, run_main
 from util.hyper_para import HyperParameters
 from util.image_io import write_mask
 
@@ -179,3 +181,67 @@ def refused(main, argv, capsys, *fragments):
 def davis_args(d, out, *extra, model='unused.pth'):
     return [str(a) for a in ('--model', model, '--davis_path', d['davis'], '--output', out,
                              *extra)]
+
+
+# ---------------------------------------------------------------------- bad-input tests
+# (tests/commands/test_bad_input.py, test_bad_input_data.py; their trees: the `data` fixture)
+
+def expect(fn, argv, *fragments):
+    """fn(argv) must raise a UserError whose one-line message holds every fragment."""
+    with pytest.raises(UserError) as e:
+        fn([str(a) for a in argv])
+    msg = one_line(e.value)
+    print(f'[{fn.__module__}] error: {msg}')          # the report lists these (pytest -s)
+    for f in fragments:
+        assert str(f) in msg, (f, msg)
+    assert '\n' not in msg
+    return msg
+
+
+def train_flags(d, *extra, two_shot=False):
+    """train.py flags of a 2-iteration full-label run on the `data` trees (two_shot: the
+    labeled-frame splits as well)."""
+    f = ['--stage', '3', '--crop_size', '32', '-b', '1', '--num_workers', '0', '-i', '2',
+         '--davis_root', d['davis'], '--yv_root', d['yv'], '--save_root', d['save'],
+         '--log_every', '1', '--yv_subset', 'none', '--davis_subset', 'none']
+    if two_shot:
+        f += ['--davis_data', d['d_split'], '--yv_data', d['y_split']]
+    return f + list(extra)
+
+
+def no_run(d):
+    """Nothing under --save_root (the root itself may have been created empty)."""
+    return not d['save'].exists() or not os.listdir(d['save'])
+
+
+def tree(folder):
+    """{relative path: bytes} of every file under folder."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob('*'))
+            if p.is_file()}
+
+
+def truncate(path, keep=0.5):
+    raw = open(path, 'rb').read()
+    with open(path, 'wb') as f:
+        f.write(raw[:int(len(raw) * keep)])
+
+
+def _limited_file_size(limit):
+    """preexec_fn: files can grow to `limit` bytes (EFBIG beyond, as a full disk fails)."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def run_cli(args, limit=None, timeout=300):
+    """`python ARGS` from the repository root, one thread (limit: the largest file it may
+    write, in bytes). Returns the CompletedProcess (text stdout / stderr)."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONDONTWRITEBYTECODE='1',
+               PYTHONUNBUFFERED='1')
+    return subprocess.run([sys.executable] + [str(a) for a in args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=_limited_file_size(limit) if limit else None)

@@ -4,7 +4,7 @@
         --bound 10] [--model PATH | --demo_out DIR | --train_iters 60] [--val 12:5 40:1]
         [--jf_bounds 5 10 20] [--out bench_out/long_video] [--device cpu] [--threads N]
 
-1. Curve. One synthetic video of --frames frames (scripts.data.synthetic_data, two objects, frame 0
+1. Curve. One synthetic video of --frames frames (scripts.data.synthetic_video, two objects, frame 0
    labeled) segmented twice in this process, bounded (--bound N) then unbounded, with the
    schedule of the DAVIS eval script (a frame enters memory when index % mem_every == 0).
    Recorded when each frame starts: the memory bank's tensor bytes (keys and values of the
@@ -41,7 +41,7 @@ from inference_core import InferenceConfig, InferenceCore
 from scripts.bench.common import PeakMemory, describe_device, load_note, write_json
 from util.device import pick_device
 from util.errors import UserError, run_main
-from scripts.data.synthetic_data import make_video
+from scripts.data.synthetic_video import make_video
 from video_runner import label_tensor, load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

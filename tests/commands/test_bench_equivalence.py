@@ -24,7 +24,7 @@ from model.memory import (dense_topk_readout, get_affinity, readout, softmax_top
                           topk_readout)
 from scripts.bench.baseline import BaselineCore
 from util.errors import UserError
-from scripts.data.synthetic_data import make_video
+from scripts.data.synthetic_video import make_video
 from video_runner import label_tensor
 
 T, H, W = 6, 40, 56          # pads to 48 x 64: 12 memory positions per frame

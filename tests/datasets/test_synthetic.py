@@ -10,7 +10,8 @@ import pytest
 from util.errors import UserError
 from util.image_io import read_frame, read_mask
 from util.two_shot_split import load_split
-from scripts.data.synthetic_data import generate, make_video
+from scripts.data.synthetic_data import generate
+from scripts.data.synthetic_video import make_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = dict(videos=3, frames=6, height=48, width=64, objects=2, val_videos=1)

@@ -19,7 +19,8 @@ import video_runner
 from dataset.eval_dataset import build_video
 from inference_core import InferenceConfig, InferenceCore, MemoryBank
 from util.errors import UserError
-from scripts.data.synthetic_data import generate, make_video
+from scripts.data.synthetic_data import generate
+from scripts.data.synthetic_video import make_video
 from video_runner import label_tensor, segment_video
 
 pytestmark = pytest.mark.usefixtures('one_thread')
