@@ -26,7 +26,7 @@ from util.files import read_list, require_dir
 from util.layout import (bank_labels, davis_2017_dir, davis_dirs, davis_imageset,
                           davis_trainval, generic_dirs, list_videos, youtube_dirs)
 from util.resume import QuietWorkerInit
-from util.two_shot_split import load_split
+from dataset.two_shot_split import load_split
 
 SKIP_VALUES = (10, 15, 20, 25, 5)
 SKIP_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.9)

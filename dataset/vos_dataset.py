@@ -57,7 +57,7 @@ def _load_two_shot(two_shot):
     how errors name the split)."""
     name = 'the two-shot split'
     if isinstance(two_shot, (str, os.PathLike)):
-        from util.two_shot_split import load_split
+        from dataset.two_shot_split import load_split
         name = str(two_shot)
         two_shot = load_split(name, max_frames=10 ** 6)
     if not isinstance(two_shot, dict):

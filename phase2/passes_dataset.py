@@ -33,7 +33,7 @@ class IntermediateDataset(EvalDataset):
                     raise UserError(f'{os.path.join(labels, v)}: no labeled PNG for this video')
                 self.label_files[v] = [os.path.join(labels, v, p) for p in pngs]
         elif labels.lower().endswith('.json'):
-            from util.two_shot_split import load_split
+            from dataset.two_shot_split import load_split
             if annotation_dir is None:
                 raise UserError(f'{labels}: a split JSON needs the annotation folder')
             require_dir(annotation_dir, 'annotation folder')

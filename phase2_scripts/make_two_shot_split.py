@@ -4,7 +4,7 @@
         [--seed S --frames 2 --video_list train.txt]
 
 (or `python phase2_scripts/make_two_shot_split.py ...`, also from inside phase2_scripts/).
-DIR holds one folder of PNG masks per video; see util.two_shot_split.make_split for the rule.
+DIR holds one folder of PNG masks per video; see dataset.two_shot_split.make_split for the rule.
 """
 if __name__ == '__main__' and not __package__:    # run as a file: rerun as the module
     import as_module                                # the file beside this one
@@ -15,7 +15,7 @@ import os  # noqa: E402
 
 from util.errors import UserError, run_main  # noqa: E402
 from util.outputs import check_file_output  # noqa: E402
-from util.two_shot_split import make_split, write_split  # noqa: E402
+from dataset.two_shot_split import make_split, write_split  # noqa: E402
 
 
 def main(argv):

@@ -16,7 +16,7 @@ if __name__ == '__main__' and not __package__:    # run as a file: rerun as the 
 import argparse  # noqa: E402
 
 from util.errors import run_main  # noqa: E402
-from util.two_shot_split import prepare_sparse_gt  # noqa: E402
+from dataset.two_shot_split import prepare_sparse_gt  # noqa: E402
 
 
 def main(argv):

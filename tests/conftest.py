@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from helpers import small_trees
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # on sys.path: pytest.ini
 
 
@@ -52,10 +54,5 @@ def ckpt(tmp_path_factory, net):
 def pristine(tmp_path_factory):
     """Synthetic DAVIS (davis_000 train, davis_001 val) and YouTube (1 train, 1 valid) at
     32x48, for tests that copy it and break the copy."""
-    from scripts.data.synthetic_data import generate
-    root = tmp_path_factory.mktemp('pristine')
-    generate(root, 'davis', videos=2, frames=4, height=32, width=48, objects=2, seed=1,
-             val_videos=1)
-    generate(root, 'youtube', videos=1, frames=4, height=32, width=48, objects=2, seed=1,
-             val_videos=1)
-    return root
+    return small_trees(tmp_path_factory.mktemp('pristine'), frames=4, seed=1)
+

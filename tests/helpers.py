@@ -245,3 +245,13 @@ def run_cli(args, limit=None, timeout=300):
     return subprocess.run([sys.executable] + [str(a) for a in args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout,
                           preexec_fn=_limited_file_size(limit) if limit else None)
+
+
+def small_trees(root, frames, seed):
+    """Synthetic DAVIS (2 videos: 1 train, 1 val) and YouTube (1 train, 1 valid) trees of
+    `frames` frames at 32x48 with two objects, under root; returns root."""
+    from scripts.data.synthetic_data import generate
+    for layout, videos in (('davis', 2), ('youtube', 1)):
+        generate(root, layout, videos=videos, frames=frames, height=32, width=48, objects=2,
+                 seed=seed, val_videos=1)
+    return root

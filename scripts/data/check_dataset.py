@@ -31,7 +31,7 @@ from functools import partial
 
 from util.errors import UserError, run_main
 from util.files import CurrentStderr
-from util.two_shot_split import load_split
+from dataset.two_shot_split import load_split
 from scripts.data.layout_checks import (check_sparse_video, check_split_video, davis_tasks,
                                         generic_tasks, training_dirs, youtube_tasks)
 from scripts.data.video_checks import Checker, subdirs

@@ -26,7 +26,7 @@ from PIL import Image
 from util.errors import UserError
 from util.files import atomic_write
 from util.image_io import write_mask
-from util.two_shot_split import make_split, prepare_sparse_gt, write_split
+from dataset.two_shot_split import make_split, prepare_sparse_gt, write_split
 from scripts.data.synthetic_video import make_video
 
 JPEG_QUALITY = 90

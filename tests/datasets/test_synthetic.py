@@ -9,7 +9,7 @@ import pytest
 
 from util.errors import UserError
 from util.image_io import read_frame, read_mask
-from util.two_shot_split import load_split
+from dataset.two_shot_split import load_split
 from scripts.data.synthetic_data import generate
 from scripts.data.synthetic_video import make_video
 

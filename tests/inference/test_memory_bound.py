@@ -19,7 +19,7 @@ import video_runner
 from dataset.eval_dataset import build_video
 from inference_core import InferenceConfig, InferenceCore, MemoryBank
 from util.errors import UserError
-from scripts.data.synthetic_data import generate
+from helpers import small_trees
 from scripts.data.synthetic_video import make_video
 from video_runner import label_tensor, segment_video
 
@@ -130,12 +130,7 @@ def test_without_the_bound_nothing_changes(net, scene):
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('bound')
-    generate(root, 'davis', videos=2, frames=8, height=32, width=48, objects=2, seed=5,
-             val_videos=1)
-    generate(root, 'youtube', videos=1, frames=8, height=32, width=48, objects=2, seed=5,
-             val_videos=1)
-    return root
+    return small_trees(tmp_path_factory.mktemp('bound'), frames=8, seed=5)
 
 
 def run_printed(main, argv):

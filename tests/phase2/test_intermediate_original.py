@@ -146,7 +146,7 @@ def test_original_command_lines_give_run_intermediate_pngs(tmp_path, ckpt):
 def test_eval_youtube_phase2_defaults(tmp_path, monkeypatch):
     """Always intermediate inference; the original's frame / label roots, --mem_every 1,
     --output_all accepted; eval_youtube.py is the benchmark and names the command to use."""
-    from util.two_shot_split import prepare_sparse_gt
+    from dataset.two_shot_split import prepare_sparse_gt
     from util.errors import UserError
     seen = {}
 

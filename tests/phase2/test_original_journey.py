@@ -22,7 +22,7 @@ from util.distributed import DistInfo
 from util.errors import UserError
 from util.hyper_para import HyperParameters
 from util.image_io import read_mask, write_mask
-from util.two_shot_split import load_split
+from dataset.two_shot_split import load_split
 
 PY = sys.executable
 

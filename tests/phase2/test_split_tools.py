@@ -9,7 +9,7 @@ import pytest
 
 from util.errors import UserError
 from util.image_io import write_mask
-from util.two_shot_split import load_split, make_split, prepare_sparse_gt, write_split
+from dataset.two_shot_split import load_split, make_split, prepare_sparse_gt, write_split
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -358,16 +358,10 @@ def test_torchrun_stop_saves_every_ranks_state(tdata, ckpt_dir):
 def test_sigterm_after_a_saved_stop_ends_with_the_stop_status():
     """The race of the torchrun test made certain: a rank that is SIGTERMed while shutting
     down after its stop was saved exits with the stop's status (130), not killed (-15)."""
-    code = ('import os, signal, sys, time\n'
-            'from util.resume import end_on_sigterm\n'
-            'end_on_sigterm(130)\n'
-            'print("shutting down", flush=True)\n'
-            'os.kill(os.getpid(), signal.SIGTERM)\n'
-            'time.sleep(10)\n'
-            'sys.exit(0)\n')
-    r = _python(code)
-    assert r.returncode == 130, r.stderr[-2000:]
-    assert r.stdout == 'shutting down\n'
+    r = _python('import os, signal, sys, time; from util.resume import end_on_sigterm\n'
+                'end_on_sigterm(130); print("shutting down", flush=True)\n'
+                'os.kill(os.getpid(), signal.SIGTERM); time.sleep(10); sys.exit(0)\n')
+    assert (r.returncode, r.stdout) == (130, 'shutting down\n'), r.stderr[-2000:]
 
 
 def test_sigterm_while_exiting_after_a_saved_stop_ends_with_the_stop_status():

@@ -222,7 +222,7 @@ def test_phase2_bank_update_rewrites_pngs(data, tmp_path):
     sample's target region changes and the confident target is not inside it: every sample's
     frames 1-2 are rewritten, the truly labeled ones kept (--phase2_keep_true_labels)."""
     from util.image_io import write_mask
-    from util.two_shot_split import load_split
+    from dataset.two_shot_split import load_split
     d = data['davis']
     bank = tmp_path / 'bank'
     shutil.copytree(os.path.join(d['trainval'], 'Annotations', '480p'), bank)
