@@ -242,5 +242,4 @@ def test_amp_bench_runs_tiny(tmp_path, ckpt, capsys, monkeypatch):
     assert 0 <= ag['at_edge'] <= ag['differ'] and 0 <= ag['whole_pixels'] <= ag['differ']
     out = capsys.readouterr().out
     assert 'amp/fp32 speed' in out and 'of the differing pixels' in out
-    import inference_core
     assert precision.amp_dtype('cpu') is None            # restored

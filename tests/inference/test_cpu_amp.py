@@ -15,7 +15,6 @@ import torch.nn as nn
 import eval_davis
 import inference_core
 from inference_core import InferenceConfig
-import model.trainer as trainer
 import video_runner
 from model import precision
 from helpers import davis_tree, make_batch, make_model, step

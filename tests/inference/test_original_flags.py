@@ -15,7 +15,6 @@ import eval_davis_2016
 import eval_driver
 import eval_generic
 import eval_youtube
-import inference_core
 from model import precision
 from helpers import TWO, davis_tree, make_scene, write_frames
 from util.image_io import write_mask
